@@ -1,0 +1,78 @@
+"""httpx transports that make every API call dependable and every failure typed."""
+
+from ._build import from_response
+from ._errors import (
+    APIError,
+    AttemptRecord,
+    AuthenticationError,
+    BadGatewayError,
+    BadRequestError,
+    ClientError,
+    ConfigurationError,
+    ConflictError,
+    GatewayTimeoutError,
+    InternalServerError,
+    NetworkError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    ProtocolError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    ServerError,
+    ServiceUnavailableError,
+    StatusError,
+    StreamError,
+    TransportError,
+    UnprocessableEntityError,
+    ValidationError,
+)
+from ._policies import ErrorPolicy, RequestIdPolicy
+from ._transport import AsyncResilientTransport, ResilientTransport
+from ._version import __version__
+
+__all__ = [
+    "APIError",
+    "AsyncResilientTransport",
+    "AttemptRecord",
+    "AuthenticationError",
+    "BadGatewayError",
+    "BadRequestError",
+    "ClientError",
+    "ConfigurationError",
+    "ConflictError",
+    "ErrorPolicy",
+    "GatewayTimeoutError",
+    "InternalServerError",
+    "NetworkError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestIdPolicy",
+    "RequestTimeoutError",
+    "RequestTooLargeError",
+    "ResilientTransport",
+    "ServerError",
+    "ServiceUnavailableError",
+    "StatusError",
+    "StreamError",
+    "TransportError",
+    "UnprocessableEntityError",
+    "ValidationError",
+    "__version__",
+    "from_response",
+]
+
+# Errors pickle by their module path; the public one keeps pickles stable across refactors.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,309 @@
+"""Building typed errors from what a request met: a response and its body, or an exception.
+
+Everything here is computed on the failure path only, so it may parse, redact and allocate
+freely; the success path never calls into this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from ._classify import (
+    DEFAULT_RETRY_STATUSES,
+    class_for_status,
+    classify_exception,
+)
+from ._errors import APIError, AttemptRecord, QuotaExceededError, StreamError, ValidationError
+from ._headers import find_header, parse_rate_limit, parse_retry_after, parse_should_retry
+from ._parse import ParsedBody, decode_text, parse_error_body
+from ._policies import ErrorPolicy, RequestIdPolicy
+from ._redact import Redactor, redact_url
+
+__all__ = [
+    "RequestInfo",
+    "body_response",
+    "decode_content",
+    "error_for_exception",
+    "error_for_response",
+    "from_response",
+    "stream_error",
+]
+
+logger = logging.getLogger("httpx_resilience")
+
+_PARSED_KEYS = frozenset({"message", "code", "details", "errors"})
+# What an error's copy of a response keeps: no network stream or pool internals.
+_KEPT_EXTENSIONS = ("http_version", "reason_phrase", "request_id")
+# What an error's copy of a response keeps: no network stream or pool internals.
+_KEPT_EXTENSIONS = ("http_version", "reason_phrase", "request_id")
+
+
+class RequestInfo:
+    """What every error of one logical request repeats: who asked, and how often."""
+
+    __slots__ = (
+        "_redactor",
+        "attempts",
+        "client_request_id",
+        "history",
+        "idempotency_header",
+        "idempotency_key",
+        "request",
+    )
+
+    def __init__(
+        self,
+        request: httpx.Request | None,
+        *,
+        client_request_id: str | None = None,
+        idempotency_header: str | None = "Idempotency-Key",
+        idempotency_key: str | None = None,
+        attempts: int = 1,
+        history: Sequence[AttemptRecord] = (),
+    ) -> None:
+        self.request = request
+        self.client_request_id = client_request_id
+        self.idempotency_header = idempotency_header
+        self.idempotency_key = idempotency_key
+        self.attempts = attempts
+        self.history = tuple(history)
+        self._redactor: Redactor | None = None
+
+    @property
+    def redactor(self) -> Redactor:
+        """The scrubber for this request's secrets, built on first use (failures only)."""
+        if self._redactor is None:
+            self._redactor = Redactor.for_request(self.request, self.idempotency_header)
+        return self._redactor
+
+    def common(self) -> dict[str, Any]:
+        """The keyword arguments every error of this request gets."""
+        request = self.request
+        if request is None:
+            return {"idempotency_key": self.idempotency_key, "attempts": self.attempts}
+        return {
+            "method": request.method,
+            "url": self.redactor.text(redact_url(request.url)),
+            "idempotency_key": self.idempotency_key,
+            "attempts": self.attempts,
+            "request": request,
+        }
+
+
+def decode_content(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Undo `Content-Encoding` on an error body, never producing more than `limit` bytes.
+
+    The cap makes a compression bomb cost no more than a plain body would. A truncated
+    gzip/deflate stream still yields what it holds.
+    """
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw[:limit]
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, limit)
+        if encoding == "deflate":
+            try:
+                return zlib.decompressobj().decompress(raw, limit)
+            except zlib.error:
+                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, limit)
+        # br, zstd and stacked encodings: rare on error bodies, left to httpx's decoders.
+        return httpx.Response(200, headers={"content-encoding": encoding}, content=raw).read()[
+            :limit
+        ]
+    except Exception:
+        return raw[:limit]
+
+
+def body_response(
+    response: httpx.Response, body: bytes, request: httpx.Request | None
+) -> httpx.Response:
+    """A read copy of `response` holding the decoded `body`, safe to keep on an error."""
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=request,
+        extensions={k: v for k, v in response.extensions.items() if k in _KEPT_EXTENSIONS},
+    )
+
+
+def error_for_response(
+    response: httpx.Response,
+    body: bytes,
+    info: RequestInfo,
+    policy: ErrorPolicy,
+    request_id: str | None,
+    *,
+    cls: type[APIError] | None = None,
+) -> APIError:
+    """The typed error for `response`, whose decoded body (capped) is `body`."""
+    request = info.request
+    redactor = info.redactor
+    readable = body_response(response, body, request)
+    parsed = _parse(readable, body, policy)
+    status = response.status_code
+    if cls is None:
+        cls = class_for_status(status, parsed.code, parsed.message, policy.status_classes)
+    headers = response.headers
+    now = time.time()
+    window = parse_rate_limit(headers, now)
+    retryable = parse_should_retry(headers)
+    if retryable is None:
+        retryable = (
+            status in DEFAULT_RETRY_STATUSES and not issubclass(cls, QuotaExceededError)
+        ) or cls.default_retryable
+    details = parsed.details
+    errors = parsed.errors
+    if errors is not None and not issubclass(cls, ValidationError):
+        details = {**(details or {}), "errors": errors}
+        errors = None
+    text = decode_text(body, headers.get("content-type")) if body else None
+    return cls(
+        redactor.text(parsed.message) if parsed.message else None,
+        code=redactor.text(parsed.code) if parsed.code else None,
+        status_code=status,
+        request_id=request_id,
+        body=redactor.text(text) if text is not None else None,
+        details=redactor.data(details) if details is not None else None,
+        errors=redactor.data(errors) if errors is not None else None,
+        retry_after=parse_retry_after(headers, now),
+        limit=window.limit,
+        remaining=window.remaining,
+        reset=window.reset,
+        retryable=retryable,
+        history=(*info.history, AttemptRecord(status, cls.__name__, 0.0, request_id)),
+        response=readable,
+        **info.common(),
+    )
+
+
+def _parse(readable: httpx.Response, body: bytes, policy: ErrorPolicy) -> ParsedBody:
+    content_type = readable.headers.get("content-type")
+    if policy.parse_body is None:
+        return parse_error_body(body, content_type)
+    try:
+        result = policy.parse_body(readable)
+        if not isinstance(result, Mapping):
+            raise TypeError(f"parse_body returned {type(result).__name__}, not a mapping")
+        fields = {k: v for k, v in result.items() if k in _PARSED_KEYS}
+        code = fields.get("code")
+        return ParsedBody(
+            message=str(fields["message"]) if fields.get("message") is not None else None,
+            code=str(code) if code is not None else None,
+            details=dict(fields["details"]) if isinstance(fields.get("details"), Mapping) else None,
+            errors=list(fields["errors"]) if isinstance(fields.get("errors"), list) else None,
+        )
+    except Exception:
+        # The user's parser failed on this body: the built-in one never does.
+        logger.warning("parse_body hook raised; the default parser is used", exc_info=True)
+        return parse_error_body(body, content_type)
+
+
+def error_for_exception(
+    exc: BaseException,
+    info: RequestInfo,
+) -> APIError:
+    """The typed error that stands for an exception raised while sending."""
+    if isinstance(exc, APIError):
+        return exc
+    kind = classify_exception(exc)
+    return kind.cls(
+        info.redactor.text(_exception_text(exc)),
+        code=kind.code,
+        phase=kind.phase,
+        retryable=kind.retryable,
+        request_id=info.client_request_id,
+        history=(
+            *info.history,
+            AttemptRecord(None, kind.cls.__name__, 0.0, info.client_request_id),
+        ),
+        **info.common(),
+    )
+
+
+def stream_error(
+    exc: BaseException, info: RequestInfo, status_code: int, request_id: str | None
+) -> APIError:
+    """The error for a body that failed while the caller was reading it."""
+    if isinstance(exc, APIError):
+        return exc
+    kind = classify_exception(exc)
+    return StreamError(
+        info.redactor.text(f"response body failed mid-stream: {_exception_text(exc)}"),
+        phase=kind.phase,
+        status_code=status_code,
+        request_id=request_id,
+        details={"cause": type(exc).__name__},
+        **info.common(),
+    )
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def from_response(
+    response: httpx.Response,
+    *,
+    errors: ErrorPolicy | None = None,
+    request_ids: RequestIdPolicy | None = None,
+) -> APIError:
+    """The typed error for any httpx response, e.g. one passed on with `raise_on_status=False`.
+
+    A body already read is used as it is; an unread sync body is read up to
+    `errors.max_body_bytes` and the response closed; an unread async body is left alone (the
+    error then has no body). A status below 400 gives a plain `APIError`.
+    """
+    errors = errors or ErrorPolicy()
+    request_ids = request_ids or RequestIdPolicy()
+    limit = errors.max_body_bytes
+    try:
+        raw = response.content
+        encoding = None  # .content is already decoded
+    except httpx.ResponseNotRead:
+        raw, encoding = _read_unread(response, limit)
+    try:
+        request: httpx.Request | None = response.request
+    except RuntimeError:
+        request = None
+    request_id = response.extensions.get("request_id") or find_header(
+        response.headers, request_ids.response_headers
+    )
+    body = decode_content(raw, encoding, limit)
+    cls = None if response.status_code >= 400 else APIError
+    return error_for_response(response, body, RequestInfo(request), errors, request_id, cls=cls)
+
+
+def _read_unread(response: httpx.Response, limit: int) -> tuple[bytes, str | None]:
+    stream = response.stream
+    if not isinstance(stream, httpx.SyncByteStream):
+        return b"", None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+    except Exception:
+        pass  # a broken error body still leaves the status to build the error from
+    finally:
+        with contextlib.suppress(Exception):
+            response.close()
+    return b"".join(chunks), response.headers.get("content-encoding")

@@ -1,0 +1,230 @@
+"""Which error is this: pure decisions from a status and body, or from a raised exception.
+
+Lower-layer exceptions (httpx, httpcore, ssl, anyio, OSError, anything a custom transport
+raises) are mapped in this one place, `classify_exception`, most specific first.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import sys
+from collections.abc import Mapping
+
+import httpx
+
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadGatewayError,
+    BadRequestError,
+    ClientError,
+    ConflictError,
+    GatewayTimeoutError,
+    InternalServerError,
+    NetworkError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    ProtocolError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    ServiceUnavailableError,
+    StatusError,
+    TransportError,
+    UnprocessableEntityError,
+)
+
+__all__ = [
+    "DEFAULT_RETRY_STATUSES",
+    "ExceptionKind",
+    "class_for_status",
+    "classify_exception",
+    "says_quota_exhausted",
+]
+
+DEFAULT_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+_STATUS_CLASSES: Mapping[int, type[StatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    500: InternalServerError,
+    502: BadGatewayError,
+    503: ServiceUnavailableError,
+    504: GatewayTimeoutError,
+}
+
+# A 429 means "slow down" unless the body says the account itself is spent: then waiting won't
+# help, and the error must not be retried. Rate-limit wording wins over quota wording, since
+# many APIs call their per-minute limits quotas.
+_QUOTA_CODE = re.compile(r"quota|credit|billing|insufficient_(?:funds|balance)", re.IGNORECASE)
+_QUOTA_MESSAGE = re.compile(
+    r"(?:exceeded|exhausted|used up|reached|hit)\s+(?:your\s+|the\s+)?"
+    r"(?:current\s+|monthly\s+|daily\s+|usage\s+|account\s+)?(?:quota|credits?|billing)"
+    r"|(?:quota|credits?|balance)\s+(?:has\s+been\s+|have\s+been\s+|is\s+|are\s+)?"
+    r"(?:exceeded|exhausted|depleted|used up)"
+    r"|(?:insufficient|out of|no remaining|not enough)\s+(?:credits?|quota|funds|balance)",
+    re.IGNORECASE,
+)
+_RATE_WORDING = re.compile(
+    r"rate|per[ -]?(?:second|minute)|too many requests|slow down|try again in", re.IGNORECASE
+)
+
+
+def says_quota_exhausted(code: str | None, message: str | None) -> bool:
+    """Whether a 429's code or message says the quota or credits are used up."""
+    if code and _QUOTA_CODE.search(code) and not _RATE_WORDING.search(code):
+        return True
+    return bool(message and _QUOTA_MESSAGE.search(message) and not _RATE_WORDING.search(message))
+
+
+def class_for_status(
+    status: int,
+    code: str | None,
+    message: str | None,
+    overrides: Mapping[int, type[StatusError]],
+) -> type[StatusError]:
+    """The error class for an HTTP status of 400 or more."""
+    cls = overrides.get(status)
+    if cls is not None:
+        return cls
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        return ClientError if status < 500 else ServerError
+    if cls is RateLimitError and says_quota_exhausted(code, message):
+        return QuotaExceededError
+    return cls
+
+
+class ExceptionKind:
+    """How an exception maps: the class, the phase it failed in, and whether a retry could help."""
+
+    __slots__ = ("cls", "code", "phase", "retryable")
+
+    def __init__(
+        self,
+        cls: type[TransportError],
+        phase: str | None,
+        retryable: bool,
+        code: str | None = None,
+    ) -> None:
+        self.cls = cls
+        self.phase = phase
+        self.retryable = retryable
+        self.code = code
+
+
+_C, _R, _W, _P = "connect", "read", "write", "pool"
+
+# Most specific first; the first isinstance match wins. The phase says how far the request
+# got: only a "connect" or "pool" failure proves the server never saw it.
+_HTTPX_KINDS: tuple[tuple[type[BaseException], ExceptionKind], ...] = (
+    (httpx.ConnectTimeout, ExceptionKind(RequestTimeoutError, _C, True)),
+    (httpx.ReadTimeout, ExceptionKind(RequestTimeoutError, _R, True)),
+    (httpx.WriteTimeout, ExceptionKind(RequestTimeoutError, _W, True)),
+    (httpx.PoolTimeout, ExceptionKind(RequestTimeoutError, _P, True)),
+    (httpx.TimeoutException, ExceptionKind(RequestTimeoutError, _R, True)),
+    (httpx.ProxyError, ExceptionKind(NetworkError, _C, True, "proxy_error")),
+    (httpx.ConnectError, ExceptionKind(NetworkError, _C, True)),
+    (httpx.ReadError, ExceptionKind(NetworkError, _R, True)),
+    (httpx.WriteError, ExceptionKind(NetworkError, _W, True)),
+    (httpx.CloseError, ExceptionKind(NetworkError, _R, True)),
+    (httpx.NetworkError, ExceptionKind(NetworkError, _R, True)),
+    # The server closed the connection or answered garbage: often a stale keep-alive
+    # connection, which a new one cures.
+    (httpx.RemoteProtocolError, ExceptionKind(ProtocolError, None, True)),
+    (httpx.LocalProtocolError, ExceptionKind(ProtocolError, None, False)),
+    (httpx.ProtocolError, ExceptionKind(ProtocolError, None, False)),
+    (httpx.DecodingError, ExceptionKind(ProtocolError, None, False, "decoding_error")),
+    (httpx.UnsupportedProtocol, ExceptionKind(TransportError, None, False, "unsupported_protocol")),
+)
+
+_OS_KINDS: tuple[tuple[type[BaseException], ExceptionKind], ...] = (
+    (ssl.SSLCertVerificationError, ExceptionKind(NetworkError, _C, False, "tls_error")),
+    (ssl.SSLError, ExceptionKind(NetworkError, _C, True, "tls_error")),
+    (TimeoutError, ExceptionKind(RequestTimeoutError, _R, True)),
+    (ConnectionRefusedError, ExceptionKind(NetworkError, _C, True)),
+    (BrokenPipeError, ExceptionKind(NetworkError, _W, True)),
+    (ConnectionError, ExceptionKind(NetworkError, _R, True)),
+    (OSError, ExceptionKind(NetworkError, _R, True)),
+    (EOFError, ExceptionKind(NetworkError, _R, True)),
+)
+
+_UNKNOWN = ExceptionKind(TransportError, None, False)
+_DNS = ExceptionKind(NetworkError, _C, True, "dns_error")
+
+_httpcore_kinds: tuple[tuple[type[BaseException], ExceptionKind], ...] | None = None
+_anyio_kinds: tuple[tuple[type[BaseException], ExceptionKind], ...] | None = None
+
+
+def classify_exception(exc: BaseException) -> ExceptionKind:
+    """Map any exception a transport raised to the typed error that stands for it."""
+    for table in (_HTTPX_KINDS, _lower_layer_kinds()):
+        for exc_type, kind in table:
+            if isinstance(exc, exc_type):
+                return kind
+    import socket
+
+    if isinstance(exc, socket.gaierror):
+        return _DNS
+    for exc_type, kind in _OS_KINDS:
+        if isinstance(exc, exc_type):
+            return kind
+    return _UNKNOWN
+
+
+def _lower_layer_kinds() -> tuple[tuple[type[BaseException], ExceptionKind], ...]:
+    # httpcore and anyio come with httpx, but only the ones already imported can have raised
+    # anything: importing them here would cost every user the import time for nothing.
+    global _httpcore_kinds, _anyio_kinds
+    kinds: tuple[tuple[type[BaseException], ExceptionKind], ...] = ()
+    if _httpcore_kinds is None and "httpcore" in sys.modules:
+        import httpcore
+
+        _httpcore_kinds = (
+            (httpcore.ConnectTimeout, ExceptionKind(RequestTimeoutError, _C, True)),
+            (httpcore.ReadTimeout, ExceptionKind(RequestTimeoutError, _R, True)),
+            (httpcore.WriteTimeout, ExceptionKind(RequestTimeoutError, _W, True)),
+            (httpcore.PoolTimeout, ExceptionKind(RequestTimeoutError, _P, True)),
+            (httpcore.TimeoutException, ExceptionKind(RequestTimeoutError, _R, True)),
+            (httpcore.ProxyError, ExceptionKind(NetworkError, _C, True, "proxy_error")),
+            (httpcore.ConnectError, ExceptionKind(NetworkError, _C, True)),
+            (httpcore.ReadError, ExceptionKind(NetworkError, _R, True)),
+            (httpcore.WriteError, ExceptionKind(NetworkError, _W, True)),
+            (httpcore.NetworkError, ExceptionKind(NetworkError, _R, True)),
+            (httpcore.RemoteProtocolError, ExceptionKind(ProtocolError, None, True)),
+            (httpcore.LocalProtocolError, ExceptionKind(ProtocolError, None, False)),
+            (httpcore.ProtocolError, ExceptionKind(ProtocolError, None, False)),
+            (
+                httpcore.UnsupportedProtocol,
+                ExceptionKind(TransportError, None, False, "unsupported_protocol"),
+            ),
+        )
+    if _anyio_kinds is None and "anyio" in sys.modules:
+        import anyio
+
+        _anyio_kinds = (
+            (anyio.EndOfStream, ExceptionKind(NetworkError, _R, True)),
+            (anyio.BrokenResourceError, ExceptionKind(NetworkError, _R, True)),
+            (anyio.ClosedResourceError, ExceptionKind(NetworkError, _R, True)),
+        )
+    if _httpcore_kinds is not None:
+        kinds += _httpcore_kinds
+    if _anyio_kinds is not None:
+        kinds += _anyio_kinds
+    return kinds
+
+
+def is_api_error(exc: BaseException) -> bool:
+    """An error from a resilient transport stacked below passes through as it is."""
+    return isinstance(exc, APIError)

@@ -1,0 +1,164 @@
+"""Byte streams the transports put around bodies.
+
+- `CountedRequestStream` raises `RequestTooLargeError` once a request body of unknown size
+  passes the limit.
+- `SyncReplayStream` / `AsyncReplayStream` hand on a body of which a prefix was already read.
+- `SyncMappedStream` / `AsyncMappedStream` wrap a response the caller will iterate, so that a
+  failure mid-body still surfaces as a typed `StreamError`; `close()` closes upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+
+from ._errors import APIError
+
+__all__ = [
+    "AsyncMappedStream",
+    "AsyncReplayStream",
+    "CountedRequestStream",
+    "SyncMappedStream",
+    "SyncReplayStream",
+]
+
+ErrorFactory = Callable[[BaseException], APIError]
+
+
+class CountedRequestStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A request body that stops with an error once more than `limit` bytes went through it."""
+
+    def __init__(
+        self,
+        stream: httpx.SyncByteStream | httpx.AsyncByteStream,
+        limit: int,
+        too_large: Callable[[int], APIError],
+    ) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._too_large = too_large
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        chunks = iter(self._stream)  # type: ignore[arg-type]
+        try:
+            for chunk in chunks:
+                sent += len(chunk)
+                if sent > self._limit:
+                    raise self._too_large(sent)
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        sent = 0
+        chunks = self._stream.__aiter__()  # type: ignore[union-attr]
+        try:
+            async for chunk in chunks:
+                sent += len(chunk)
+                if sent > self._limit:
+                    raise self._too_large(sent)
+                yield chunk
+        finally:
+            # Stopping early must finalise the caller's async generator here, inside the
+            # event loop, not later from the garbage collector.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+class SyncReplayStream(httpx.SyncByteStream):
+    """`prefix`, then whatever the half-read upstream iterator still holds."""
+
+    def __init__(
+        self, prefix: bytes, rest: Iterator[bytes] | None, upstream: httpx.SyncByteStream
+    ) -> None:
+        self._prefix = prefix
+        self._rest = rest
+        self._upstream = upstream
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._prefix:
+            yield self._prefix
+        if self._rest is not None:
+            yield from self._rest
+
+    def close(self) -> None:
+        self._upstream.close()
+
+
+class AsyncReplayStream(httpx.AsyncByteStream):
+    """The async twin of `SyncReplayStream`."""
+
+    def __init__(
+        self, prefix: bytes, rest: AsyncIterator[bytes] | None, upstream: httpx.AsyncByteStream
+    ) -> None:
+        self._prefix = prefix
+        self._rest = rest
+        self._upstream = upstream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._prefix:
+            yield self._prefix
+        if self._rest is not None:
+            async for chunk in self._rest:
+                yield chunk
+
+    async def aclose(self) -> None:
+        await self._upstream.aclose()
+
+
+class SyncMappedStream(httpx.SyncByteStream):
+    """A response body whose failures, while iterated or closed, become typed errors."""
+
+    __slots__ = ("_map", "_stream")
+
+    def __init__(self, stream: httpx.SyncByteStream, map_error: ErrorFactory) -> None:
+        self._stream = stream
+        self._map = map_error
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except APIError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except APIError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc
+
+
+class AsyncMappedStream(httpx.AsyncByteStream):
+    """The async twin of `SyncMappedStream`."""
+
+    __slots__ = ("_map", "_stream")
+
+    def __init__(self, stream: httpx.AsyncByteStream, map_error: ErrorFactory) -> None:
+        self._stream = stream
+        self._map = map_error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except APIError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        except APIError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc

@@ -1,0 +1,261 @@
+"""The two transports: thin loops that carry out what `request_flow` decides.
+
+Each wraps an inner httpx transport (by default httpx's own, built from the keyword arguments
+it was given), sends, reads and closes as the flow commands, and wraps the body of the
+response it hands on so a failure mid-body is typed too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import httpx
+
+from ._build import RequestInfo, stream_error
+from ._errors import APIError, ConfigurationError
+from ._flow import Body, Flow, ReadBody, Send, Settings, request_flow
+from ._policies import ErrorPolicy, RequestIdPolicy
+from ._streams import AsyncMappedStream, AsyncReplayStream, SyncMappedStream, SyncReplayStream
+
+__all__ = ["AsyncResilientTransport", "ResilientTransport"]
+
+_T = TypeVar("_T")
+
+
+def _settings(errors: object, request_ids: object) -> Settings:
+    for name, value, expected in (
+        ("errors", errors, ErrorPolicy),
+        ("request_ids", request_ids, RequestIdPolicy),
+    ):
+        if not isinstance(value, expected):
+            raise ConfigurationError(f"{name} must be a {expected.__name__}, got {value!r}")
+    return Settings(errors=errors, request_ids=request_ids)  # type: ignore[arg-type]
+
+
+def _inner(
+    transport: _T | None,
+    kwargs: dict[str, Any],
+    expected: type[_T],
+    default: type[_T],
+) -> _T:
+    if transport is None:
+        try:
+            return default(**kwargs)
+        except TypeError as exc:
+            raise ConfigurationError(f"{default.__name__}: {exc}") from exc
+    if kwargs:
+        raise ConfigurationError(
+            f"keyword arguments {sorted(kwargs)} configure the default transport; "
+            "set them on the transport you pass instead"
+        )
+    if not isinstance(transport, expected):
+        raise ConfigurationError(
+            f"transport must be an {expected.__module__}.{expected.__name__}, got {transport!r}"
+        )
+    return transport
+
+
+class _StreamFailure:
+    """Builds the typed error for a body that fails after the response was handed on."""
+
+    __slots__ = ("_request", "_request_id", "_status_code")
+
+    def __init__(self, request: httpx.Request, response: httpx.Response) -> None:
+        self._request = request
+        self._status_code = response.status_code
+        self._request_id = response.extensions.get("request_id")
+
+    def __call__(self, exc: BaseException) -> APIError:
+        return stream_error(exc, RequestInfo(self._request), self._status_code, self._request_id)
+
+
+class ResilientTransport(httpx.BaseTransport):
+    """An httpx transport that turns every failure into a typed `APIError`."""
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008 - frozen, so sharing is safe
+        request_ids: RequestIdPolicy = RequestIdPolicy(),  # noqa: B008
+        **transport_kwargs: Any,
+    ) -> None:
+        self._settings = _settings(errors, request_ids)
+        self._transport = _inner(
+            transport, transport_kwargs, httpx.BaseTransport, httpx.HTTPTransport
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        flow: Flow = request_flow(request, self._settings)
+        try:
+            command = next(flow)
+            while True:
+                if isinstance(command, Send):
+                    try:
+                        response = self._transport.handle_request(command.request)
+                    except Exception as exc:
+                        command = flow.throw(exc)
+                    else:
+                        command = flow.send(response)
+                elif isinstance(command, ReadBody):
+                    command = flow.send(_read(command.response, command.limit))
+                else:
+                    _close(command.response)
+                    command = flow.send(None)
+        except StopIteration as stop:
+            response = cast(httpx.Response, stop.value)
+        stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
+        response.stream = SyncMappedStream(stream, _StreamFailure(request, response))
+        return response
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> ResilientTransport:
+        self._transport.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        self._transport.__exit__(exc_type, exc_value, traceback)
+
+
+class AsyncResilientTransport(httpx.AsyncBaseTransport):
+    """The async twin of `ResilientTransport`; runs under asyncio and trio alike."""
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
+        request_ids: RequestIdPolicy = RequestIdPolicy(),  # noqa: B008
+        **transport_kwargs: Any,
+    ) -> None:
+        self._settings = _settings(errors, request_ids)
+        self._transport = _inner(
+            transport, transport_kwargs, httpx.AsyncBaseTransport, httpx.AsyncHTTPTransport
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        flow: Flow = request_flow(request, self._settings)
+        try:
+            command = next(flow)
+            while True:
+                if isinstance(command, Send):
+                    try:
+                        response = await self._transport.handle_async_request(command.request)
+                    except Exception as exc:
+                        command = flow.throw(exc)
+                    else:
+                        command = flow.send(response)
+                elif isinstance(command, ReadBody):
+                    command = flow.send(await _aread(command.response, command.limit))
+                else:
+                    await _aclose(command.response)
+                    command = flow.send(None)
+        except StopIteration as stop:
+            response = cast(httpx.Response, stop.value)
+        stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
+        response.stream = AsyncMappedStream(stream, _StreamFailure(request, response))
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncResilientTransport:
+        await self._transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self._transport.__aexit__(exc_type, exc_value, traceback)
+
+
+def _read(response: httpx.Response, limit: int) -> Body:
+    """Read about `limit` raw bytes; leave the response replaying them, then the rest."""
+    upstream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
+    if limit == 0:
+        return Body(b"", False)
+    chunks: list[bytes] = []
+    size = 0
+    iterator: Iterator[bytes] = iter(upstream)
+    try:
+        for chunk in iterator:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+        else:
+            data = b"".join(chunks)
+            upstream.close()
+            response.stream = httpx.ByteStream(data)
+            return Body(data, True)
+    except Exception:
+        # The error body broke off: the status alone still makes the error, so keep what came.
+        data = b"".join(chunks)
+        _close_stream(upstream)
+        response.stream = httpx.ByteStream(data)
+        return Body(data, False)
+    data = b"".join(chunks)
+    response.stream = SyncReplayStream(data, iterator, upstream)
+    return Body(data, False)
+
+
+async def _aread(response: httpx.Response, limit: int) -> Body:
+    """The async twin of `_read`."""
+    upstream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
+    if limit == 0:
+        return Body(b"", False)
+    chunks: list[bytes] = []
+    size = 0
+    iterator: AsyncIterator[bytes] = upstream.__aiter__()
+    try:
+        async for chunk in iterator:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+        else:
+            data = b"".join(chunks)
+            await upstream.aclose()
+            response.stream = httpx.ByteStream(data)
+            return Body(data, True)
+    except Exception:
+        data = b"".join(chunks)
+        await _aclose_stream(upstream)
+        response.stream = httpx.ByteStream(data)
+        return Body(data, False)
+    data = b"".join(chunks)
+    response.stream = AsyncReplayStream(data, iterator, upstream)
+    return Body(data, False)
+
+
+def _close(response: httpx.Response) -> None:
+    _close_stream(response.stream)  # type: ignore[arg-type]
+
+
+async def _aclose(response: httpx.Response) -> None:
+    await _aclose_stream(response.stream)  # type: ignore[arg-type]
+
+
+def _close_stream(stream: httpx.SyncByteStream) -> None:
+    # Closing discards an unread rest with its connection; a failure to do so changes
+    # nothing for the error being raised.
+    with contextlib.suppress(Exception):
+        stream.close()
+
+
+async def _aclose_stream(stream: httpx.AsyncByteStream) -> None:
+    with contextlib.suppress(Exception):
+        await stream.aclose()

@@ -1,0 +1,105 @@
+"""Test doubles and the one-scenario-three-modes caller shared by the unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+
+from httpx_resilience import AsyncResilientTransport, ResilientTransport
+
+Caller = Callable[..., httpx.Response]
+
+
+class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body served in chunks, sync or async, that records how far it was read and closed.
+
+    `fail_after` raises `error` once that many chunks went out.
+    """
+
+    def __init__(
+        self,
+        chunks: list[bytes],
+        *,
+        fail_after: int | None = None,
+        error: Exception | None = None,
+        close_error: Exception | None = None,
+    ) -> None:
+        self.chunks = chunks
+        self.fail_after = fail_after
+        self.error = error
+        self.close_error = close_error
+        self.served = 0
+        self.closed = False
+
+    def _next(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            if self.fail_after is not None and self.served >= self.fail_after:
+                assert self.error is not None
+                raise self.error
+            self.served += 1
+            yield chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._next()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._next():
+            yield chunk
+
+    def close(self) -> None:
+        self.closed = True
+        if self.close_error is not None:
+            raise self.close_error
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class Inner(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """An inner transport for both worlds: a handler returns a response or raises."""
+
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.handler = handler
+        self.requests: list[httpx.Request] = []
+        self.closed = 0
+        self.entered = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.handler(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.handler(request)
+
+    def close(self) -> None:
+        self.closed += 1
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+    def __enter__(self) -> Inner:
+        self.entered += 1
+        return self
+
+    async def __aenter__(self) -> Inner:
+        self.entered += 1
+        return self
+
+
+def _sync_call(inner: Any, method: str, url: str, policies: dict[str, Any], **kwargs: Any) -> httpx.Response:
+    with httpx.Client(transport=ResilientTransport(inner, **policies)) as client:
+        response = client.request(method, url, **kwargs)
+        response.read()
+        return response
+
+
+async def _async_call(
+    inner: Any, method: str, url: str, policies: dict[str, Any], **kwargs: Any
+) -> httpx.Response:
+    async with httpx.AsyncClient(transport=AsyncResilientTransport(inner, **policies)) as client:
+        response = await client.request(method, url, **kwargs)
+        await response.aread()
+        return response

@@ -1,0 +1,47 @@
+"""Fixtures: one scenario run through the sync transport, asyncio and trio alike."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from _support import Caller, _async_call, _sync_call
+
+
+@pytest.fixture(params=["sync", "asyncio", "trio"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def call(mode: str) -> Caller:
+    """`call(inner, method="GET", url=..., policies={...}, **request_kwargs)` in every mode."""
+
+    def run(
+        inner: Any,
+        method: str = "GET",
+        url: str = "https://api.example.com/v1/thing",
+        policies: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        policies = policies or {}
+        if mode == "sync":
+            return _sync_call(inner, method, url, policies, **kwargs)
+
+        async def go() -> httpx.Response:
+            return await _async_call(inner, method, url, policies, **kwargs)
+
+        if mode == "asyncio":
+            return asyncio.run(go())
+        return trio.run(go)
+
+    return run
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)

@@ -1,0 +1,226 @@
+"""The error family: tree, httpx-compatible bases, attributes, str/repr, to_dict and pickle."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import httpx
+import pytest
+
+import httpx_resilience as hr
+from httpx_resilience import AttemptRecord
+
+ALL_ERRORS = [
+    getattr(hr, name)
+    for name in hr.__all__
+    if isinstance(getattr(hr, name), type) and issubclass(getattr(hr, name), hr.APIError)
+]
+
+TREE = [
+    (hr.ConfigurationError, (hr.APIError, ValueError)),
+    (hr.RequestTooLargeError, (hr.APIError, ValueError)),
+    (hr.TransportError, (hr.APIError,)),
+    (hr.NetworkError, (hr.TransportError, httpx.NetworkError)),
+    (hr.RequestTimeoutError, (hr.TransportError, httpx.TimeoutException, TimeoutError)),
+    (hr.ProtocolError, (hr.TransportError, httpx.ProtocolError)),
+    (hr.StreamError, (hr.TransportError,)),
+    (hr.StatusError, (hr.APIError, httpx.HTTPStatusError)),
+    (hr.ClientError, (hr.StatusError,)),
+    (hr.ValidationError, (hr.ClientError,)),
+    (hr.BadRequestError, (hr.ValidationError,)),
+    (hr.UnprocessableEntityError, (hr.ValidationError,)),
+    (hr.AuthenticationError, (hr.ClientError,)),
+    (hr.PaymentRequiredError, (hr.ClientError,)),
+    (hr.PermissionDeniedError, (hr.ClientError,)),
+    (hr.NotFoundError, (hr.ClientError,)),
+    (hr.ConflictError, (hr.ClientError,)),
+    (hr.PayloadTooLargeError, (hr.ClientError,)),
+    (hr.RateLimitError, (hr.ClientError,)),
+    (hr.QuotaExceededError, (hr.RateLimitError,)),
+    (hr.ServerError, (hr.StatusError,)),
+    (hr.InternalServerError, (hr.ServerError,)),
+    (hr.BadGatewayError, (hr.ServerError,)),
+    (hr.ServiceUnavailableError, (hr.ServerError,)),
+    (hr.GatewayTimeoutError, (hr.ServerError,)),
+]
+
+FULL = {
+    "code": "quota_x",
+    "status_code": 429,
+    "request_id": "req_1",
+    "body": '{"error": "x"}',
+    "details": {"balance": 3, "nested": {"a": [1, 2]}},
+    "errors": [{"loc": ["body", "n"], "msg": "bad", "type": "value_error"}],
+    "retry_after": 5.0,
+    "limit": 100,
+    "remaining": 0,
+    "reset": 30.0,
+    "retryable": True,
+    "phase": "read",
+    "attempts": 2,
+    "history": (AttemptRecord(503, "ServiceUnavailableError", 0.5, "r0"), AttemptRecord(429, "RateLimitError")),
+    "method": "POST",
+    "url": "https://api.example.com/v1/x",
+    "idempotency_key": "idem-1",
+}
+
+
+@pytest.mark.parametrize(("cls", "bases"), TREE, ids=lambda v: getattr(v, "__name__", ""))
+def test_tree(cls: type, bases: tuple[type, ...]) -> None:
+    """Each class sits where SPEC §2 puts it, including its httpx / builtin bases."""
+    for base in bases:
+        assert issubclass(cls, base)
+
+
+def test_every_exported_error_is_in_the_tree() -> None:
+    """No exported error class is missing from the tree table above."""
+    assert set(ALL_ERRORS) == {hr.APIError} | {cls for cls, _ in TREE}
+
+
+@pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
+def test_constructible_without_network(cls: type[hr.APIError]) -> None:
+    """Message positional, every attribute a keyword, no request or response needed."""
+    err = cls("went wrong", **FULL)
+    assert err.message == "went wrong"
+    for name, value in FULL.items():
+        assert getattr(err, name) == value, name
+    assert err.request is None
+    assert err.response is None
+
+
+def test_example_from_spec() -> None:
+    """The SPEC's own example reads back as written."""
+    err = hr.RateLimitError("rate limited", retry_after=5.0, status_code=429, request_id="req_1")
+    assert (err.retry_after, err.status_code, err.request_id) == (5.0, 429, "req_1")
+    assert err.code == "rate_limited"
+    assert err.retryable is True
+    assert isinstance(err, httpx.HTTPStatusError)
+
+
+@pytest.mark.parametrize(
+    ("cls", "code", "retryable"),
+    [
+        (hr.APIError, "api_error", False),
+        (hr.NetworkError, "network_error", True),
+        (hr.RequestTimeoutError, "timeout", True),
+        (hr.NotFoundError, "not_found", False),
+        (hr.RateLimitError, "rate_limited", True),
+        (hr.QuotaExceededError, "quota_exceeded", False),
+        (hr.ServiceUnavailableError, "service_unavailable", True),
+        (hr.AuthenticationError, "authentication_failed", False),
+    ],
+)
+def test_default_code_and_retryable(cls: type[hr.APIError], code: str, retryable: bool) -> None:
+    """Without a code from the body, each class has a stable default code and retry verdict."""
+    err = cls("x")
+    assert err.code == code
+    assert err.retryable is retryable
+
+
+def test_absent_attributes_are_none() -> None:
+    """Attributes nobody set read as None (history as an empty tuple)."""
+    err = hr.APIError("x")
+    for name in FULL:
+        if name not in ("code", "retryable", "history"):
+            assert getattr(err, name) is None, name
+    assert err.history == ()
+
+
+def test_missing_message_falls_back_to_status_text() -> None:
+    """An error built with only a status still has a readable message."""
+    assert hr.NotFoundError(status_code=404).message == "HTTP 404 Not Found"
+    assert hr.NetworkError().message == "network error"
+
+
+def test_str_has_code_message_status_and_request_id() -> None:
+    """str() reads "<code>: <message>" with the status and request id after it."""
+    err = hr.NotFoundError("no model", status_code=404, request_id="req_9")
+    assert str(err) == "not_found: no model (status 404, request_id req_9)"
+    assert str(hr.NetworkError("refused")) == "network_error: refused"
+
+
+def test_repr_shows_class_and_key_fields() -> None:
+    """repr() names the class and the fields that were set."""
+    err = hr.RateLimitError("slow", status_code=429, retry_after=2.0, url="https://h/x")
+    text = repr(err)
+    assert text.startswith("RateLimitError(message='slow'")
+    assert "status_code=429" in text
+    assert "retry_after=2.0" in text
+    assert "request_id" not in text
+
+
+def test_to_dict_is_json_and_complete() -> None:
+    """to_dict() has every documented field, round-trips through JSON, and no httpx objects."""
+    request = httpx.Request("POST", "https://api.example.com/v1/x")
+    err = hr.RateLimitError("slow", request=request, **FULL)
+    data = err.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["type"] == "RateLimitError"
+    assert data["message"] == "slow"
+    assert data["history"][0] == {
+        "status_code": 503,
+        "error": "ServiceUnavailableError",
+        "delay": 0.5,
+        "request_id": "r0",
+    }
+    assert set(FULL) <= set(data)
+    assert "request" not in data
+    assert "response" not in data
+
+
+def test_to_dict_survives_odd_details() -> None:
+    """Non-JSON values and very deep structures in details still give a JSON dict."""
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(200):
+        node["n"] = {}
+        node = node["n"]  # type: ignore[assignment]
+    err = hr.APIError("x", details={"when": object(), "deep": deep, "t": (1, 2)})
+    json.dumps(err.to_dict())
+
+
+@pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
+def test_pickle_round_trip(cls: type[hr.APIError]) -> None:
+    """Every error survives pickle with its class and attributes."""
+    err = cls("went wrong", **FULL)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is cls
+    assert back.message == "went wrong"
+    for name, value in FULL.items():
+        assert getattr(back, name) == value, name
+    assert str(back) == str(err)
+
+
+def test_pickle_keeps_read_request_and_response() -> None:
+    """The httpx request and a read response come back from a pickle too."""
+    request = httpx.Request("GET", "https://h/x")
+    response = httpx.Response(404, content=b'{"detail": "no"}', request=request)
+    err = hr.NotFoundError("no", status_code=404, request=request, response=response)
+    back = pickle.loads(pickle.dumps(err))
+    assert back.request is not None
+    assert back.request.url == request.url
+    assert back.response is not None
+    assert back.response.json() == {"detail": "no"}
+
+
+def test_reading_request_and_response_never_raises() -> None:
+    """Unlike httpx's own base, an error without httpx objects reads them as None."""
+    err = hr.RequestTimeoutError("t")
+    assert err.request is None
+    status = hr.ServerError("s")
+    assert status.response is None
+
+
+def test_old_httpx_handlers_still_catch() -> None:
+    """except httpx.HTTPStatusError / TimeoutException / NetworkError catch our errors."""
+    with pytest.raises(httpx.HTTPStatusError):
+        raise hr.ServiceUnavailableError("down", status_code=503)
+    with pytest.raises(httpx.TimeoutException):
+        raise hr.RequestTimeoutError("slow", phase="read")
+    with pytest.raises(TimeoutError):
+        raise hr.RequestTimeoutError("slow", phase="read")
+    with pytest.raises(httpx.NetworkError):
+        raise hr.NetworkError("refused", phase="connect")
+    with pytest.raises(ValueError, match="too big"):
+        raise hr.RequestTooLargeError("too big")

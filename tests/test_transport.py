@@ -1,0 +1,600 @@
+"""The transports: every failure typed, every success untouched — sync, asyncio and trio."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import socket
+import ssl
+from typing import Any
+
+import anyio
+import httpcore
+import httpx
+import pytest
+
+import httpx_resilience as hr
+from httpx_resilience import (
+    AsyncResilientTransport,
+    ErrorPolicy,
+    RequestIdPolicy,
+    ResilientTransport,
+)
+
+from _support import Caller, Chunks, Inner
+
+URL = "https://api.example.com/v1/thing"
+
+
+def respond(status: int, **kwargs: Any) -> Inner:
+    return Inner(lambda request: httpx.Response(status, **kwargs))
+
+
+def raising(exc: Exception) -> Inner:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return Inner(handler)
+
+
+# --- exceptions from the inner transport -------------------------------------------------
+
+EXCEPTIONS = [
+    (httpx.ConnectError("refused"), hr.NetworkError, "connect"),
+    (httpx.ConnectTimeout("slow"), hr.RequestTimeoutError, "connect"),
+    (httpx.ReadTimeout("slow"), hr.RequestTimeoutError, "read"),
+    (httpx.WriteTimeout("slow"), hr.RequestTimeoutError, "write"),
+    (httpx.PoolTimeout("busy"), hr.RequestTimeoutError, "pool"),
+    (httpx.ReadError("reset"), hr.NetworkError, "read"),
+    (httpx.WriteError("broken"), hr.NetworkError, "write"),
+    (httpx.CloseError("close"), hr.NetworkError, "read"),
+    (httpx.ProxyError("proxy"), hr.NetworkError, "connect"),
+    (httpx.RemoteProtocolError("garbage"), hr.ProtocolError, None),
+    (httpx.LocalProtocolError("bad header"), hr.ProtocolError, None),
+    (httpx.UnsupportedProtocol("ftp"), hr.TransportError, None),
+    (httpcore.ConnectError("refused"), hr.NetworkError, "connect"),
+    (httpcore.ReadTimeout("slow"), hr.RequestTimeoutError, "read"),
+    (httpcore.RemoteProtocolError("garbage"), hr.ProtocolError, None),
+    (ssl.SSLError("handshake"), hr.NetworkError, "connect"),
+    (ssl.SSLCertVerificationError("bad cert"), hr.NetworkError, "connect"),
+    (anyio.EndOfStream(), hr.NetworkError, "read"),
+    (anyio.BrokenResourceError(), hr.NetworkError, "read"),
+    (ConnectionRefusedError(111, "refused"), hr.NetworkError, "connect"),
+    (ConnectionResetError(104, "reset"), hr.NetworkError, "read"),
+    (socket.gaierror(-2, "Name or service not known"), hr.NetworkError, "connect"),
+    (TimeoutError("timed out"), hr.RequestTimeoutError, "read"),
+    (OSError("odd"), hr.NetworkError, "read"),
+    (RuntimeError("custom transport bug"), hr.TransportError, None),
+]
+
+
+@pytest.mark.parametrize(("exc", "cls", "phase"), EXCEPTIONS, ids=lambda v: type(v).__name__)
+def test_inner_exception_becomes_typed(call: Caller, exc: Exception, cls: type, phase: str | None) -> None:
+    """Every exception an inner transport raises leaves as its typed error, original as cause."""
+    with pytest.raises(hr.APIError) as info:
+        call(raising(exc))
+    err = info.value
+    assert type(err) is cls
+    assert err.__cause__ is exc
+    assert err.phase == phase
+    assert err.status_code is None
+    assert err.method == "GET"
+    assert err.url == URL
+    assert err.attempts == 1
+    assert [(r.status_code, r.error) for r in err.history] == [(None, cls.__name__)]
+
+
+def test_base_exceptions_are_not_swallowed() -> None:
+    """KeyboardInterrupt and other BaseExceptions pass through untouched."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    with httpx.Client(transport=ResilientTransport(Inner(handler))) as client, pytest.raises(KeyboardInterrupt):
+        client.get(URL)
+
+
+def test_stacked_transports_do_not_wrap_twice(call: Caller) -> None:
+    """A typed error from a resilient transport below passes through unchanged."""
+    lower = ResilientTransport(raising(httpx.ConnectError("refused")))
+    lower_async = AsyncResilientTransport(raising(httpx.ConnectError("refused")))
+
+    class Both(httpx.BaseTransport, httpx.AsyncBaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return lower.handle_request(request)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await lower_async.handle_async_request(request)
+
+    with pytest.raises(hr.NetworkError) as info:
+        call(Both())
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+# --- statuses -----------------------------------------------------------------------------
+
+STATUSES = [
+    (400, hr.BadRequestError),
+    (401, hr.AuthenticationError),
+    (402, hr.PaymentRequiredError),
+    (403, hr.PermissionDeniedError),
+    (404, hr.NotFoundError),
+    (405, hr.ClientError),
+    (408, hr.ClientError),
+    (409, hr.ConflictError),
+    (413, hr.PayloadTooLargeError),
+    (422, hr.UnprocessableEntityError),
+    (429, hr.RateLimitError),
+    (500, hr.InternalServerError),
+    (501, hr.ServerError),
+    (502, hr.BadGatewayError),
+    (503, hr.ServiceUnavailableError),
+    (504, hr.GatewayTimeoutError),
+]
+
+
+@pytest.mark.parametrize(("status", "cls"), STATUSES)
+def test_status_becomes_its_class(call: Caller, status: int, cls: type) -> None:
+    """Each status raises its class with the body's message, code and the request id."""
+    inner = respond(
+        status,
+        json={"error": {"message": f"failed {status}", "code": f"c{status}"}},
+        headers={"x-request-id": "req_42"},
+    )
+    with pytest.raises(hr.StatusError) as info:
+        call(inner)
+    err = info.value
+    assert type(err) is cls
+    assert (err.status_code, err.message, err.code, err.request_id) == (
+        status,
+        f"failed {status}",
+        f"c{status}",
+        "req_42",
+    )
+    assert err.response is not None
+    assert err.response.json()["error"]["code"] == f"c{status}"
+    assert err.request is not None
+    assert err.request.url == URL
+    assert err.retryable is (status in (408, 429, 500, 502, 503, 504))
+
+
+def test_rate_limit_headers_on_the_error(call: Caller) -> None:
+    """A 429 carries retry_after and the rate-limit window from its headers."""
+    inner = respond(
+        429,
+        json={"message": "slow down"},
+        headers={
+            "retry-after": "7",
+            "x-ratelimit-limit": "100",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-reset": "30",
+        },
+    )
+    with pytest.raises(hr.RateLimitError) as info:
+        call(inner)
+    err = info.value
+    assert (err.retry_after, err.limit, err.remaining, err.reset) == (7.0, 100, 0, 30.0)
+
+
+def test_quota_429_is_not_retryable(call: Caller) -> None:
+    """A 429 whose body says the quota is exhausted is a QuotaExceededError, not retryable."""
+    body = {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": None}}
+    with pytest.raises(hr.QuotaExceededError) as info:
+        call(respond(429, json=body))
+    assert info.value.code == "insufficient_quota"
+    assert info.value.retryable is False
+
+
+def test_should_retry_header_overrides_retryable(call: Caller) -> None:
+    """The server's x-should-retry verdict wins over the status rule."""
+    with pytest.raises(hr.NotFoundError) as info:
+        call(respond(404, headers={"x-should-retry": "true"}))
+    assert info.value.retryable is True
+
+
+def test_validation_errors_listed(call: Caller) -> None:
+    """A FastAPI 422 gives ValidationError.errors with loc/msg/type."""
+    detail = [{"loc": ["body", "name"], "msg": "field required", "type": "missing"}]
+    with pytest.raises(hr.ValidationError) as info:
+        call(respond(422, json={"detail": detail}))
+    assert info.value.errors == detail
+
+
+def test_gzip_error_body_is_decoded(call: Caller) -> None:
+    """A gzip-encoded error body is decoded before parsing."""
+    body = gzip.compress(json.dumps({"detail": "zipped"}).encode())
+    inner = respond(
+        400, content=body, headers={"content-encoding": "gzip", "content-type": "application/json"}
+    )
+    with pytest.raises(hr.BadRequestError) as info:
+        call(inner)
+    assert info.value.message == "zipped"
+    assert info.value.response is not None
+    assert info.value.response.json() == {"detail": "zipped"}
+
+
+def test_error_body_read_only_up_to_the_cap(call: Caller) -> None:
+    """A huge error body is read to about max_body_bytes, then discarded with the stream."""
+    stream = Chunks([b"x" * 1024] * 10_000)
+    inner = Inner(lambda request: httpx.Response(500, stream=stream))
+    with pytest.raises(hr.InternalServerError) as info:
+        call(inner, policies={"errors": ErrorPolicy(max_body_bytes=4096)})
+    assert info.value.body == "x" * 4096
+    assert stream.served <= 5
+    assert stream.closed
+
+
+def test_error_body_failing_midway_still_raises_the_status(call: Caller) -> None:
+    """An error body that breaks off still gives the status error, with what came."""
+    stream = Chunks([b"partial ", b"rest"], fail_after=1, error=httpx.ReadError("reset"))
+    inner = Inner(lambda request: httpx.Response(503, stream=stream))
+    with pytest.raises(hr.ServiceUnavailableError) as info:
+        call(inner)
+    assert info.value.body == "partial "
+    assert stream.closed
+
+
+def test_zero_body_cap_reads_nothing(call: Caller) -> None:
+    """max_body_bytes=0 raises from the status alone, without touching the body."""
+    stream = Chunks([b"secret stuff"])
+    inner = Inner(lambda request: httpx.Response(404, stream=stream))
+    with pytest.raises(hr.NotFoundError) as info:
+        call(inner, policies={"errors": ErrorPolicy(max_body_bytes=0)})
+    assert info.value.body is None
+    assert stream.served == 0
+    assert stream.closed
+
+
+# --- ErrorPolicy hooks ------------------------------------------------------------------
+
+def test_raise_on_status_false_passes_the_response(call: Caller) -> None:
+    """With raise_on_status=False a 404 reaches the caller whole, with its request id."""
+    inner = respond(404, json={"detail": "gone"}, headers={"request-id": "r-7"})
+    response = call(inner, policies={"errors": ErrorPolicy(raise_on_status=False)})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "gone"}
+    assert response.extensions["request_id"] == "r-7"
+
+
+class TeapotError(hr.ClientError):
+    """A user's own class."""
+
+
+def test_status_classes_map_to_user_classes(call: Caller) -> None:
+    """status_classes raises the user's own StatusError subclass."""
+    with pytest.raises(TeapotError) as info:
+        call(respond(418), policies={"errors": ErrorPolicy(status_classes={418: TeapotError})})
+    assert info.value.status_code == 418
+
+
+def test_parse_body_hook_replaces_the_parser(call: Caller) -> None:
+    """parse_body gets the read response and its fields land on the error."""
+
+    def parse(response: httpx.Response) -> dict[str, Any]:
+        data = response.json()
+        return {"message": data["why"], "code": data["kind"], "details": {"n": 1}}
+
+    with pytest.raises(hr.ConflictError) as info:
+        call(respond(409, json={"why": "dup", "kind": "duplicate"}), policies={"errors": ErrorPolicy(parse_body=parse)})
+    assert (info.value.message, info.value.code, info.value.details) == ("dup", "duplicate", {"n": 1})
+
+
+def test_failing_parse_body_falls_back(call: Caller) -> None:
+    """A parse_body hook that raises leaves the default parser in charge."""
+
+    def parse(response: httpx.Response) -> dict[str, Any]:
+        raise KeyError("oops")
+
+    with pytest.raises(hr.NotFoundError) as info:
+        call(respond(404, json={"detail": "nope"}), policies={"errors": ErrorPolicy(parse_body=parse)})
+    assert info.value.message == "nope"
+
+
+class EngineError(hr.APIError):
+    """A 200 whose body says the engine failed."""
+
+
+def engine_classify(response: httpx.Response) -> type[hr.APIError] | None:
+    if response.status_code == 200 and response.json().get("status") == "failed":
+        return EngineError
+    return None
+
+
+def test_classify_turns_a_200_into_an_error(call: Caller) -> None:
+    """classify can raise the user's class for a 2xx whose body says it failed."""
+    inner = respond(200, json={"status": "failed", "error": {"message": "engine fell over"}})
+    with pytest.raises(EngineError) as info:
+        call(inner, policies={"errors": ErrorPolicy(classify=engine_classify)})
+    assert info.value.message == "engine fell over"
+    assert info.value.status_code == 200
+
+
+def test_classify_none_keeps_the_body_whole(call: Caller) -> None:
+    """When classify returns None the caller still gets the whole 2xx body."""
+    response = call(respond(200, json={"status": "ok"}), policies={"errors": ErrorPolicy(classify=engine_classify)})
+    assert response.json() == {"status": "ok"}
+
+
+def test_classify_skips_bodies_over_the_cap(call: Caller) -> None:
+    """A 2xx body larger than max_body_bytes is not classified and reaches the caller whole."""
+    chunks = [b"a" * 1000 for _ in range(20)]
+    inner = Inner(lambda request: httpx.Response(200, stream=Chunks(list(chunks))))
+    seen: list[int] = []
+
+    def classify(response: httpx.Response) -> None:
+        seen.append(response.status_code)
+
+    response = call(inner, policies={"errors": ErrorPolicy(classify=classify, max_body_bytes=2500)})
+    assert response.content == b"".join(chunks)
+    assert seen == []
+
+
+def test_classify_overrides_the_status_class(call: Caller) -> None:
+    """classify may pick the class for an error status too."""
+    with pytest.raises(EngineError):
+        call(respond(500, json={}), policies={"errors": ErrorPolicy(classify=lambda r: EngineError)})
+
+
+@pytest.mark.parametrize("hook", [lambda r: 1 / 0, lambda r: "NotAClass"])
+def test_broken_classify_is_a_configuration_error(call: Caller, hook: Any) -> None:
+    """A classify hook that raises or returns junk gives a ConfigurationError, not a raw one."""
+    with pytest.raises(hr.ConfigurationError):
+        call(respond(200, json={}), policies={"errors": ErrorPolicy(classify=hook)})
+
+
+# --- per-request overrides --------------------------------------------------------------
+
+def test_per_request_errors_override(call: Caller) -> None:
+    """extensions["resilience"]["errors"] changes the policy for one request."""
+    override = {"resilience": {"errors": ErrorPolicy(raise_on_status=False)}}
+    response = call(respond(500), extensions=override)
+    assert response.status_code == 500
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"nope": 1}, {"errors": "raise"}, "errors", {"request_ids": ErrorPolicy()}],
+)
+def test_bad_override_is_a_configuration_error(call: Caller, override: Any) -> None:
+    """An unknown key or a wrong value in extensions["resilience"] fails clearly, before I/O."""
+    inner = respond(200)
+    with pytest.raises(hr.ConfigurationError):
+        call(inner, extensions={"resilience": override})
+    assert inner.requests == []
+
+
+# --- request ids ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header", ["x-request-id", "Request-Id", "x-amzn-RequestId", "x-amz-request-id", "x-correlation-id"])
+def test_request_id_from_default_headers(call: Caller, header: str) -> None:
+    """Each default request id header lands in response.extensions["request_id"]."""
+    response = call(respond(200, headers={header: "abc-123"}))
+    assert response.extensions["request_id"] == "abc-123"
+
+
+def test_request_id_from_user_header(call: Caller) -> None:
+    """A user-named header extends the defaults, and the first present wins."""
+    ids = RequestIdPolicy(response_headers=(*RequestIdPolicy().response_headers, "X-DreamEngine-Request-Id"))
+    with pytest.raises(hr.NotFoundError) as info:
+        call(respond(404, headers={"X-DreamEngine-Request-Id": "de-1"}), policies={"request_ids": ids})
+    assert info.value.request_id == "de-1"
+
+
+def test_no_request_id_is_none(call: Caller) -> None:
+    """Without any id header, the extension is None."""
+    assert call(respond(200)).extensions["request_id"] is None
+
+
+def test_send_header_generates_a_client_id(call: Caller) -> None:
+    """send_header sends a generated id, kept as the error's request id when the server gives none."""
+    inner = respond(503)
+    with pytest.raises(hr.ServiceUnavailableError) as info:
+        call(inner, policies={"request_ids": RequestIdPolicy(send_header="X-Request-Id")})
+    sent = inner.requests[0].headers["x-request-id"]
+    assert len(sent) == 32
+    assert info.value.request_id == sent
+
+
+def test_send_header_keeps_the_callers_id(call: Caller) -> None:
+    """A request id the caller set is sent as it is."""
+    inner = respond(200)
+    call(inner, headers={"X-Request-Id": "mine"}, policies={"request_ids": RequestIdPolicy(send_header="X-Request-Id")})
+    assert inner.requests[0].headers["x-request-id"] == "mine"
+
+
+# --- what passes through untouched ------------------------------------------------------
+
+@pytest.mark.parametrize("status", [101, 301, 302, 304, 307])
+def test_1xx_3xx_pass_through(call: Caller, status: int) -> None:
+    """Informational and redirect statuses reach httpx untouched."""
+    assert call(respond(status, headers={"location": "/elsewhere"})).status_code == status
+
+
+def test_digest_challenge_passes_through(call: Caller) -> None:
+    """A 401 Digest challenge to a request without credentials is left for httpx's auth flow."""
+    inner = respond(401, headers={"www-authenticate": 'Digest realm="r", nonce="n"'})
+    assert call(inner).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("challenge", "headers"),
+    [('Digest realm="r", nonce="n"', {"authorization": "Digest x"}), ('Bearer realm="api"', {})],
+)
+def test_other_401s_raise(call: Caller, challenge: str, headers: dict[str, str]) -> None:
+    """A failed Digest answer, or a non-Digest challenge, is an AuthenticationError."""
+    with pytest.raises(hr.AuthenticationError):
+        call(respond(401, headers={"www-authenticate": challenge}), headers=headers)
+
+
+def test_success_body_is_not_read_by_the_transport() -> None:
+    """A 2xx body stays a stream: nothing is pulled from upstream until the caller reads."""
+    stream = Chunks([b"a", b"b", b"c"])
+    inner = Inner(lambda request: httpx.Response(200, stream=stream))
+    with httpx.Client(transport=ResilientTransport(inner)) as client, client.stream("GET", URL) as response:
+        assert stream.served == 0
+        assert list(response.iter_raw()) == [b"a", b"b", b"c"]
+    assert stream.closed
+
+
+def test_mid_stream_failure_is_a_stream_error(call: Caller) -> None:
+    """A 2xx body that fails while the caller reads it raises StreamError, cause attached."""
+    cause = httpx.ReadError("connection reset")
+    stream = Chunks([b"a", b"b"], fail_after=1, error=cause)
+    with pytest.raises(hr.StreamError) as info:
+        call(Inner(lambda request: httpx.Response(200, stream=stream, headers={"x-request-id": "s1"})))
+    err = info.value
+    assert err.__cause__ is cause
+    assert (err.status_code, err.request_id, err.phase) == (200, "s1", "read")
+
+
+def test_failing_close_is_a_stream_error(call: Caller) -> None:
+    """An exception from closing the body is typed too."""
+    stream = Chunks([b"a"], close_error=OSError("close failed"))
+    with pytest.raises(hr.StreamError):
+        call(Inner(lambda request: httpx.Response(200, stream=stream)))
+
+
+# --- request size -----------------------------------------------------------------------
+
+def test_request_too_large_before_any_io(call: Caller) -> None:
+    """A known-size body over max_request_bytes raises before the inner transport is called."""
+    inner = respond(200)
+    with pytest.raises(hr.RequestTooLargeError) as info:
+        call(inner, "POST", content=b"x" * 11, policies={"errors": ErrorPolicy(max_request_bytes=10)})
+    assert inner.requests == []
+    assert info.value.details == {"size": 11, "limit": 10}
+    assert isinstance(info.value, ValueError)
+
+
+def test_request_at_the_limit_is_sent(call: Caller) -> None:
+    """A body exactly at the limit goes out."""
+    inner = respond(200)
+    call(inner, "POST", json="x" * 8, policies={"errors": ErrorPolicy(max_request_bytes=10)})
+    assert len(inner.requests) == 1
+
+
+def test_streamed_request_over_the_limit_stops() -> None:
+    """A body of unknown size is counted as it goes and stopped once past the limit."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        return httpx.Response(200)
+
+    policy = ErrorPolicy(max_request_bytes=10)
+    with httpx.Client(transport=ResilientTransport(Inner(handler), errors=policy)) as client:
+        with pytest.raises(hr.RequestTooLargeError):
+            client.post(URL, content=iter([b"12345", b"67890", b"X"]))
+        assert client.post(URL, content=iter([b"12345", b"67890"])).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_async_streamed_request_over_the_limit_stops() -> None:
+    """The async transport counts an async generator body the same way."""
+
+    async def body() -> Any:
+        for part in (b"12345", b"67890", b"X"):
+            yield part
+
+    async def handler_read(request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return httpx.Response(200)
+
+    class AsyncInner(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await handler_read(request)
+
+    transport = AsyncResilientTransport(AsyncInner(), errors=ErrorPolicy(max_request_bytes=10))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(hr.RequestTooLargeError):
+            await client.post(URL, content=body())
+
+
+
+
+# --- construction and lifecycle -----------------------------------------------------------
+
+def test_transport_and_kwargs_conflict() -> None:
+    """Keyword arguments for the default transport can't go with a transport of one's own."""
+    with pytest.raises(hr.ConfigurationError):
+        ResilientTransport(Inner(lambda r: httpx.Response(200)), http2=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"bogus": 1}, {"errors": "x"}, {"request_ids": ErrorPolicy()}],
+)
+def test_bad_constructor_arguments(kwargs: dict[str, Any]) -> None:
+    """Unknown keyword arguments and wrong policy types raise ConfigurationError."""
+    with pytest.raises(hr.ConfigurationError):
+        ResilientTransport(**kwargs)
+    with pytest.raises(hr.ConfigurationError):
+        AsyncResilientTransport(**kwargs)
+
+
+def test_wrong_kind_of_inner_transport() -> None:
+    """An async transport inside the sync wrapper (or the reverse) is refused at once."""
+    with pytest.raises(hr.ConfigurationError):
+        ResilientTransport(httpx.AsyncHTTPTransport())  # type: ignore[arg-type]
+    with pytest.raises(hr.ConfigurationError):
+        AsyncResilientTransport(httpx.HTTPTransport())  # type: ignore[arg-type]
+
+
+def test_default_inner_transport_gets_the_kwargs() -> None:
+    """Keyword arguments build the default httpx transport (here: a pool of one)."""
+    transport = ResilientTransport(limits=httpx.Limits(max_connections=1))
+    pool = transport._transport._pool  # type: ignore[attr-defined]
+    assert pool._max_connections == 1
+    transport.close()
+
+
+def test_sync_close_and_context_manager_forward() -> None:
+    """close() and the context manager reach the inner transport."""
+    inner = Inner(lambda r: httpx.Response(200))
+    with ResilientTransport(inner) as transport:
+        assert inner.entered == 1
+    assert inner.closed == 1
+    transport.close()
+    assert inner.closed == 2
+
+
+@pytest.mark.anyio
+async def test_async_close_and_context_manager_forward() -> None:
+    """aclose() and the async context manager reach the inner transport."""
+    inner = Inner(lambda r: httpx.Response(200))
+    async with AsyncResilientTransport(inner) as transport:
+        assert inner.entered == 1
+    assert inner.closed == 1
+    await transport.aclose()
+    assert inner.closed == 2
+
+
+# --- logging ------------------------------------------------------------------------------
+
+def test_failure_is_logged_at_debug_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    """A raised error is logged at DEBUG with the redacted URL."""
+    caplog.set_level(logging.DEBUG, logger="httpx_resilience")
+    inner = respond(404)
+    with httpx.Client(transport=ResilientTransport(inner)) as client, pytest.raises(hr.NotFoundError):
+        client.get(URL, params={"api_key": "sk-live-canary"})
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("api_key=[REDACTED]" in m and "not_found" in m for m in messages)
+    assert not any("sk-live-canary" in m for m in messages)
+
+
+# --- respx: the real httpx transport, mocked at the httpcore level ----------------------
+
+def test_respx_through_the_default_transport() -> None:
+    """With respx mocking httpcore, the default inner transport's errors are typed."""
+    import respx
+
+    with respx.mock(assert_all_called=True) as router:
+        router.get(URL).mock(side_effect=httpx.ConnectTimeout("slow"))
+        router.get("https://api.example.com/v1/ok").respond(503, json={"detail": "down"})
+        with httpx.Client(transport=ResilientTransport()) as client:
+            with pytest.raises(hr.RequestTimeoutError) as timeout:
+                client.get(URL)
+            with pytest.raises(hr.ServiceUnavailableError) as down:
+                client.get("https://api.example.com/v1/ok")
+    assert timeout.value.phase == "connect"
+    assert down.value.message == "down"
