@@ -89,7 +89,9 @@ class Inner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return self
 
 
-def _sync_call(inner: Any, method: str, url: str, policies: dict[str, Any], **kwargs: Any) -> httpx.Response:
+def _sync_call(
+    inner: Any, method: str, url: str, policies: dict[str, Any], **kwargs: Any
+) -> httpx.Response:
     with httpx.Client(transport=ResilientTransport(inner, **policies)) as client:
         response = client.request(method, url, **kwargs)
         response.read()

@@ -59,7 +59,10 @@ FULL = {
     "retryable": True,
     "phase": "read",
     "attempts": 2,
-    "history": (AttemptRecord(503, "ServiceUnavailableError", 0.5, "r0"), AttemptRecord(429, "RateLimitError")),
+    "history": (
+        AttemptRecord(503, "ServiceUnavailableError", 0.5, "r0"),
+        AttemptRecord(429, "RateLimitError"),
+    ),
     "method": "POST",
     "url": "https://api.example.com/v1/x",
     "idempotency_key": "idem-1",

@@ -16,7 +16,8 @@ def test_all_lists_every_public_attribute() -> None:
     public = {
         name
         for name in dir(httpx_resilience)
-        if not name.startswith("_") and not isinstance(getattr(httpx_resilience, name), type(httpx_resilience))
+        if not name.startswith("_")
+        and not isinstance(getattr(httpx_resilience, name), type(httpx_resilience))
     }
     assert public == set(httpx_resilience.__all__) - {"__version__"}
 

@@ -752,7 +752,9 @@ def test_decode_text_never_raises(body: bytes, content_type: str | None) -> None
 
 def test_spring_style_error_phrase_yields_to_message() -> None:
     """A reason phrase in "error" beside a real "message" (Spring, NestJS) gives the message."""
-    body = b'{"timestamp": "2026-01-01", "status": 404, "error": "Not Found", "message": "No pet 7"}'
+    body = (
+        b'{"timestamp": "2026-01-01", "status": 404, "error": "Not Found", "message": "No pet 7"}'
+    )
     parsed = parse_error_body(body, "application/json")
     assert parsed.message == "No pet 7"
     assert parsed.details is not None

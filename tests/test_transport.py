@@ -15,14 +15,13 @@ import httpx
 import pytest
 
 import httpx_resilience as hr
+from _support import Caller, Chunks, Inner
 from httpx_resilience import (
     AsyncResilientTransport,
     ErrorPolicy,
     RequestIdPolicy,
     ResilientTransport,
 )
-
-from _support import Caller, Chunks, Inner
 
 URL = "https://api.example.com/v1/thing"
 
@@ -56,7 +55,7 @@ EXCEPTIONS = [
     (httpcore.ConnectError("refused"), hr.NetworkError, "connect"),
     (httpcore.ReadTimeout("slow"), hr.RequestTimeoutError, "read"),
     (httpcore.RemoteProtocolError("garbage"), hr.ProtocolError, None),
-    (ssl.SSLError("handshake"), hr.NetworkError, "connect"),
+    (ssl.SSLError("handshake"), hr.NetworkError, "read"),
     (ssl.SSLCertVerificationError("bad cert"), hr.NetworkError, "connect"),
     (anyio.EndOfStream(), hr.NetworkError, "read"),
     (anyio.BrokenResourceError(), hr.NetworkError, "read"),
@@ -70,7 +69,9 @@ EXCEPTIONS = [
 
 
 @pytest.mark.parametrize(("exc", "cls", "phase"), EXCEPTIONS, ids=lambda v: type(v).__name__)
-def test_inner_exception_becomes_typed(call: Caller, exc: Exception, cls: type, phase: str | None) -> None:
+def test_inner_exception_becomes_typed(
+    call: Caller, exc: Exception, cls: type, phase: str | None
+) -> None:
     """Every exception an inner transport raises leaves as its typed error, original as cause."""
     with pytest.raises(hr.APIError) as info:
         call(raising(exc))
@@ -91,7 +92,10 @@ def test_base_exceptions_are_not_swallowed() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise KeyboardInterrupt
 
-    with httpx.Client(transport=ResilientTransport(Inner(handler))) as client, pytest.raises(KeyboardInterrupt):
+    with (
+        httpx.Client(transport=ResilientTransport(Inner(handler))) as client,
+        pytest.raises(KeyboardInterrupt),
+    ):
         client.get(URL)
 
 
@@ -179,7 +183,13 @@ def test_rate_limit_headers_on_the_error(call: Caller) -> None:
 
 def test_quota_429_is_not_retryable(call: Caller) -> None:
     """A 429 whose body says the quota is exhausted is a QuotaExceededError, not retryable."""
-    body = {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": None}}
+    body = {
+        "error": {
+            "message": "You exceeded your current quota",
+            "type": "insufficient_quota",
+            "code": None,
+        }
+    }
     with pytest.raises(hr.QuotaExceededError) as info:
         call(respond(429, json=body))
     assert info.value.code == "insufficient_quota"
@@ -248,6 +258,7 @@ def test_zero_body_cap_reads_nothing(call: Caller) -> None:
 
 # --- ErrorPolicy hooks ------------------------------------------------------------------
 
+
 def test_raise_on_status_false_passes_the_response(call: Caller) -> None:
     """With raise_on_status=False a 404 reaches the caller whole, with its request id."""
     inner = respond(404, json={"detail": "gone"}, headers={"request-id": "r-7"})
@@ -276,8 +287,15 @@ def test_parse_body_hook_replaces_the_parser(call: Caller) -> None:
         return {"message": data["why"], "code": data["kind"], "details": {"n": 1}}
 
     with pytest.raises(hr.ConflictError) as info:
-        call(respond(409, json={"why": "dup", "kind": "duplicate"}), policies={"errors": ErrorPolicy(parse_body=parse)})
-    assert (info.value.message, info.value.code, info.value.details) == ("dup", "duplicate", {"n": 1})
+        call(
+            respond(409, json={"why": "dup", "kind": "duplicate"}),
+            policies={"errors": ErrorPolicy(parse_body=parse)},
+        )
+    assert (info.value.message, info.value.code, info.value.details) == (
+        "dup",
+        "duplicate",
+        {"n": 1},
+    )
 
 
 def test_failing_parse_body_falls_back(call: Caller) -> None:
@@ -287,7 +305,10 @@ def test_failing_parse_body_falls_back(call: Caller) -> None:
         raise KeyError("oops")
 
     with pytest.raises(hr.NotFoundError) as info:
-        call(respond(404, json={"detail": "nope"}), policies={"errors": ErrorPolicy(parse_body=parse)})
+        call(
+            respond(404, json={"detail": "nope"}),
+            policies={"errors": ErrorPolicy(parse_body=parse)},
+        )
     assert info.value.message == "nope"
 
 
@@ -312,7 +333,10 @@ def test_classify_turns_a_200_into_an_error(call: Caller) -> None:
 
 def test_classify_none_keeps_the_body_whole(call: Caller) -> None:
     """When classify returns None the caller still gets the whole 2xx body."""
-    response = call(respond(200, json={"status": "ok"}), policies={"errors": ErrorPolicy(classify=engine_classify)})
+    response = call(
+        respond(200, json={"status": "ok"}),
+        policies={"errors": ErrorPolicy(classify=engine_classify)},
+    )
     assert response.json() == {"status": "ok"}
 
 
@@ -333,7 +357,9 @@ def test_classify_skips_bodies_over_the_cap(call: Caller) -> None:
 def test_classify_overrides_the_status_class(call: Caller) -> None:
     """classify may pick the class for an error status too."""
     with pytest.raises(EngineError):
-        call(respond(500, json={}), policies={"errors": ErrorPolicy(classify=lambda r: EngineError)})
+        call(
+            respond(500, json={}), policies={"errors": ErrorPolicy(classify=lambda r: EngineError)}
+        )
 
 
 @pytest.mark.parametrize("hook", [lambda r: 1 / 0, lambda r: "NotAClass"])
@@ -344,6 +370,7 @@ def test_broken_classify_is_a_configuration_error(call: Caller, hook: Any) -> No
 
 
 # --- per-request overrides --------------------------------------------------------------
+
 
 def test_per_request_errors_override(call: Caller) -> None:
     """extensions["resilience"]["errors"] changes the policy for one request."""
@@ -366,7 +393,11 @@ def test_bad_override_is_a_configuration_error(call: Caller, override: Any) -> N
 
 # --- request ids ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", ["x-request-id", "Request-Id", "x-amzn-RequestId", "x-amz-request-id", "x-correlation-id"])
+
+@pytest.mark.parametrize(
+    "header",
+    ["x-request-id", "Request-Id", "x-amzn-RequestId", "x-amz-request-id", "x-correlation-id"],
+)
 def test_request_id_from_default_headers(call: Caller, header: str) -> None:
     """Each default request id header lands in response.extensions["request_id"]."""
     response = call(respond(200, headers={header: "abc-123"}))
@@ -375,9 +406,14 @@ def test_request_id_from_default_headers(call: Caller, header: str) -> None:
 
 def test_request_id_from_user_header(call: Caller) -> None:
     """A user-named header extends the defaults, and the first present wins."""
-    ids = RequestIdPolicy(response_headers=(*RequestIdPolicy().response_headers, "X-DreamEngine-Request-Id"))
+    ids = RequestIdPolicy(
+        response_headers=(*RequestIdPolicy().response_headers, "X-DreamEngine-Request-Id")
+    )
     with pytest.raises(hr.NotFoundError) as info:
-        call(respond(404, headers={"X-DreamEngine-Request-Id": "de-1"}), policies={"request_ids": ids})
+        call(
+            respond(404, headers={"X-DreamEngine-Request-Id": "de-1"}),
+            policies={"request_ids": ids},
+        )
     assert info.value.request_id == "de-1"
 
 
@@ -399,11 +435,16 @@ def test_send_header_generates_a_client_id(call: Caller) -> None:
 def test_send_header_keeps_the_callers_id(call: Caller) -> None:
     """A request id the caller set is sent as it is."""
     inner = respond(200)
-    call(inner, headers={"X-Request-Id": "mine"}, policies={"request_ids": RequestIdPolicy(send_header="X-Request-Id")})
+    call(
+        inner,
+        headers={"X-Request-Id": "mine"},
+        policies={"request_ids": RequestIdPolicy(send_header="X-Request-Id")},
+    )
     assert inner.requests[0].headers["x-request-id"] == "mine"
 
 
 # --- what passes through untouched ------------------------------------------------------
+
 
 @pytest.mark.parametrize("status", [101, 301, 302, 304, 307])
 def test_1xx_3xx_pass_through(call: Caller, status: int) -> None:
@@ -431,7 +472,10 @@ def test_success_body_is_not_read_by_the_transport() -> None:
     """A 2xx body stays a stream: nothing is pulled from upstream until the caller reads."""
     stream = Chunks([b"a", b"b", b"c"])
     inner = Inner(lambda request: httpx.Response(200, stream=stream))
-    with httpx.Client(transport=ResilientTransport(inner)) as client, client.stream("GET", URL) as response:
+    with (
+        httpx.Client(transport=ResilientTransport(inner)) as client,
+        client.stream("GET", URL) as response,
+    ):
         assert stream.served == 0
         assert list(response.iter_raw()) == [b"a", b"b", b"c"]
     assert stream.closed
@@ -442,7 +486,11 @@ def test_mid_stream_failure_is_a_stream_error(call: Caller) -> None:
     cause = httpx.ReadError("connection reset")
     stream = Chunks([b"a", b"b"], fail_after=1, error=cause)
     with pytest.raises(hr.StreamError) as info:
-        call(Inner(lambda request: httpx.Response(200, stream=stream, headers={"x-request-id": "s1"})))
+        call(
+            Inner(
+                lambda request: httpx.Response(200, stream=stream, headers={"x-request-id": "s1"})
+            )
+        )
     err = info.value
     assert err.__cause__ is cause
     assert (err.status_code, err.request_id, err.phase) == (200, "s1", "read")
@@ -457,13 +505,17 @@ def test_failing_close_is_a_stream_error(call: Caller) -> None:
 
 # --- request size -----------------------------------------------------------------------
 
+
 def test_request_too_large_before_any_io(call: Caller) -> None:
     """A known-size body over max_request_bytes raises before the inner transport is called."""
     inner = respond(200)
     with pytest.raises(hr.RequestTooLargeError) as info:
-        call(inner, "POST", content=b"x" * 11, policies={"errors": ErrorPolicy(max_request_bytes=10)})
+        call(
+            inner, "POST", content=b"x" * 11, policies={"errors": ErrorPolicy(max_request_bytes=10)}
+        )
     assert inner.requests == []
     assert info.value.details == {"size": 11, "limit": 10}
+    assert (info.value.attempts, info.value.history) == (0, ())
     assert isinstance(info.value, ValueError)
 
 
@@ -510,9 +562,8 @@ async def test_async_streamed_request_over_the_limit_stops() -> None:
             await client.post(URL, content=body())
 
 
-
-
 # --- construction and lifecycle -----------------------------------------------------------
+
 
 def test_transport_and_kwargs_conflict() -> None:
     """Keyword arguments for the default transport can't go with a transport of one's own."""
@@ -571,11 +622,15 @@ async def test_async_close_and_context_manager_forward() -> None:
 
 # --- logging ------------------------------------------------------------------------------
 
+
 def test_failure_is_logged_at_debug_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
     """A raised error is logged at DEBUG with the redacted URL."""
     caplog.set_level(logging.DEBUG, logger="httpx_resilience")
     inner = respond(404)
-    with httpx.Client(transport=ResilientTransport(inner)) as client, pytest.raises(hr.NotFoundError):
+    with (
+        httpx.Client(transport=ResilientTransport(inner)) as client,
+        pytest.raises(hr.NotFoundError),
+    ):
         client.get(URL, params={"api_key": "sk-live-canary"})
     messages = [record.getMessage() for record in caplog.records]
     assert any("api_key=[REDACTED]" in m and "not_found" in m for m in messages)
@@ -583,6 +638,7 @@ def test_failure_is_logged_at_debug_without_secrets(caplog: pytest.LogCaptureFix
 
 
 # --- respx: the real httpx transport, mocked at the httpcore level ----------------------
+
 
 def test_respx_through_the_default_transport() -> None:
     """With respx mocking httpcore, the default inner transport's errors are typed."""
@@ -598,3 +654,22 @@ def test_respx_through_the_default_transport() -> None:
                 client.get("https://api.example.com/v1/ok")
     assert timeout.value.phase == "connect"
     assert down.value.message == "down"
+
+
+def test_classified_success_body_cut_off_is_a_stream_error(call: Caller) -> None:
+    """With classify set, a 2xx body that breaks off while being read still ends in StreamError."""
+    cause = httpx.RemoteProtocolError("peer closed connection")
+    stream = Chunks([b'{"status": "do', b'ne"}'], fail_after=1, error=cause)
+    inner = Inner(lambda request: httpx.Response(200, stream=stream))
+    with pytest.raises(hr.StreamError) as info:
+        call(inner, policies={"errors": ErrorPolicy(classify=engine_classify)})
+    assert info.value.__cause__ is cause
+
+
+def test_passed_on_error_body_cut_off_is_a_stream_error(call: Caller) -> None:
+    """A 4xx handed on by classify (raise_on_status=False) fails on read if its body broke off."""
+    stream = Chunks([b"partial"], fail_after=0, error=httpx.ReadError("reset"))
+    inner = Inner(lambda request: httpx.Response(404, stream=stream))
+    policy = ErrorPolicy(raise_on_status=False, classify=lambda r: None)
+    with pytest.raises(hr.StreamError):
+        call(inner, policies={"errors": policy})

@@ -141,23 +141,21 @@ def body_response(
 
 
 def error_for_response(
-    response: httpx.Response,
-    body: bytes,
+    readable: httpx.Response,
     info: RequestInfo,
     policy: ErrorPolicy,
     request_id: str | None,
     *,
     cls: type[APIError] | None = None,
 ) -> APIError:
-    """The typed error for `response`, whose decoded body (capped) is `body`."""
-    request = info.request
+    """The typed error for `readable`, a response whose (capped, decoded) body is read."""
     redactor = info.redactor
-    readable = body_response(response, body, request)
+    body = readable.content
     parsed = _parse(readable, body, policy)
-    status = response.status_code
+    status = readable.status_code
     if cls is None:
         cls = class_for_status(status, parsed.code, parsed.message, policy.status_classes)
-    headers = response.headers
+    headers = readable.headers
     now = time.time()
     window = parse_rate_limit(headers, now)
     retryable = parse_should_retry(headers)
@@ -284,9 +282,9 @@ def from_response(
     request_id = response.extensions.get("request_id") or find_header(
         response.headers, request_ids.response_headers
     )
-    body = decode_content(raw, encoding, limit)
+    readable = body_response(response, decode_content(raw, encoding, limit), request)
     cls = None if response.status_code >= 400 else APIError
-    return error_for_response(response, body, RequestInfo(request), errors, request_id, cls=cls)
+    return error_for_response(readable, RequestInfo(request), errors, request_id, cls=cls)
 
 
 def _read_unread(response: httpx.Response, limit: int) -> tuple[bytes, str | None]:

@@ -7,6 +7,7 @@ raises) are mapped in this one place, `classify_exception`, most specific first.
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 import sys
 from collections.abc import Mapping
@@ -14,7 +15,6 @@ from collections.abc import Mapping
 import httpx
 
 from ._errors import (
-    APIError,
     AuthenticationError,
     BadGatewayError,
     BadRequestError,
@@ -76,16 +76,19 @@ _QUOTA_MESSAGE = re.compile(
     r"|(?:insufficient|out of|no remaining|not enough)\s+(?:credits?|quota|funds|balance)",
     re.IGNORECASE,
 )
+# "rate" as a word of its own ("rate limit", "rate_limited"), never inside "generate".
 _RATE_WORDING = re.compile(
-    r"rate|per[ -]?(?:second|minute)|too many requests|slow down|try again in", re.IGNORECASE
+    r"(?<![a-z])rate(?:s|d)?(?![a-z])|per[ -]?(?:second|minute)|too many requests"
+    r"|slow down|try again in",
+    re.IGNORECASE,
 )
 
 
 def says_quota_exhausted(code: str | None, message: str | None) -> bool:
     """Whether a 429's code or message says the quota or credits are used up."""
-    if code and _QUOTA_CODE.search(code) and not _RATE_WORDING.search(code):
-        return True
-    return bool(message and _QUOTA_MESSAGE.search(message) and not _RATE_WORDING.search(message))
+    if (code and _RATE_WORDING.search(code)) or (message and _RATE_WORDING.search(message)):
+        return False
+    return bool((code and _QUOTA_CODE.search(code)) or (message and _QUOTA_MESSAGE.search(message)))
 
 
 def class_for_status(
@@ -149,9 +152,17 @@ _HTTPX_KINDS: tuple[tuple[type[BaseException], ExceptionKind], ...] = (
     (httpx.UnsupportedProtocol, ExceptionKind(TransportError, None, False, "unsupported_protocol")),
 )
 
+_UNKNOWN = ExceptionKind(TransportError, None, False)
+_DNS = ExceptionKind(NetworkError, _C, True, "dns_error")
+_TLS = ExceptionKind(NetworkError, _C, True, "tls_error")
+_TLS_VERIFY = ExceptionKind(NetworkError, _C, False, "tls_error")
+_MAX_CAUSE_DEPTH = 4
+
 _OS_KINDS: tuple[tuple[type[BaseException], ExceptionKind], ...] = (
-    (ssl.SSLCertVerificationError, ExceptionKind(NetworkError, _C, False, "tls_error")),
-    (ssl.SSLError, ExceptionKind(NetworkError, _C, True, "tls_error")),
+    (ssl.SSLCertVerificationError, _TLS_VERIFY),
+    # Raised raw, a TLS error may come from mid-response as well as from the handshake: taken
+    # as "read", so a request that may have been sent is never replayed as if it had not.
+    (ssl.SSLError, ExceptionKind(NetworkError, _R, True, "tls_error")),
     (TimeoutError, ExceptionKind(RequestTimeoutError, _R, True)),
     (ConnectionRefusedError, ExceptionKind(NetworkError, _C, True)),
     (BrokenPipeError, ExceptionKind(NetworkError, _W, True)),
@@ -160,8 +171,6 @@ _OS_KINDS: tuple[tuple[type[BaseException], ExceptionKind], ...] = (
     (EOFError, ExceptionKind(NetworkError, _R, True)),
 )
 
-_UNKNOWN = ExceptionKind(TransportError, None, False)
-_DNS = ExceptionKind(NetworkError, _C, True, "dns_error")
 
 _httpcore_kinds: tuple[tuple[type[BaseException], ExceptionKind], ...] | None = None
 _anyio_kinds: tuple[tuple[type[BaseException], ExceptionKind], ...] | None = None
@@ -172,15 +181,37 @@ def classify_exception(exc: BaseException) -> ExceptionKind:
     for table in (_HTTPX_KINDS, _lower_layer_kinds()):
         for exc_type, kind in table:
             if isinstance(exc, exc_type):
-                return kind
-    import socket
+                return (_connect_cause(exc) or kind) if kind.phase == _C else kind
+    return _os_kind(exc) or _UNKNOWN
 
+
+def _os_kind(exc: BaseException) -> ExceptionKind | None:
     if isinstance(exc, socket.gaierror):
         return _DNS
     for exc_type, kind in _OS_KINDS:
         if isinstance(exc, exc_type):
             return kind
-    return _UNKNOWN
+    return None
+
+
+def _connect_cause(exc: BaseException) -> ExceptionKind | None:
+    """A DNS or TLS failure behind httpx's or httpcore's ConnectError, found by its cause.
+
+    Both wrap the socket error, which alone says whether a retry could help: a certificate
+    that failed verification will fail again.
+    """
+    cause = exc.__cause__ or exc.__context__
+    for _ in range(_MAX_CAUSE_DEPTH):
+        if cause is None:
+            return None
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return _TLS_VERIFY
+        if isinstance(cause, ssl.SSLError):
+            return _TLS
+        if isinstance(cause, socket.gaierror):
+            return _DNS
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _lower_layer_kinds() -> tuple[tuple[type[BaseException], ExceptionKind], ...]:
@@ -223,8 +254,3 @@ def _lower_layer_kinds() -> tuple[tuple[type[BaseException], ExceptionKind], ...
     if _anyio_kinds is not None:
         kinds += _anyio_kinds
     return kinds
-
-
-def is_api_error(exc: BaseException) -> bool:
-    """An error from a resilient transport stacked below passes through as it is."""
-    return isinstance(exc, APIError)

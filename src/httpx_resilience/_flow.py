@@ -25,7 +25,7 @@ from ._build import (
     error_for_exception,
     error_for_response,
 )
-from ._errors import APIError, ConfigurationError, RequestTooLargeError
+from ._errors import APIError, AttemptRecord, ConfigurationError, RequestTooLargeError
 from ._headers import find_header
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._streams import CountedRequestStream
@@ -154,11 +154,12 @@ def request_flow(request: httpx.Request, base: Settings) -> Flow:
     decoded = decode_content(
         body.data, response.headers.get("content-encoding"), errors.max_body_bytes
     )
-    cls = _classify(errors.classify, body_response(response, decoded, request))
+    readable = body_response(response, decoded, request)
+    cls = _classify(errors.classify, readable)
     if cls is None and (status < 400 or not errors.raise_on_status):
         return response
     yield Close(response)
-    error = error_for_response(response, decoded, info, errors, request_id, cls=cls)
+    error = error_for_response(readable, info, errors, request_id, cls=cls)
     _log_failure(error)
     raise error
 
@@ -174,21 +175,31 @@ def _limit_request_size(request: httpx.Request, limit: int, client_request_id: s
         request.stream = CountedRequestStream(
             request.stream,
             limit,
-            lambda sent: _too_large(request, sent, limit, client_request_id),
+            lambda sent: _too_large(request, sent, limit, client_request_id, attempts=1),
         )
     elif size > limit:
-        raise _too_large(request, size, limit, client_request_id)
+        raise _too_large(request, size, limit, client_request_id, attempts=0)
 
 
 def _too_large(
-    request: httpx.Request, size: int, limit: int, client_request_id: str | None
+    request: httpx.Request,
+    size: int,
+    limit: int,
+    client_request_id: str | None,
+    *,
+    attempts: int,
 ) -> RequestTooLargeError:
-    """The error for a body of (at least) `size` bytes against a `limit`."""
-    info = RequestInfo(request, client_request_id=client_request_id)
+    """The error for a body of (at least) `size` bytes against a `limit`.
+
+    `attempts` is 0 when it was caught before sending, 1 when a streamed body was cut off.
+    """
+    info = RequestInfo(request, client_request_id=client_request_id, attempts=attempts)
+    history = (AttemptRecord(None, RequestTooLargeError.__name__),) if attempts else ()
     return RequestTooLargeError(
         f"request body of {size} bytes exceeds the limit of {limit} bytes",
         details={"size": size, "limit": limit},
         request_id=client_request_id,
+        history=history,
         **info.common(),
     )
 

@@ -116,12 +116,12 @@ def parse_rate_limit(headers: Mapping[str, str], now: float) -> RateLimitInfo:
         headers,
         ("x-ratelimit-remaining", "ratelimit-remaining", "x-ratelimit-remaining-requests"),
     )
-    reset_value = (
-        headers.get("x-ratelimit-reset")
-        or headers.get("ratelimit-reset")
-        or headers.get("x-ratelimit-reset-requests")
-    )
-    reset = _parse_reset(reset_value, now) if reset_value is not None else None
+    reset = None
+    for name in ("x-ratelimit-reset", "ratelimit-reset", "x-ratelimit-reset-requests"):
+        value = headers.get(name)
+        reset = _parse_reset(value, now) if value is not None else None
+        if reset is not None:
+            break
 
     structured = headers.get("ratelimit")
     if structured is not None:

@@ -91,6 +91,19 @@ class ErrorPolicy(_Policy):
         # A read-only copy: a frozen policy must not change when the caller's dict does.
         object.__setattr__(self, "status_classes", MappingProxyType(dict(self.status_classes)))
 
+    def __hash__(self) -> int:
+        # The generated hash would fail on the mapping; values must work as cache keys.
+        return hash(
+            (
+                self.raise_on_status,
+                self.max_body_bytes,
+                self.max_request_bytes,
+                frozenset(self.status_classes.items()),
+                self.parse_body,
+                self.classify,
+            )
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RequestIdPolicy(_Policy):

@@ -43,8 +43,11 @@ def is_secret_name(name: str, allowed: str | None = None) -> bool:
 
 
 def redact_url(url: httpx.URL) -> str:
-    """The URL as text, with secret query values and any userinfo password redacted."""
-    if not url.query and not url.userinfo:
+    """The URL as text, secret query values and any password redacted, the fragment left out.
+
+    The fragment never reaches the server and may hold tokens (OAuth's implicit flow).
+    """
+    if not url.query and not url.userinfo and not url.fragment:
         return str(url)
     userinfo = ""
     if url.userinfo:
@@ -92,7 +95,7 @@ class Redactor:
         if depth >= _MAX_DEPTH:
             return REDACTED
         if isinstance(value, Mapping):
-            return {k: self.data(v, depth + 1) for k, v in value.items()}
+            return {self.data(k, depth + 1): self.data(v, depth + 1) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.data(v, depth + 1) for v in value]
         return value

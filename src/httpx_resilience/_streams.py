@@ -71,20 +71,31 @@ class CountedRequestStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 
 class SyncReplayStream(httpx.SyncByteStream):
-    """`prefix`, then whatever the half-read upstream iterator still holds."""
+    """`prefix`, then whatever the half-read upstream iterator still holds.
+
+    With `error`, the upstream failed after `prefix`: the replay fails the same way, so a
+    reader never takes a cut-off body for a whole one.
+    """
 
     def __init__(
-        self, prefix: bytes, rest: Iterator[bytes] | None, upstream: httpx.SyncByteStream
+        self,
+        prefix: bytes,
+        rest: Iterator[bytes] | None,
+        upstream: httpx.SyncByteStream,
+        error: Exception | None = None,
     ) -> None:
         self._prefix = prefix
         self._rest = rest
         self._upstream = upstream
+        self._error = error
 
     def __iter__(self) -> Iterator[bytes]:
         if self._prefix:
             yield self._prefix
         if self._rest is not None:
             yield from self._rest
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         self._upstream.close()
@@ -94,11 +105,16 @@ class AsyncReplayStream(httpx.AsyncByteStream):
     """The async twin of `SyncReplayStream`."""
 
     def __init__(
-        self, prefix: bytes, rest: AsyncIterator[bytes] | None, upstream: httpx.AsyncByteStream
+        self,
+        prefix: bytes,
+        rest: AsyncIterator[bytes] | None,
+        upstream: httpx.AsyncByteStream,
+        error: Exception | None = None,
     ) -> None:
         self._prefix = prefix
         self._rest = rest
         self._upstream = upstream
+        self._error = error
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._prefix:
@@ -106,6 +122,8 @@ class AsyncReplayStream(httpx.AsyncByteStream):
         if self._rest is not None:
             async for chunk in self._rest:
                 yield chunk
+        if self._error is not None:
+            raise self._error
 
     async def aclose(self) -> None:
         await self._upstream.aclose()

@@ -201,11 +201,12 @@ def _read(response: httpx.Response, limit: int) -> Body:
             upstream.close()
             response.stream = httpx.ByteStream(data)
             return Body(data, True)
-    except Exception:
-        # The error body broke off: the status alone still makes the error, so keep what came.
+    except Exception as exc:
+        # The body broke off. An error status still makes its error from what came; a
+        # response handed on replays it and then fails as the original did.
         data = b"".join(chunks)
         _close_stream(upstream)
-        response.stream = httpx.ByteStream(data)
+        response.stream = SyncReplayStream(data, None, upstream, exc)
         return Body(data, False)
     data = b"".join(chunks)
     response.stream = SyncReplayStream(data, iterator, upstream)
@@ -231,10 +232,10 @@ async def _aread(response: httpx.Response, limit: int) -> Body:
             await upstream.aclose()
             response.stream = httpx.ByteStream(data)
             return Body(data, True)
-    except Exception:
+    except Exception as exc:
         data = b"".join(chunks)
         await _aclose_stream(upstream)
-        response.stream = httpx.ByteStream(data)
+        response.stream = AsyncReplayStream(data, None, upstream, exc)
         return Body(data, False)
     data = b"".join(chunks)
     response.stream = AsyncReplayStream(data, iterator, upstream)

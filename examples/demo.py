@@ -1,0 +1,435 @@
+"""A tour of httpx-resilience's typed errors against a small local API.
+
+Run it as it is:
+
+    python examples/demo.py
+
+It starts a throwaway HTTP server on 127.0.0.1 (standard library only) whose endpoints fail
+the way real APIs do, calls each through `ResilientTransport`, and prints the typed error it
+got. It checks every result as it goes and exits non-zero if anything was not as expected, so
+CI runs it as a smoke test.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+
+import httpx_resilience
+from httpx_resilience import (
+    AuthenticationError,
+    ErrorPolicy,
+    NetworkError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTooLargeError,
+    ResilientTransport,
+    ServiceUnavailableError,
+    StatusError,
+    UnprocessableEntityError,
+    ValidationError,
+)
+
+SECRET = "sk-live-demo-4f9a2c7e1b3d"
+E = TypeVar("E", bound=httpx_resilience.APIError)
+
+# --------------------------------------------------------------------------------------------
+# The local API: each route answers the way some well-known kind of service does.
+# --------------------------------------------------------------------------------------------
+
+Route = tuple[int, dict[str, str], Any]
+
+ROUTES: dict[str, Route] = {
+    # OpenAI-style error object.
+    "/v1/models": (
+        401,
+        {},
+        {
+            "error": {
+                "message": "Incorrect API key provided.",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        },
+    ),
+    # An account out of credits, with the balance the client needs to show the user.
+    "/v1/images": (
+        402,
+        {},
+        {
+            "error": {
+                "message": "Your credit balance is too low to run this job.",
+                "type": "billing_error",
+                "code": "insufficient_credits",
+                "balance": {"available": 0.12, "required": 0.5, "currency": "USD"},
+            }
+        },
+    ),
+    # FastAPI's HTTPException.
+    "/items/42": (404, {}, {"detail": "Item 42 not found"}),
+    # FastAPI's request validation.
+    "/items": (
+        422,
+        {},
+        {
+            "detail": [
+                {
+                    "loc": ["body", "price"],
+                    "msg": "Input should be greater than 0",
+                    "type": "greater_than",
+                },
+                {"loc": ["body", "name"], "msg": "Field required", "type": "missing"},
+            ]
+        },
+    ),
+    # A per-minute rate limit: wait and try again.
+    "/v1/search": (
+        429,
+        {
+            "Retry-After": "2",
+            "x-ratelimit-limit": "60",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-reset": "2",
+        },
+        {
+            "error": {
+                "message": "Rate limit reached for requests per minute. Try again in 2s.",
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+            }
+        },
+    ),
+    # Also a 429, but the monthly quota is spent: waiting will not help.
+    "/v1/embeddings": (
+        429,
+        {},
+        {
+            "error": {
+                "message": "You exceeded your current quota, please check your plan.",
+                "type": "insufficient_quota",
+                "code": "insufficient_quota",
+            }
+        },
+    ),
+    # RFC 9457 problem details, with an extension member.
+    "/v1/reports": (
+        503,
+        {"Content-Type": "application/problem+json", "Retry-After": "30"},
+        {
+            "type": "https://api.example.com/problems/maintenance",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "Reports are down for scheduled maintenance.",
+            "instance": "/v1/reports",
+            "maintenance_until": "2030-01-01T04:00:00Z",
+        },
+    ),
+    "/health": (200, {}, {"status": "ok"}),
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Answers every request from `ROUTES`; `/v1/account` echoes the key it was sent."""
+
+    protocol_version = "HTTP/1.1"
+    request_ids: ClassVar[Iterator[int]] = count(1)
+    hits: ClassVar[dict[str, int]] = {}
+
+    def do_GET(self) -> None:
+        self.answer()
+
+    def do_POST(self) -> None:
+        self.answer()
+
+    def answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        path, _, query = self.path.partition("?")
+        self.hits[path] = self.hits.get(path, 0) + 1
+        if path == "/v1/account":
+            # Servers echo what they were sent more often than anyone would like.
+            route: Route = (
+                403,
+                {},
+                {"error": {"message": f"Key {SECRET} may not read accounts ({query})"}},
+            )
+        else:
+            route = ROUTES.get(path, (404, {}, {"detail": "Not Found"}))
+        status, extra_headers, payload = route
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "x-request-id": f"req_{next(self.request_ids):04d}",
+            **extra_headers,
+            "Content-Length": str(len(body)),
+        }
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep the demo's output to the errors themselves
+
+
+@contextmanager
+def local_api() -> Iterator[str]:
+    """Serve `Handler` on an OS-picked port for the duration of the block."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A port that is bound but never listens, so connecting to it is refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Printing and checking.
+# --------------------------------------------------------------------------------------------
+
+
+class Unexpected(Exception):
+    """A case did not behave as the demo says it does."""
+
+
+def expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise Unexpected(what)
+
+
+def show(err: httpx_resilience.APIError) -> None:
+    data = err.to_dict()
+    if isinstance(data.get("body"), str) and len(data["body"]) > 80:
+        data["body"] = data["body"][:77] + "..."
+    print(f"class: {type(err).__name__}")
+    print(f"str:   {err}")
+    print(json.dumps(data, indent=2))
+
+
+def raised(call: Callable[[], object], expected: type[E]) -> E:
+    """Run `call`, print the typed error it raised, and check its class."""
+    try:
+        call()
+    except httpx_resilience.APIError as err:
+        show(err)
+        # The exact class, not a subclass: the demo promises which one each case raises.
+        if isinstance(err, expected) and type(err) is expected:
+            return err
+        raise Unexpected(f"expected {expected.__name__}, got {type(err).__name__}") from err
+    raise Unexpected(f"expected {expected.__name__}, but nothing was raised")
+
+
+# --------------------------------------------------------------------------------------------
+# The cases.
+# --------------------------------------------------------------------------------------------
+
+
+def case_authentication(client: httpx.Client) -> None:
+    err = raised(lambda: client.get("/v1/models"), AuthenticationError)
+    expect(err.code == "invalid_api_key", f"code {err.code!r}")
+    expect(err.message == "Incorrect API key provided.", f"message {err.message!r}")
+    expect(err.status_code == 401, f"status_code {err.status_code!r}")
+    expect(bool(err.request_id and err.request_id.startswith("req_")), "no request_id")
+
+
+def case_payment_required(client: httpx.Client) -> None:
+    err = raised(
+        lambda: client.post("/v1/images", json={"prompt": "a lighthouse"}), PaymentRequiredError
+    )
+    expect(err.code == "insufficient_credits", f"code {err.code!r}")
+    balance = (err.details or {}).get("balance")
+    expect(
+        balance == {"available": 0.12, "required": 0.5, "currency": "USD"},
+        f"details {err.details!r}",
+    )
+
+
+def case_not_found(client: httpx.Client) -> None:
+    err = raised(lambda: client.get("/items/42"), NotFoundError)
+    expect(err.message == "Item 42 not found", f"message {err.message!r}")
+    expect(err.code == "not_found", f"code {err.code!r}")
+
+
+def case_validation(client: httpx.Client) -> None:
+    err = raised(lambda: client.post("/items", json={"price": -1}), UnprocessableEntityError)
+    expect(isinstance(err, ValidationError), "a 422 is a ValidationError")
+    expect(
+        [e["loc"] for e in err.errors or []] == [["body", "price"], ["body", "name"]],
+        f"errors {err.errors!r}",
+    )
+    for field_error in err.errors or []:
+        print(f"  field {'.'.join(map(str, field_error['loc']))}: {field_error['msg']}")
+
+
+def case_rate_limited(client: httpx.Client) -> None:
+    err = raised(lambda: client.get("/v1/search", params={"q": "otters"}), RateLimitError)
+    expect(err.retry_after == 2.0, f"retry_after {err.retry_after!r}")
+    expect(err.limit == 60, f"limit {err.limit!r}")
+    expect(err.remaining == 0, f"remaining {err.remaining!r}")
+    expect(err.reset == 2.0, f"reset {err.reset!r}")
+    expect(err.retryable, "a rate limit is retryable")
+
+
+def case_quota_exceeded(client: httpx.Client) -> None:
+    err = raised(lambda: client.post("/v1/embeddings", json={"input": "hi"}), QuotaExceededError)
+    expect(isinstance(err, RateLimitError), "QuotaExceededError is a RateLimitError")
+    expect(not err.retryable, "an exhausted quota is not retryable")
+
+
+def case_service_unavailable(client: httpx.Client) -> None:
+    err = raised(lambda: client.get("/v1/reports"), ServiceUnavailableError)
+    expect(err.code == "https://api.example.com/problems/maintenance", f"code {err.code!r}")
+    expect(err.retry_after == 30.0, f"retry_after {err.retry_after!r}")
+    expect(
+        (err.details or {}).get("maintenance_until") == "2030-01-01T04:00:00Z",
+        f"details {err.details!r}",
+    )
+
+
+def case_connection_refused(client: httpx.Client) -> None:
+    with refused_port() as port:
+        err = raised(lambda: client.get(f"http://127.0.0.1:{port}/v1/models"), NetworkError)
+    expect(err.phase == "connect", f"phase {err.phase!r}")
+    expect(err.code == "network_error", f"code {err.code!r}")
+    expect(isinstance(err, httpx.NetworkError), "NetworkError is an httpx.NetworkError")
+    expect(isinstance(err.__cause__, httpx.ConnectError), f"cause {err.__cause__!r}")
+
+
+def case_request_too_large(client: httpx.Client) -> None:
+    # Per-request override: this call alone refuses bodies over 1 KiB.
+    small = {"resilience": {"errors": ErrorPolicy(max_request_bytes=1024)}}
+    before = Handler.hits.get("/v1/files", 0)
+    err = raised(
+        lambda: client.post("/v1/files", content=b"x" * 4096, extensions=small),
+        RequestTooLargeError,
+    )
+    expect(isinstance(err, ValueError), "RequestTooLargeError is a ValueError")
+    expect(Handler.hits.get("/v1/files", 0) == before, "the request reached the server")
+
+
+def case_redaction(client: httpx.Client) -> None:
+    err = raised(
+        lambda: client.get(
+            "/v1/account",
+            params={"api_key": SECRET, "page": "1"},
+            headers={"Authorization": f"Bearer {SECRET}"},
+        ),
+        PermissionDeniedError,
+    )
+    for view in (str(err), repr(err), json.dumps(err.to_dict())):
+        expect(SECRET not in view, f"the secret leaked: {view}")
+    expect("api_key=[REDACTED]" in (err.url or ""), f"url {err.url!r}")
+
+
+def case_raise_on_status_false(client: httpx.Client) -> None:
+    quiet = {"resilience": {"errors": ErrorPolicy(raise_on_status=False)}}
+    response = client.get("/items/42", extensions=quiet)
+    print(f"status: {response.status_code}")
+    print(f"response.extensions['request_id']: {response.extensions['request_id']}")
+    expect(response.status_code == 404, f"status {response.status_code}")
+    expect(str(response.extensions["request_id"]).startswith("req_"), "no request_id")
+    err = httpx_resilience.from_response(response)
+    print("from_response(response) gives:")
+    show(err)
+    expect(type(err) is NotFoundError, f"from_response gave {type(err).__name__}")
+
+
+def case_httpx_compatible(client: httpx.Client) -> None:
+    # Code written against plain httpx keeps working: every StatusError is an HTTPStatusError.
+    try:
+        client.get("/items/42")
+    except httpx.HTTPStatusError as err:
+        print(f"caught by `except httpx.HTTPStatusError`: {type(err).__name__}")
+        print(f"err.response.status_code: {err.response.status_code}")
+        expect(isinstance(err, StatusError), f"got {type(err).__name__}")
+        return
+    raise Unexpected("a 404 was not raised as httpx.HTTPStatusError")
+
+
+def case_success(client: httpx.Client) -> None:
+    response = client.get("/health")
+    print(f"status: {response.status_code}, body: {response.json()}")
+    print(f"response.extensions['request_id']: {response.extensions['request_id']}")
+    expect(response.status_code == 200, f"status {response.status_code}")
+    expect(str(response.extensions["request_id"]).startswith("req_"), "no request_id")
+
+
+CASES: list[tuple[str, Callable[[httpx.Client], None]]] = [
+    ("200: success passes through, with its request id", case_success),
+    ("401: OpenAI-style error object", case_authentication),
+    ("402: out of credits, balance in details", case_payment_required),
+    ("404: FastAPI detail", case_not_found),
+    ("422: FastAPI validation errors -> err.errors", case_validation),
+    ("429: rate limited, with Retry-After and x-ratelimit-*", case_rate_limited),
+    ("429: quota exhausted -> QuotaExceededError", case_quota_exceeded),
+    ("503: application/problem+json", case_service_unavailable),
+    ("connection refused -> NetworkError (phase connect)", case_connection_refused),
+    ("client-side: body over ErrorPolicy(max_request_bytes=1024)", case_request_too_large),
+    ("secrets in Authorization and ?api_key= are redacted", case_redaction),
+    ("raise_on_status=False, then from_response()", case_raise_on_status_false),
+    ("plain httpx code still catches it", case_httpx_compatible),
+]
+
+
+def run(case: Callable[[httpx.Client], None], client: httpx.Client) -> str | None:
+    """Run one case; what went wrong, or None."""
+    try:
+        case(client)
+    except Unexpected as exc:
+        return str(exc)
+    except Exception as exc:
+        # Anything else escaping, e.g. a raw httpx exception, is a failure too.
+        return f"{type(exc).__name__} escaped: {exc}"
+    return None
+
+
+def main() -> int:
+    failures: list[str] = []
+    with local_api() as base_url:
+        transport = ResilientTransport()
+        with httpx.Client(base_url=base_url, transport=transport, timeout=5.0) as client:
+            for title, case in CASES:
+                print(f"\n=== {title} ===")
+                problem = run(case, client)
+                if problem is not None:
+                    print(f"!!! UNEXPECTED: {problem}")
+                    failures.append(f"{title}: {problem}")
+    print()
+    if failures:
+        print(f"demo FAILED: {len(failures)} of {len(CASES)} cases misbehaved:", file=sys.stderr)
+        for failure in failures:
+            print(f"  - {failure}", file=sys.stderr)
+        return 1
+    print(f"demo OK: all {len(CASES)} cases behaved as expected")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

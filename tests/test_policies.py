@@ -1,0 +1,262 @@
+"""Tests for the frozen, validated policies in ``httpx_resilience._policies``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import httpx
+import pytest
+
+from httpx_resilience._errors import (
+    APIError,
+    ConfigurationError,
+    NotFoundError,
+    ServerError,
+    StatusError,
+)
+from httpx_resilience._policies import ErrorPolicy, RequestIdPolicy
+
+DEFAULT_IDS = (
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-amz-request-id",
+    "x-correlation-id",
+)
+
+
+class TeapotError(StatusError):
+    """A user's own status class."""
+
+
+def parse_body(response: httpx.Response) -> dict[str, Any]:
+    return {"message": response.text}
+
+
+def classify(response: httpx.Response) -> type[APIError] | None:
+    return None
+
+
+# --- defaults -----------------------------------------------------------------
+
+
+def test_error_policy_defaults() -> None:
+    """ErrorPolicy() has the defaults SPEC §2 lists."""
+    policy = ErrorPolicy()
+    assert policy.raise_on_status is True
+    assert policy.max_body_bytes == 65536
+    assert policy.max_request_bytes is None
+    assert dict(policy.status_classes) == {}
+    assert policy.parse_body is None
+    assert policy.classify is None
+
+
+def test_request_id_policy_defaults() -> None:
+    """RequestIdPolicy() reads the five default headers and sends none."""
+    policy = RequestIdPolicy()
+    assert policy.response_headers == DEFAULT_IDS
+    assert policy.send_header is None
+
+
+def test_error_policy_accepts_valid_arguments() -> None:
+    """Every argument set to a valid non-default value is kept."""
+    policy = ErrorPolicy(
+        raise_on_status=False,
+        max_body_bytes=0,
+        max_request_bytes=1024,
+        status_classes={418: TeapotError, 404: NotFoundError},
+        parse_body=parse_body,
+        classify=classify,
+    )
+    assert policy.raise_on_status is False
+    assert policy.max_body_bytes == 0
+    assert policy.max_request_bytes == 1024
+    assert dict(policy.status_classes) == {418: TeapotError, 404: NotFoundError}
+    assert policy.parse_body is parse_body
+    assert policy.classify is classify
+
+
+def test_request_id_policy_send_header_kept() -> None:
+    """A send_header name is stored as given."""
+    assert RequestIdPolicy(send_header="X-Request-Id").send_header == "X-Request-Id"
+
+
+# --- validation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_body_bytes": -1},
+        {"max_body_bytes": "10"},
+        {"max_body_bytes": True},
+        {"max_body_bytes": 1.5},
+        {"max_body_bytes": None},
+        {"max_request_bytes": -5},
+        {"max_request_bytes": "5"},
+        {"max_request_bytes": False},
+        {"status_classes": {200: NotFoundError}},
+        {"status_classes": {399: NotFoundError}},
+        {"status_classes": {"404": NotFoundError}},
+        {"status_classes": {True: NotFoundError}},
+        {"status_classes": {404: ValueError}},
+        {"status_classes": {404: "x"}},
+        {"status_classes": {404: NotFoundError("not a class")}},
+        {"status_classes": [(404, NotFoundError)]},
+        {"status_classes": None},
+        {"parse_body": "x"},
+        {"classify": 3},
+        {"raise_on_status": "yes"},
+        {"raise_on_status": 1},
+        {"raise_on_status": None},
+    ],
+)
+def test_error_policy_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
+    """Each bad ErrorPolicy argument raises ConfigurationError at construction."""
+    with pytest.raises(ConfigurationError):
+        ErrorPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"response_headers": "x-request-id"},
+        {"response_headers": (1,)},
+        {"response_headers": ("",)},
+        {"response_headers": ("x-request-id", None)},
+        {"response_headers": None},
+        {"send_header": ""},
+        {"send_header": 5},
+    ],
+)
+def test_request_id_policy_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
+    """Each bad RequestIdPolicy argument raises ConfigurationError at construction."""
+    with pytest.raises(ConfigurationError):
+        RequestIdPolicy(**kwargs)
+
+
+def test_configuration_error_is_a_value_error() -> None:
+    """The validation error can be caught as a ValueError (and is an APIError)."""
+    with pytest.raises(ValueError, match="max_body_bytes") as info:
+        ErrorPolicy(max_body_bytes=-1)
+    assert isinstance(info.value, ConfigurationError)
+    assert isinstance(info.value, APIError)
+
+
+# --- frozen, replace, equality ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        (ErrorPolicy(), "max_body_bytes"),
+        (ErrorPolicy(), "raise_on_status"),
+        (RequestIdPolicy(), "send_header"),
+        (RequestIdPolicy(), "response_headers"),
+    ],
+)
+def test_policies_are_frozen(policy: Any, field: str) -> None:
+    """Assigning to a policy field raises FrozenInstanceError."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(policy, field, 1)
+
+
+def test_status_classes_is_read_only() -> None:
+    """The stored status_classes mapping cannot be changed in place."""
+    policy = ErrorPolicy(status_classes={404: NotFoundError})
+    with pytest.raises(TypeError):
+        policy.status_classes[500] = ServerError  # type: ignore[index]
+
+
+def test_replace_returns_new_policy() -> None:
+    """replace() gives a new policy with the change and leaves the original alone."""
+    original = ErrorPolicy()
+    changed = original.replace(max_body_bytes=1024)
+    assert changed is not original
+    assert changed.max_body_bytes == 1024
+    assert original.max_body_bytes == 65536
+    assert changed.raise_on_status is original.raise_on_status
+
+
+def test_replace_validates_the_change() -> None:
+    """An invalid value passed to replace() raises ConfigurationError."""
+    with pytest.raises(ConfigurationError):
+        ErrorPolicy().replace(max_body_bytes=-1)
+
+
+def test_replace_unknown_field_is_configuration_error() -> None:
+    """An unknown field name in replace() raises ConfigurationError, not TypeError alone."""
+    with pytest.raises(ConfigurationError):
+        ErrorPolicy().replace(max_body=1)
+
+
+def test_request_id_replace_validates_and_lowercases() -> None:
+    """RequestIdPolicy.replace() validates and lower-cases like the constructor."""
+    assert RequestIdPolicy().replace(response_headers=("X-Trace",)).response_headers == ("x-trace",)
+    with pytest.raises(ConfigurationError):
+        RequestIdPolicy().replace(send_header="")
+    with pytest.raises(ConfigurationError):
+        RequestIdPolicy().replace(nope=1)
+
+
+def test_replace_keeps_status_classes() -> None:
+    """replace() of another field keeps the status_classes of the original."""
+    policy = ErrorPolicy(status_classes={418: TeapotError}).replace(raise_on_status=False)
+    assert dict(policy.status_classes) == {418: TeapotError}
+
+
+def test_caller_dict_mutation_does_not_change_policy() -> None:
+    """Changing the dict passed as status_classes afterwards leaves the policy as it was."""
+    mapping: dict[int, type[StatusError]] = {404: NotFoundError}
+    policy = ErrorPolicy(status_classes=mapping)
+    mapping[418] = TeapotError
+    del mapping[404]
+    assert dict(policy.status_classes) == {404: NotFoundError}
+
+
+def test_equal_error_policies_compare_equal() -> None:
+    """Two ErrorPolicy values built alike are equal; a different one is not."""
+    assert ErrorPolicy(max_body_bytes=10, status_classes={418: TeapotError}) == ErrorPolicy(
+        max_body_bytes=10, status_classes={418: TeapotError}
+    )
+    assert ErrorPolicy(max_body_bytes=10) != ErrorPolicy(max_body_bytes=11)
+
+
+def test_equal_request_id_policies_compare_equal() -> None:
+    """Two RequestIdPolicy values built alike are equal, case of names aside."""
+    assert RequestIdPolicy(response_headers=("X-A",)) == RequestIdPolicy(response_headers=("x-a",))
+    assert RequestIdPolicy(send_header="X-Id") != RequestIdPolicy()
+
+
+# --- response_headers ---------------------------------------------------------
+
+
+def test_extending_default_request_id_headers() -> None:
+    """The SPEC's extension idiom works and stores every name lower-cased."""
+    policy = RequestIdPolicy(
+        response_headers=(*RequestIdPolicy().response_headers, "X-DreamEngine-Request-Id")
+    )
+    assert policy.response_headers == (*DEFAULT_IDS, "x-dreamengine-request-id")
+
+
+def test_response_headers_replace_defaults() -> None:
+    """A given tuple replaces the defaults rather than adding to them."""
+    assert RequestIdPolicy(response_headers=("X-Trace-Id",)).response_headers == ("x-trace-id",)
+
+
+def test_response_headers_list_stored_as_tuple() -> None:
+    """A list of names is accepted and stored as a tuple."""
+    policy = RequestIdPolicy(response_headers=["X-A", "X-B"])  # type: ignore[arg-type]
+    assert policy.response_headers == ("x-a", "x-b")
+
+
+def test_error_policy_is_hashable() -> None:
+    """Equal ErrorPolicy values hash alike, so they work as cache keys."""
+    from httpx_resilience import NotFoundError
+
+    a = ErrorPolicy(status_classes={404: NotFoundError})
+    b = ErrorPolicy(status_classes={404: NotFoundError})
+    assert a == b
+    assert hash(a) == hash(b)
+    assert {a: 1}[b] == 1
