@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote, unquote_plus
 
 import httpx
 
@@ -27,6 +27,8 @@ _SECRET_WORDS = re.compile(r"key|token|secret|password|signature", re.IGNORECASE
 # Values shorter than this are not scrubbed from bodies: "1" or "on" would wreck every message
 # and are no secret anyway.
 _MIN_SECRET_LENGTH = 6
+# The shortest start of a secret, cut off at the end of a capped text, that is still redacted.
+_MIN_TAIL_LENGTH = 4
 _MAX_DEPTH = 32
 
 
@@ -56,21 +58,25 @@ def redact_url(url: httpx.URL) -> str:
     path = url.raw_path.split(b"?", 1)[0].decode("ascii", "replace")
     text = f"{url.scheme}://{userinfo}{url.netloc.decode('ascii', 'replace')}{path}"
     if url.query:
-        pairs = parse_qsl(url.query.decode("ascii", "replace"), keep_blank_values=True)
-        text += "?" + "&".join(
-            f"{quote(name, safe='')}={REDACTED if is_secret_name(name) else quote(value, safe='')}"
-            for name, value in pairs
-        )
+        # Each parameter kept exactly as sent, but for the value of a secret one.
+        parts = []
+        for part in url.query.decode("ascii", "replace").split("&"):
+            name, sep, _ = part.partition("=")
+            parts.append(
+                f"{name}={REDACTED}" if sep and is_secret_name(unquote_plus(name)) else part
+            )
+        text += "?" + "&".join(parts)
     return text
 
 
 class Redactor:
     """Scrubs the secret values of one request out of text and structures."""
 
-    __slots__ = ("_pattern",)
+    __slots__ = ("_pattern", "_secrets")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         unique = sorted({s for s in secrets if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._secrets = tuple(unique)
         self._pattern = re.compile("|".join(map(re.escape, unique))) if unique else None
 
     @classmethod
@@ -81,10 +87,21 @@ class Redactor:
         return cls(_request_secrets(request, allowed_header))
 
     def text(self, value: str) -> str:
-        """`value` with every known secret replaced."""
+        """`value` with every known secret replaced, also one cut short at its end."""
         if self._pattern is None:
             return value
-        return self._pattern.sub(REDACTED, value)
+        return self._cut_tail(self._pattern.sub(REDACTED, value))
+
+    def _cut_tail(self, value: str) -> str:
+        # Messages and bodies are capped, and a cap can fall inside an echoed secret: the
+        # start of a secret left at the end of the text is still part of that secret.
+        ellipsis = "…" if value.endswith("…") else ""
+        text = value[: len(value) - len(ellipsis)]
+        for secret in self._secrets:
+            for size in range(min(len(secret) - 1, len(text)), _MIN_TAIL_LENGTH - 1, -1):
+                if text.endswith(secret[:size]):
+                    return text[:-size] + REDACTED + ellipsis
+        return value
 
     def data(self, value: Any, depth: int = 0) -> Any:
         """A copy of a JSON-like structure with every known secret replaced in its strings."""
@@ -119,8 +136,10 @@ def _request_secrets(request: httpx.Request, allowed_header: str | None) -> list
     if url.password:
         secrets.append(url.password)
     if url.query:
-        for name, value in parse_qsl(url.query.decode("ascii", "replace"), keep_blank_values=True):
-            if is_secret_name(name):
-                secrets.append(value)
-                secrets.append(quote(value, safe=""))
+        # Servers echo the value decoded, re-encoded, or exactly as it stood in the URL.
+        for part in url.query.decode("ascii", "replace").split("&"):
+            name, sep, raw = part.partition("=")
+            if sep and is_secret_name(unquote_plus(name)):
+                value = unquote_plus(raw)
+                secrets.extend((raw, value, quote(value, safe="")))
     return secrets

@@ -98,6 +98,9 @@ class SyncReplayStream(httpx.SyncByteStream):
             raise self._error
 
     def close(self) -> None:
+        close = getattr(self._rest, "close", None)
+        if close is not None:
+            close()
         self._upstream.close()
 
 
@@ -126,6 +129,11 @@ class AsyncReplayStream(httpx.AsyncByteStream):
             raise self._error
 
     async def aclose(self) -> None:
+        # The half-read iterator is an async generator: finalise it here, in the event loop,
+        # or trio reports it unclosed when the garbage collector finds it.
+        aclose = getattr(self._rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
         await self._upstream.aclose()
 
 
