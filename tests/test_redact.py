@@ -322,3 +322,11 @@ def test_redactor_scrubs_dict_keys() -> None:
     """A secret a server echoes back as a key is scrubbed too."""
     redactor = Redactor(["sk-live-canary-123"])
     assert redactor.data({"sk-live-canary-123": 1}) == {REDACTED: 1}
+
+
+def test_redactor_scrubs_a_secret_cut_before_an_ellipsis() -> None:
+    """The start of a secret left where the parser cut a message ("…") is redacted."""
+    redactor = Redactor(["sk-live-canary-123"])
+    assert redactor.text("token sk-live-ca… (+2 more)") == f"token {REDACTED}… (+2 more)"
+    assert redactor.text("ends with sk-live") == f"ends with {REDACTED}"
+    assert redactor.text("harmless… text") == "harmless… text"

@@ -129,7 +129,8 @@ def body_response(
     headers = [
         (name, value)
         for name, value in response.headers.multi_items()
-        if name.lower() not in ("content-encoding", "transfer-encoding")
+        # The copy holds the decoded, possibly capped body: its own length, no encoding.
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
     ]
     return httpx.Response(
         response.status_code,

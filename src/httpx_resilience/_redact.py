@@ -29,6 +29,7 @@ _SECRET_WORDS = re.compile(r"key|token|secret|password|signature", re.IGNORECASE
 _MIN_SECRET_LENGTH = 6
 # The shortest start of a secret, cut off at the end of a capped text, that is still redacted.
 _MIN_TAIL_LENGTH = 4
+_CUT = "…"
 _MAX_DEPTH = 32
 
 
@@ -94,14 +95,16 @@ class Redactor:
 
     def _cut_tail(self, value: str) -> str:
         # Messages and bodies are capped, and a cap can fall inside an echoed secret: the
-        # start of a secret left at the end of the text is still part of that secret.
-        ellipsis = "…" if value.endswith("…") else ""
-        text = value[: len(value) - len(ellipsis)]
+        # start of a secret left where text was cut (its end, or before a "…" the parser put
+        # at a cut) is still part of that secret.
+        return _CUT.join(self._trim(piece) for piece in value.split(_CUT))
+
+    def _trim(self, text: str) -> str:
         for secret in self._secrets:
             for size in range(min(len(secret) - 1, len(text)), _MIN_TAIL_LENGTH - 1, -1):
                 if text.endswith(secret[:size]):
-                    return text[:-size] + REDACTED + ellipsis
-        return value
+                    return text[:-size] + REDACTED
+        return text
 
     def data(self, value: Any, depth: int = 0) -> Any:
         """A copy of a JSON-like structure with every known secret replaced in its strings."""

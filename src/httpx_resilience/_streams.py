@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
 
@@ -21,6 +23,8 @@ __all__ = [
     "CountedRequestStream",
     "SyncMappedStream",
     "SyncReplayStream",
+    "TypedDecoder",
+    "guard_decoding",
 ]
 
 ErrorFactory = Callable[[BaseException], APIError]
@@ -42,32 +46,34 @@ class CountedRequestStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         sent = 0
         chunks = iter(self._stream)  # type: ignore[arg-type]
-        try:
-            for chunk in chunks:
-                sent += len(chunk)
-                if sent > self._limit:
-                    raise self._too_large(sent)
-                yield chunk
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+        for chunk in chunks:
+            sent += len(chunk)
+            if sent > self._limit:
+                for iterator in (chunks, self._callers_iterator()):
+                    if inspect.isgenerator(iterator):
+                        iterator.close()
+                raise self._too_large(sent)
+            yield chunk
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         sent = 0
         chunks = self._stream.__aiter__()  # type: ignore[union-attr]
-        try:
-            async for chunk in chunks:
-                sent += len(chunk)
-                if sent > self._limit:
-                    raise self._too_large(sent)
-                yield chunk
-        finally:
-            # Stopping early must finalise the caller's async generator here, inside the
-            # event loop, not later from the garbage collector.
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        async for chunk in chunks:
+            sent += len(chunk)
+            if sent > self._limit:
+                # Stopping early must finalise the async generators here, inside the event
+                # loop, not later from the garbage collector (trio warns of those).
+                for iterator in (chunks, self._callers_iterator()):
+                    if inspect.isasyncgen(iterator):
+                        await iterator.aclose()
+                raise self._too_large(sent)
+            yield chunk
+
+    def _callers_iterator(self) -> object:
+        # httpx wraps a caller's generator body in a generator of its own, which does not
+        # close the caller's when closed. Only generators are closed: a file stays the
+        # caller's to close.
+        return getattr(self._stream, "_stream", None)
 
 
 class SyncReplayStream(httpx.SyncByteStream):
@@ -188,3 +194,40 @@ class AsyncMappedStream(httpx.AsyncByteStream):
             raise
         except Exception as exc:
             raise self._map(exc) from exc
+
+
+class TypedDecoder:
+    """httpx's content decoder for a response, with its failures typed.
+
+    httpx undoes `Content-Encoding` in `Response.iter_bytes`, above the transport, so a corrupt
+    gzip body would raise `httpx.DecodingError` past every stream wrapper. The transport puts
+    this in front of the decoder httpx would have used.
+    """
+
+    __slots__ = ("_decoder", "_map")
+
+    def __init__(self, decoder: Any, map_error: ErrorFactory) -> None:
+        self._decoder = decoder
+        self._map = map_error
+
+    def decode(self, data: bytes) -> bytes:
+        try:
+            return self._decoder.decode(data)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise self._map(exc) from exc
+
+    def flush(self) -> bytes:
+        try:
+            return self._decoder.flush()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise self._map(exc) from exc
+
+
+def guard_decoding(response: httpx.Response, map_error: ErrorFactory) -> None:
+    """Type the decoding failures of `response`'s body, if it has a `Content-Encoding`."""
+    if "content-encoding" not in response.headers:
+        return
+    # A private hook of httpx's Response: where it is missing, httpx's own error stands.
+    get_decoder = getattr(response, "_get_content_decoder", None)
+    if get_decoder is not None:
+        setattr(response, "_decoder", TypedDecoder(get_decoder(), map_error))  # noqa: B010

@@ -18,7 +18,13 @@ from ._build import RequestInfo, stream_error
 from ._errors import APIError, ConfigurationError
 from ._flow import Body, Flow, ReadBody, Send, Settings, request_flow
 from ._policies import ErrorPolicy, RequestIdPolicy
-from ._streams import AsyncMappedStream, AsyncReplayStream, SyncMappedStream, SyncReplayStream
+from ._streams import (
+    AsyncMappedStream,
+    AsyncReplayStream,
+    SyncMappedStream,
+    SyncReplayStream,
+    guard_decoding,
+)
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
 
@@ -108,7 +114,9 @@ class ResilientTransport(httpx.BaseTransport):
         except StopIteration as stop:
             response = cast(httpx.Response, stop.value)
         stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
-        response.stream = SyncMappedStream(stream, _StreamFailure(request, response))
+        failure = _StreamFailure(request, response)
+        response.stream = SyncMappedStream(stream, failure)
+        guard_decoding(response, failure)
         return response
 
     def close(self) -> None:
@@ -163,7 +171,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         except StopIteration as stop:
             response = cast(httpx.Response, stop.value)
         stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
-        response.stream = AsyncMappedStream(stream, _StreamFailure(request, response))
+        failure = _StreamFailure(request, response)
+        response.stream = AsyncMappedStream(stream, failure)
+        guard_decoding(response, failure)
         return response
 
     async def aclose(self) -> None:

@@ -1,0 +1,1 @@
+"""Integration tests: the transports against real loopback servers."""

@@ -1,0 +1,564 @@
+"""Real loopback servers for the integration suite.
+
+- `live`: a starlette app served by uvicorn (h11) on 127.0.0.1, in a background thread, for
+  the whole session. A small ASGI middleware records every request (method, path, query,
+  headers, body, and the client's (host, port): distinct ports are distinct TCP connections).
+- `raw`: a raw TCP server for what a well-behaved ASGI server cannot do: answer garbage, or
+  cut a body off before its declared Content-Length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+from urllib.request import parse_http_list, parse_keqv_list
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+DIGEST_REALM = "integration@httpx-resilience"
+DIGEST_USER = "user"
+DIGEST_PASSWORD = "pass"
+# Query parameters of /status that shape the body; every other one becomes a response header.
+_BODY_PARAMS = frozenset({"fmt", "message", "code", "type"})
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    client: tuple[str, int]
+    body: bytearray = field(default_factory=bytearray)
+    body_complete: bool = False
+
+
+class ServerState:
+    """What the server saw and the knobs tests turn, shared with the server thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.records: list[RecordedRequest] = []
+        self.nonces: set[str] = set()
+        self.gate = threading.Event()
+        self.sent: dict[str, int] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.records.clear()
+            self.sent.clear()
+        self.gate = threading.Event()
+
+    def add_sent(self, name: str, size: int) -> None:
+        with self.lock:
+            self.sent[name] = self.sent.get(name, 0) + size
+
+
+class Recorder:
+    """ASGI middleware recording each request and its body as the app reads it."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host, port = scope["client"]
+        record = RecordedRequest(
+            method=scope["method"],
+            path=scope["path"],
+            query=scope["query_string"].decode("latin-1"),
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            client=(host, port),
+        )
+        with self.state.lock:
+            self.state.records.append(record)
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                record.body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    record.body_complete = True
+            return message
+
+        await self.app(scope, recording_receive, send)
+
+
+def _error_body(
+    fmt: str, status: int, message: str, code: str | None, kind: str | None
+) -> tuple[str | bytes, str | None]:
+    """(content, media type) of an error body in one of the formats servers use."""
+    if fmt == "openai":
+        error = {
+            "message": message,
+            "type": kind or "invalid_request_error",
+            "param": None,
+            "code": code,
+        }
+        return json.dumps({"error": error}), "application/json"
+    if fmt == "fastapi":
+        return json.dumps({"detail": message}), "application/json"
+    if fmt == "validation":
+        detail = [
+            {"loc": ["body", "name"], "msg": "Field required", "type": "missing"},
+            {"loc": ["query", "limit"], "msg": "Input should be a valid integer", "type": "int"},
+        ]
+        return json.dumps({"detail": detail}), "application/json"
+    if fmt == "problem":
+        problem = {
+            "type": code or "https://example.com/probs/out-of-credit",
+            "title": "You do not have enough credit.",
+            "status": status,
+            "detail": message,
+            "instance": "/account/12345/msgs/abc",
+            "balance": 30,
+            "accounts": ["/account/12345", "/account/67890"],
+            "errors": [{"pointer": "#/name", "detail": "must be a string"}],
+        }
+        return json.dumps(problem), "application/problem+json"
+    if fmt == "jsonapi":
+        item = {
+            "status": str(status),
+            "code": code,
+            "title": "Invalid Attribute",
+            "detail": message,
+            "source": {"pointer": "/data/attributes/name"},
+        }
+        return json.dumps({"errors": [item]}), "application/vnd.api+json"
+    if fmt == "text":
+        return message, "text/plain; charset=utf-8"
+    if fmt == "html":
+        page = (
+            "<!DOCTYPE html><html><head><style>h1 {color: red}</style>"
+            f"<title>{message}</title></head><body><h1>Oops</h1><p>Try later.</p></body></html>"
+        )
+        return page, "text/html; charset=utf-8"
+    if fmt == "empty":
+        return b"", None
+    raise ValueError(f"unknown fmt {fmt!r}")
+
+
+async def status(request: Request) -> Response:
+    """`/status/{code}`: that status, a body in `?fmt=`, every other query param a header."""
+    code = int(request.path_params["code"])
+    params = request.query_params
+    headers = {k: v for k, v in params.multi_items() if k not in _BODY_PARAMS}
+    if code < 400 and "fmt" not in params:
+        return JSONResponse({"status": code}, status_code=code, headers=headers)
+    content, media_type = _error_body(
+        params.get("fmt", "openai"),
+        code,
+        params.get("message", f"status {code} from the test server"),
+        params.get("code"),
+        params.get("type"),
+    )
+    return Response(content, status_code=code, headers=headers, media_type=media_type)
+
+
+async def _read_body(request: Request) -> bytes | None:
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        return None
+
+
+def _echo_payload(request: Request, body: bytes) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": request.url.path,
+        "query": request.url.query,
+        "headers": dict(request.headers),
+        "body": body.decode("utf-8", "replace"),
+    }
+
+
+async def echo(request: Request) -> Response:
+    """`/echo`: what the request carried, as JSON."""
+    body = await _read_body(request)
+    if body is None:
+        return Response(status_code=499)
+    return JSONResponse(_echo_payload(request, body), headers={"x-request-id": "req_echo"})
+
+
+async def echo_error(request: Request) -> Response:
+    """`/echo-error?pad=N&fmt=jsonapi`: a 400 whose body repeats the request's credentials
+    and query, in an OpenAI-style error or (`fmt=jsonapi`) the first of two JSON:API errors."""
+    body = await _read_body(request) or b""
+    headers = request.headers
+    # `?pad=N` puts N filler characters first, to move the echoed values to a chosen offset.
+    message = (
+        "x"
+        * int(request.query_params.get("pad", "0"))
+        + f"invalid request: Authorization={headers.get('authorization')} "
+        f"Cookie={headers.get('cookie')} X-Api-Key={headers.get('x-api-key')} "
+        f"query={request.url.query} "
+        f"Idempotency-Key={headers.get('idempotency-key')}"
+    )
+    payload: dict[str, Any] = {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "code": "echoed",
+            "echo": _echo_payload(request, body),
+        }
+    }
+    if request.query_params.get("fmt") == "jsonapi":
+        payload = {"errors": [{"detail": message}, {"detail": "and one more thing"}]}
+    return JSONResponse(payload, status_code=400, headers={"x-request-id": "req_echo_error"})
+
+
+async def redirect(request: Request) -> Response:
+    """`/redirect`: a 302 to `/echo`."""
+    return RedirectResponse("/echo?redirected=1", status_code=302)
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _digest_ok(request: Request, state: ServerState) -> bool:
+    """Check an RFC 7616 MD5 / qop=auth answer against the known user and password."""
+    header = request.headers.get("authorization", "")
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() != "digest":
+        return False
+    params = parse_keqv_list(parse_http_list(rest))
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    required = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
+    if any(name not in params for name in required):
+        return False
+    if (
+        params["username"] != DIGEST_USER
+        or params["realm"] != DIGEST_REALM
+        or params["nonce"] not in state.nonces
+        or params["uri"] != target
+        or params["qop"] != "auth"
+    ):
+        return False
+    ha1 = _md5(f"{DIGEST_USER}:{DIGEST_REALM}:{DIGEST_PASSWORD}")
+    ha2 = _md5(f"{request.method}:{params['uri']}")
+    expected = _md5(
+        f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:{params['qop']}:{ha2}"
+    )
+    return hmac.compare_digest(expected, params["response"])
+
+
+def digest_route(state: ServerState) -> Route:
+    async def digest(request: Request) -> Response:
+        """`/digest`: protected by an HTTP Digest challenge."""
+        if _digest_ok(request, state):
+            return JSONResponse({"authenticated": True, "user": DIGEST_USER})
+        nonce = secrets.token_hex(16)
+        state.nonces.add(nonce)
+        challenge = (
+            f'Digest realm="{DIGEST_REALM}", nonce="{nonce}", qop="auth", '
+            f'algorithm=MD5, opaque="{secrets.token_hex(8)}"'
+        )
+        return JSONResponse(
+            {"detail": "digest credentials required"},
+            status_code=401,
+            headers={"www-authenticate": challenge, "x-request-id": "req_digest"},
+        )
+
+    return Route("/digest", digest)
+
+
+async def etag(request: Request) -> Response:
+    """`/etag`: a 304 when `If-None-Match` names the current tag."""
+    tag = '"v1"'
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"etag": tag})
+    return JSONResponse({"version": 1}, headers={"etag": tag})
+
+
+def chunk_bytes(index: int, size: int) -> bytes:
+    """The `index`-th chunk of a streamed body: recognisable, so order and content are checked."""
+    return bytes([index % 251]) * size
+
+
+def streamed_body(chunks: int, size: int) -> bytes:
+    """The whole body `/stream?chunks=&size=` sends."""
+    return b"".join(chunk_bytes(i, size) for i in range(chunks))
+
+
+def stream_routes(state: ServerState) -> list[Route]:
+    async def big_error(request: Request) -> Response:
+        """`/big-error?size=N`: a 500 with an N-byte body, streamed so it is never held whole."""
+        size = int(request.query_params.get("size", "10485760"))
+        piece = 65536
+
+        async def body() -> AsyncIterator[bytes]:
+            left = size
+            while left > 0:
+                chunk = b"E" * min(piece, left)
+                left -= len(chunk)
+                state.add_sent("big-error", len(chunk))
+                yield chunk
+                # A pause per chunk, so a client that went away stops the stream promptly.
+                await asyncio.sleep(0)
+
+        return StreamingResponse(body(), status_code=500, media_type="text/plain")
+
+    async def stream(request: Request) -> Response:
+        """`/stream?chunks=N&size=M`: a 200 body sent as N chunks of M bytes."""
+        chunks = int(request.query_params.get("chunks", "4"))
+        size = int(request.query_params.get("size", "1024"))
+
+        async def body() -> AsyncIterator[bytes]:
+            for i in range(chunks):
+                state.add_sent("stream", size)
+                yield chunk_bytes(i, size)
+                await asyncio.sleep(0)
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    async def stream_gated(request: Request) -> Response:
+        """`/stream-gated?chunks=N&size=M`: the first chunk, then the rest once the test says so.
+
+        If nobody opens the gate within 10 s the body is aborted, so a client that waits for
+        the whole body before handing any of it on fails instead of hanging.
+        """
+        chunks = int(request.query_params.get("chunks", "80"))
+        size = int(request.query_params.get("size", "65536"))
+        gate = state.gate
+
+        async def body() -> AsyncIterator[bytes]:
+            state.add_sent("stream-gated", size)
+            yield chunk_bytes(0, size)
+            deadline = time.monotonic() + 10
+            while not gate.is_set():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the test never opened the gate")
+                await asyncio.sleep(0.005)
+            for i in range(1, chunks):
+                state.add_sent("stream-gated", size)
+                yield chunk_bytes(i, size)
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    async def stream_abort(request: Request) -> Response:
+        """`/stream-abort`: a chunked 200 whose app fails after a few chunks."""
+
+        async def body() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield chunk_bytes(i, 4096)
+                await asyncio.sleep(0.01)
+            raise RuntimeError("the test server aborts this body on purpose")
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    return [
+        Route("/big-error", big_error),
+        Route("/stream", stream),
+        Route("/stream-gated", stream_gated),
+        Route("/stream-abort", stream_abort),
+    ]
+
+
+async def gzip_error(request: Request) -> Response:
+    """`/gzip-error`: a 422 whose JSON body is gzip-encoded."""
+    payload = {"error": {"message": "gzip decoded: name is invalid", "code": "gz_invalid"}}
+    return Response(
+        gzip.compress(json.dumps(payload).encode()),
+        status_code=422,
+        headers={"content-encoding": "gzip", "x-request-id": "req_gzip"},
+        media_type="application/json",
+    )
+
+
+async def slow(request: Request) -> Response:
+    """`/slow?delay=S`: answers after S seconds."""
+    await asyncio.sleep(float(request.query_params.get("delay", "2")))
+    return JSONResponse({"slow": True})
+
+
+def build_app(state: ServerState) -> ASGIApp:
+    routes = [
+        Route("/status/{code:int}", status, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/echo", echo, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/echo-error", echo_error, methods=["GET", "POST", "PUT"]),
+        Route("/redirect", redirect),
+        digest_route(state),
+        Route("/etag", etag),
+        Route("/gzip-error", gzip_error),
+        Route("/slow", slow),
+        *stream_routes(state),
+    ]
+    return Recorder(Starlette(routes=routes), state)
+
+
+class LiveServer:
+    """The running uvicorn server: its address, and what it saw."""
+
+    def __init__(self, port: int, state: ServerState) -> None:
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.state = state
+
+    def url(self, path: str, **params: Any) -> str:
+        query = f"?{urlencode(params)}" if params else ""
+        return f"{self.base_url}{path}{query}"
+
+    def requests(self) -> list[RecordedRequest]:
+        with self.state.lock:
+            return list(self.state.records)
+
+    def connections(self) -> int:
+        """Distinct TCP connections the recorded requests came over."""
+        return len({r.client for r in self.requests()})
+
+    def sent(self, name: str) -> int:
+        with self.state.lock:
+            return self.state.sent.get(name, 0)
+
+
+def _bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="session")
+def live() -> Iterator[LiveServer]:
+    """The uvicorn server, started once for the session and stopped at its end."""
+    state = ServerState()
+    config = uvicorn.Config(
+        build_app(state),
+        lifespan="off",
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        http="h11",
+        ws="none",
+        loop="asyncio",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    sock = _bound_socket()
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the uvicorn test server did not start")
+        time.sleep(0.01)
+    try:
+        yield LiveServer(sock.getsockname()[1], state)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def server(live: LiveServer) -> LiveServer:
+    """The live server with its records cleared for this test."""
+    live.state.reset()
+    return live
+
+
+class _RawHandler(socketserver.BaseRequestHandler):
+    """Reads one request head, then misbehaves as its path says."""
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(65536)
+            if not data:
+                return
+            head += data
+        path = head.split(b" ", 2)[1].split(b"?", 1)[0]
+        if path == b"/garbage":
+            sock.sendall(b"NOT HTTP\r\n\r\n")
+        elif path == b"/stream-abort":
+            # Promise a megabyte, send 32 KiB in two writes, then hang up.
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
+                b"content-length: 1048576\r\nx-request-id: req_raw_abort\r\n\r\n"
+            )
+            sock.sendall(b"x" * 16384)
+            time.sleep(0.05)
+            sock.sendall(b"x" * 16384)
+            time.sleep(0.05)
+        elif path == b"/error-abort":
+            # A 503 whose body breaks off a third of the way through.
+            sock.sendall(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
+                b"content-length: 3000\r\nx-request-id: req_raw_503\r\n\r\n"
+            )
+            sock.sendall(b"overloaded " * 90)
+            time.sleep(0.05)
+        else:
+            sock.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+
+
+class _RawTCPServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+class RawServer:
+    def __init__(self, port: int) -> None:
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+
+@pytest.fixture(scope="session")
+def raw() -> Iterator[RawServer]:
+    """A raw TCP server: `/garbage` answers non-HTTP; `/stream-abort` (200) and `/error-abort`
+    (503) cut their bodies short."""
+    tcp = _RawTCPServer(("127.0.0.1", 0), _RawHandler)
+    thread = threading.Thread(
+        target=tcp.serve_forever, kwargs={"poll_interval": 0.05}, name="raw-tcp", daemon=True
+    )
+    thread.start()
+    try:
+        yield RawServer(tcp.server_address[1])
+    finally:
+        tcp.shutdown()
+        tcp.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A URL on a loopback port that nothing listens on."""
+    sock = _bound_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}/nothing-here"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """`pytest.mark.anyio` tests run on trio; asyncio is covered by pytest-asyncio tests."""
+    return "trio"

@@ -1,0 +1,389 @@
+"""Error bodies: read up to the cap and no further, decoded, parsed in every common format."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+
+import httpx
+import pytest
+import trio
+
+from httpx_resilience import (
+    APIError,
+    AsyncResilientTransport,
+    BadRequestError,
+    ErrorPolicy,
+    InternalServerError,
+    NotFoundError,
+    ResilientTransport,
+    ServiceUnavailableError,
+    UnprocessableEntityError,
+    ValidationError,
+)
+
+from .conftest import LiveServer, RawServer
+
+TEN_MB = 10 * 1024 * 1024
+DEFAULT_CAP = 65536
+
+
+def _big(server: LiveServer) -> str:
+    return server.url("/big-error", size=TEN_MB)
+
+
+def _check_capped(err: InternalServerError, server: LiveServer, started: float) -> None:
+    assert err.status_code == 500
+    assert err.body is not None
+    assert 0 < len(err.body) <= DEFAULT_CAP
+    assert set(err.body) == {"E"}
+    assert time.monotonic() - started < 5
+    # The client hung up long before the server could push 10 MB through the socket.
+    assert server.sent("big-error") < TEN_MB
+
+
+def test_big_error_body_capped_sync(server: LiveServer) -> None:
+    """Sync: a 10 MB error body is read only up to max_body_bytes."""
+    started = time.monotonic()
+    with (
+        httpx.Client(transport=ResilientTransport()) as client,
+        pytest.raises(InternalServerError) as excinfo,
+    ):
+        client.get(_big(server))
+    _check_capped(excinfo.value, server, started)
+
+
+@pytest.mark.asyncio
+async def test_big_error_body_capped_asyncio(server: LiveServer) -> None:
+    """asyncio: a 10 MB error body is read only up to max_body_bytes."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+        with pytest.raises(InternalServerError) as excinfo:
+            await client.get(_big(server))
+    _check_capped(excinfo.value, server, started)
+
+
+@pytest.mark.anyio
+async def test_big_error_body_capped_trio(server: LiveServer) -> None:
+    """trio: a 10 MB error body is read only up to max_body_bytes."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+        with pytest.raises(InternalServerError) as excinfo:
+            await client.get(_big(server))
+    _check_capped(excinfo.value, server, started)
+
+
+def test_custom_body_cap(server: LiveServer) -> None:
+    """max_body_bytes sets the cap on what an error keeps of its body."""
+    transport = ResilientTransport(errors=ErrorPolicy(max_body_bytes=1000))
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(InternalServerError) as excinfo,
+    ):
+        client.get(_big(server))
+    assert excinfo.value.body is not None
+    assert 0 < len(excinfo.value.body) <= 1000
+
+
+def test_zero_body_cap_reads_nothing(server: LiveServer) -> None:
+    """max_body_bytes=0 keeps no body and still raises the right class from the status."""
+    transport = ResilientTransport(errors=ErrorPolicy(max_body_bytes=0))
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(NotFoundError) as excinfo,
+    ):
+        client.get(server.url("/status/404", message="unread"))
+    assert not excinfo.value.body
+    assert excinfo.value.message != "unread"
+
+
+_POOL_OF_ONE = {"limits": httpx.Limits(max_connections=1)}
+_POOL_TIMEOUT = httpx.Timeout(5, pool=2)
+
+
+def test_connection_freed_after_big_error_sync(server: LiveServer) -> None:
+    """Sync: after a capped 10 MB error, a one-connection pool serves the next request at once."""
+    with httpx.Client(
+        transport=ResilientTransport(**_POOL_OF_ONE), timeout=_POOL_TIMEOUT
+    ) as client:
+        with pytest.raises(InternalServerError):
+            client.get(_big(server))
+        started = time.monotonic()
+        assert client.get(server.url("/echo")).status_code == 200
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.asyncio
+async def test_connection_freed_after_big_error_asyncio(server: LiveServer) -> None:
+    """asyncio: after a capped 10 MB error, a one-connection pool serves the next request."""
+    transport = AsyncResilientTransport(**_POOL_OF_ONE)
+    async with httpx.AsyncClient(transport=transport, timeout=_POOL_TIMEOUT) as client:
+        with pytest.raises(InternalServerError):
+            await client.get(_big(server))
+        started = time.monotonic()
+        assert (await client.get(server.url("/echo"))).status_code == 200
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.anyio
+async def test_connection_freed_after_big_error_trio(server: LiveServer) -> None:
+    """trio: after a capped 10 MB error, a one-connection pool serves the next request."""
+    transport = AsyncResilientTransport(**_POOL_OF_ONE)
+    async with httpx.AsyncClient(transport=transport, timeout=_POOL_TIMEOUT) as client:
+        # The error is kept to the end: what it may leave unclosed is the next test's business.
+        with pytest.raises(InternalServerError) as excinfo:
+            await client.get(_big(server))
+        assert (await client.get(server.url("/echo"))).status_code == 200
+    assert excinfo.value.status_code == 500
+
+
+@pytest.mark.anyio
+async def test_big_error_leaves_nothing_to_finalise_trio(server: LiveServer) -> None:
+    """trio: a capped error body closes what it half read; the GC finds no open generator."""
+    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+        with pytest.raises(InternalServerError):
+            await client.get(_big(server))
+        # Trio warns (ResourceWarning, an error here) for every async generator the GC
+        # collects unexhausted and unclosed.
+        gc.collect()
+        await trio.sleep(0)
+
+
+def test_connection_freed_after_streamed_error(server: LiveServer) -> None:
+    """An error raised on entering `client.stream` gives its connection back too."""
+    with httpx.Client(
+        transport=ResilientTransport(**_POOL_OF_ONE), timeout=_POOL_TIMEOUT
+    ) as client:
+        for _ in range(2):
+            with (
+                pytest.raises(InternalServerError),
+                client.stream("GET", _big(server)),
+            ):
+                pass  # pragma: no cover - entering raises
+        assert client.get(server.url("/echo")).status_code == 200
+
+
+def test_small_error_bodies_keep_connection_sync(server: LiveServer) -> None:
+    """Sync: two 404s read whole leave the connection reusable: three requests, one connection."""
+    with httpx.Client(transport=ResilientTransport(**_POOL_OF_ONE)) as client:
+        for _ in range(2):
+            with pytest.raises(NotFoundError):
+                client.get(server.url("/status/404"))
+        assert client.get(server.url("/echo")).status_code == 200
+    assert len(server.requests()) == 3
+    assert server.connections() == 1
+
+
+@pytest.mark.asyncio
+async def test_small_error_bodies_keep_connection_asyncio(server: LiveServer) -> None:
+    """asyncio: two 404s and a 200 go over one TCP connection."""
+    async with httpx.AsyncClient(transport=AsyncResilientTransport(**_POOL_OF_ONE)) as client:
+        for _ in range(2):
+            with pytest.raises(NotFoundError):
+                await client.get(server.url("/status/404"))
+        assert (await client.get(server.url("/echo"))).status_code == 200
+    assert server.connections() == 1
+
+
+@pytest.mark.anyio
+async def test_small_error_bodies_keep_connection_trio(server: LiveServer) -> None:
+    """trio: two 404s and a 200 go over one TCP connection."""
+    async with httpx.AsyncClient(transport=AsyncResilientTransport(**_POOL_OF_ONE)) as client:
+        for _ in range(2):
+            with pytest.raises(NotFoundError):
+                await client.get(server.url("/status/404"))
+        assert (await client.get(server.url("/echo"))).status_code == 200
+    assert server.connections() == 1
+
+
+def _check_gzip(err: UnprocessableEntityError) -> None:
+    assert err.message == "gzip decoded: name is invalid"
+    assert err.code == "gz_invalid"
+    assert err.request_id == "req_gzip"
+    assert err.body is not None
+    assert err.body.startswith('{"error"')
+    assert err.response is not None
+    assert err.response.json()["error"]["code"] == "gz_invalid"
+
+
+def test_gzip_error_body_decoded_sync(server: LiveServer) -> None:
+    """Sync: a gzip-encoded error body is decoded before it is parsed."""
+    with (
+        httpx.Client(transport=ResilientTransport()) as client,
+        pytest.raises(UnprocessableEntityError) as excinfo,
+    ):
+        client.get(server.url("/gzip-error"))
+    _check_gzip(excinfo.value)
+
+
+@pytest.mark.asyncio
+async def test_gzip_error_body_decoded_asyncio(server: LiveServer) -> None:
+    """asyncio: a gzip-encoded error body is decoded before it is parsed."""
+    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+        with pytest.raises(UnprocessableEntityError) as excinfo:
+            await client.get(server.url("/gzip-error"))
+    _check_gzip(excinfo.value)
+
+
+def _raise_for(server: LiveServer, status: int, **params: str) -> APIError:
+    with (
+        httpx.Client(transport=ResilientTransport()) as client,
+        pytest.raises(APIError) as excinfo,
+    ):
+        client.get(server.url(f"/status/{status}", **params))
+    return excinfo.value
+
+
+def test_openai_body(server: LiveServer) -> None:
+    """An OpenAI-style {"error": {...}} body gives message and code."""
+    err = _raise_for(server, 400, fmt="openai", message="bad model", code="model_not_found")
+    assert isinstance(err, BadRequestError)
+    assert (err.message, err.code) == ("bad model", "model_not_found")
+
+
+def test_openai_body_type_as_code(server: LiveServer) -> None:
+    """An OpenAI-style body with a null code gives its type as the code."""
+    err = _raise_for(server, 400, fmt="openai", message="bad", type="invalid_request_error")
+    assert isinstance(err, BadRequestError)
+    assert err.code == "invalid_request_error"
+
+
+def test_fastapi_detail_string(server: LiveServer) -> None:
+    """FastAPI's {"detail": "..."} gives the message; the code stays the class default."""
+    err = _raise_for(server, 404, fmt="fastapi", message="Item not found")
+    assert isinstance(err, NotFoundError)
+    assert (err.message, err.code) == ("Item not found", "not_found")
+
+
+def test_fastapi_validation_list(server: LiveServer) -> None:
+    """FastAPI's validation list fills ValidationError.errors with loc/msg/type."""
+    err = _raise_for(server, 422, fmt="validation")
+    assert isinstance(err, ValidationError)
+    assert err.errors == [
+        {"loc": ["body", "name"], "msg": "Field required", "type": "missing"},
+        {"loc": ["query", "limit"], "msg": "Input should be a valid integer", "type": "int"},
+    ]
+    assert "body.name" in err.message
+    assert "Field required" in err.message
+
+
+def test_problem_json_on_validation_error(server: LiveServer) -> None:
+    """problem+json gives detail as message, type as code, extensions as details, errors."""
+    err = _raise_for(
+        server, 422, fmt="problem", message="Name must be a string", code="https://e.x/invalid"
+    )
+    assert isinstance(err, UnprocessableEntityError)
+    assert err.message == "Name must be a string"
+    assert err.code == "https://e.x/invalid"
+    assert err.details is not None
+    assert err.details["balance"] == 30
+    assert err.details["accounts"] == ["/account/12345", "/account/67890"]
+    assert err.errors == [{"loc": ["name"], "msg": "must be a string", "type": None}]
+
+
+def test_problem_json_on_other_error(server: LiveServer) -> None:
+    """problem+json on a non-validation status keeps its field errors in details."""
+    err = _raise_for(server, 403, fmt="problem", message="You do not have enough credit.")
+    assert err.message == "You do not have enough credit."
+    assert err.code == "https://example.com/probs/out-of-credit"
+    assert err.details is not None
+    details = err.details
+    assert details["balance"] == 30
+    assert details["errors"] == [{"loc": ["name"], "msg": "must be a string", "type": None}]
+    assert err.errors is None
+
+
+def test_jsonapi_errors(server: LiveServer) -> None:
+    """A JSON:API errors list gives the first error's detail and code, and the field errors."""
+    err = _raise_for(server, 422, fmt="jsonapi", message="Name is too short", code="too_short")
+    assert isinstance(err, UnprocessableEntityError)
+    assert (err.message, err.code) == ("Name is too short", "too_short")
+    assert err.errors is not None
+    assert err.errors[0]["loc"] == ["data", "attributes", "name"]
+
+
+def test_plain_text_body(server: LiveServer) -> None:
+    """A plain-text body is the message as it is."""
+    err = _raise_for(server, 502, fmt="text", message="upstream connect error")
+    assert err.message == "upstream connect error"
+    assert err.code == "bad_gateway"
+    assert err.body == "upstream connect error"
+
+
+def test_html_body(server: LiveServer) -> None:
+    """An HTML error page is reduced to its title."""
+    err = _raise_for(server, 503, fmt="html", message="503 Service Temporarily Unavailable")
+    assert err.message == "503 Service Temporarily Unavailable"
+    assert "<" not in err.message
+
+
+def test_empty_body(server: LiveServer) -> None:
+    """An empty body gives the status text and the class's code."""
+    err = _raise_for(server, 504, fmt="empty")
+    assert err.message == "HTTP 504 Gateway Timeout"
+    assert err.code == "gateway_timeout"
+
+
+def test_custom_body_parser(server: LiveServer) -> None:
+    """parse_body replaces the parser and sees the body already read."""
+
+    def parse(response: httpx.Response) -> dict[str, str]:
+        return {"message": response.json()["detail"].upper(), "code": "custom"}
+
+    transport = ResilientTransport(errors=ErrorPolicy(parse_body=parse))
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(NotFoundError) as excinfo,
+    ):
+        client.get(server.url("/status/404", fmt="fastapi", message="gone"))
+    assert (excinfo.value.message, excinfo.value.code) == ("GONE", "custom")
+
+
+def _check_broken_off(err: ServiceUnavailableError) -> None:
+    assert type(err) is ServiceUnavailableError
+    assert err.request_id == "req_raw_503"
+    assert err.body is not None
+    assert err.body.startswith("overloaded overloaded")
+    assert len(err.body) < 3000
+
+
+def test_error_body_broken_off_sync(raw: RawServer) -> None:
+    """Sync: an error body that breaks off still gives the status's error, with what came."""
+    with (
+        httpx.Client(transport=ResilientTransport()) as client,
+        pytest.raises(ServiceUnavailableError) as excinfo,
+    ):
+        client.get(raw.url("/error-abort"))
+    _check_broken_off(excinfo.value)
+
+
+@pytest.mark.asyncio
+async def test_error_body_broken_off_asyncio(raw: RawServer) -> None:
+    """asyncio: an error body that breaks off still gives the status's error."""
+    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+        with pytest.raises(ServiceUnavailableError) as excinfo:
+            await client.get(raw.url("/error-abort"))
+    _check_broken_off(excinfo.value)
+
+
+def test_head_error_has_no_body(server: LiveServer) -> None:
+    """A HEAD that fails raises its class with no body to read."""
+    with (
+        httpx.Client(transport=ResilientTransport()) as client,
+        pytest.raises(NotFoundError) as excinfo,
+    ):
+        client.head(server.url("/status/404"))
+    assert not excinfo.value.body
+    assert excinfo.value.method == "HEAD"
+
+
+@pytest.mark.asyncio
+async def test_concurrent_errors_share_a_small_pool_asyncio(server: LiveServer) -> None:
+    """asyncio: twenty concurrent failures, half with 10 MB bodies, never exhaust a pool of 2."""
+    transport = AsyncResilientTransport(limits=httpx.Limits(max_connections=2))
+    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=4)) as client:
+        urls = [_big(server), server.url("/status/404")] * 10
+        results = await asyncio.gather(*(client.get(url) for url in urls), return_exceptions=True)
+        assert [type(r) for r in results] == [InternalServerError, NotFoundError] * 10
+        assert (await client.get(server.url("/echo"))).status_code == 200
