@@ -678,7 +678,9 @@ def test_passed_on_error_body_cut_off_is_a_stream_error(call: Caller) -> None:
 def test_corrupt_gzip_success_body_is_a_stream_error(call: Caller) -> None:
     """httpx's own decoding of a corrupt gzip 2xx body fails as a typed StreamError."""
     stream = Chunks([b"definitely not gzip"])
-    inner = Inner(lambda r: httpx.Response(200, stream=stream, headers={"content-encoding": "gzip"}))
+    inner = Inner(
+        lambda r: httpx.Response(200, stream=stream, headers={"content-encoding": "gzip"})
+    )
     with pytest.raises(hr.StreamError) as info:
         call(inner)
     assert isinstance(info.value.__cause__, httpx.DecodingError)
@@ -687,7 +689,9 @@ def test_corrupt_gzip_success_body_is_a_stream_error(call: Caller) -> None:
 def test_good_gzip_success_body_decodes_as_usual(call: Caller) -> None:
     """A valid gzip 2xx body still decodes through httpx as it would without the transport."""
     stream = Chunks([gzip.compress(b"hello")])
-    inner = Inner(lambda r: httpx.Response(200, stream=stream, headers={"content-encoding": "gzip"}))
+    inner = Inner(
+        lambda r: httpx.Response(200, stream=stream, headers={"content-encoding": "gzip"})
+    )
     assert call(inner).content == b"hello"
 
 
@@ -705,7 +709,10 @@ def test_stopped_generator_body_is_closed() -> None:
 
     generator = body()
     transport = ResilientTransport(Inner(handler), errors=ErrorPolicy(max_request_bytes=10))
-    with httpx.Client(transport=transport) as client, pytest.raises(hr.RequestTooLargeError) as info:
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(hr.RequestTooLargeError) as info,
+    ):
         client.post(URL, content=generator)
     assert generator.gi_frame is None
     assert info.value.attempts == 1
