@@ -11,6 +11,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Mapping
+from types import ModuleType
 
 import httpx
 
@@ -129,28 +130,38 @@ class ExceptionKind:
 
 _C, _R, _W, _P = "connect", "read", "write", "pool"
 
-# Most specific first; the first isinstance match wins. The phase says how far the request
-# got: only a "connect" or "pool" failure proves the server never saw it.
-_HTTPX_KINDS: tuple[tuple[type[BaseException], ExceptionKind], ...] = (
-    (httpx.ConnectTimeout, ExceptionKind(RequestTimeoutError, _C, True)),
-    (httpx.ReadTimeout, ExceptionKind(RequestTimeoutError, _R, True)),
-    (httpx.WriteTimeout, ExceptionKind(RequestTimeoutError, _W, True)),
-    (httpx.PoolTimeout, ExceptionKind(RequestTimeoutError, _P, True)),
-    (httpx.TimeoutException, ExceptionKind(RequestTimeoutError, _R, True)),
-    (httpx.ProxyError, ExceptionKind(NetworkError, _C, True, "proxy_error")),
-    (httpx.ConnectError, ExceptionKind(NetworkError, _C, True)),
-    (httpx.ReadError, ExceptionKind(NetworkError, _R, True)),
-    (httpx.WriteError, ExceptionKind(NetworkError, _W, True)),
-    (httpx.CloseError, ExceptionKind(NetworkError, _R, True)),
-    (httpx.NetworkError, ExceptionKind(NetworkError, _R, True)),
+Kinds = tuple[tuple[type[BaseException], ExceptionKind], ...]
+
+# By class name, shared by httpx and httpcore (each has the subset it defines). Most specific
+# first; the first isinstance match wins. The phase says how far the request got: only a
+# "connect" or "pool" failure proves the server never saw it.
+_BY_NAME: tuple[tuple[str, ExceptionKind], ...] = (
+    ("ConnectTimeout", ExceptionKind(RequestTimeoutError, _C, True)),
+    ("ReadTimeout", ExceptionKind(RequestTimeoutError, _R, True)),
+    ("WriteTimeout", ExceptionKind(RequestTimeoutError, _W, True)),
+    ("PoolTimeout", ExceptionKind(RequestTimeoutError, _P, True)),
+    ("TimeoutException", ExceptionKind(RequestTimeoutError, _R, True)),
+    ("ProxyError", ExceptionKind(NetworkError, _C, True, "proxy_error")),
+    ("ConnectError", ExceptionKind(NetworkError, _C, True)),
+    ("ReadError", ExceptionKind(NetworkError, _R, True)),
+    ("WriteError", ExceptionKind(NetworkError, _W, True)),
+    ("CloseError", ExceptionKind(NetworkError, _R, True)),
+    ("NetworkError", ExceptionKind(NetworkError, _R, True)),
     # The server closed the connection or answered garbage: often a stale keep-alive
     # connection, which a new one cures.
-    (httpx.RemoteProtocolError, ExceptionKind(ProtocolError, None, True)),
-    (httpx.LocalProtocolError, ExceptionKind(ProtocolError, None, False)),
-    (httpx.ProtocolError, ExceptionKind(ProtocolError, None, False)),
-    (httpx.DecodingError, ExceptionKind(ProtocolError, None, False, "decoding_error")),
-    (httpx.UnsupportedProtocol, ExceptionKind(TransportError, None, False, "unsupported_protocol")),
+    ("RemoteProtocolError", ExceptionKind(ProtocolError, None, True)),
+    ("LocalProtocolError", ExceptionKind(ProtocolError, None, False)),
+    ("ProtocolError", ExceptionKind(ProtocolError, None, False)),
+    ("DecodingError", ExceptionKind(ProtocolError, None, False, "decoding_error")),
+    ("UnsupportedProtocol", ExceptionKind(TransportError, None, False, "unsupported_protocol")),
 )
+
+
+def _kinds_of(module: ModuleType) -> Kinds:
+    return tuple((getattr(module, name), kind) for name, kind in _BY_NAME if hasattr(module, name))
+
+
+_HTTPX_KINDS = _kinds_of(httpx)
 
 _UNKNOWN = ExceptionKind(TransportError, None, False)
 _DNS = ExceptionKind(NetworkError, _C, True, "dns_error")
@@ -158,7 +169,7 @@ _TLS = ExceptionKind(NetworkError, _C, True, "tls_error")
 _TLS_VERIFY = ExceptionKind(NetworkError, _C, False, "tls_error")
 _MAX_CAUSE_DEPTH = 4
 
-_OS_KINDS: tuple[tuple[type[BaseException], ExceptionKind], ...] = (
+_OS_KINDS: Kinds = (
     (ssl.SSLCertVerificationError, _TLS_VERIFY),
     # Raised raw, a TLS error may come from mid-response as well as from the handshake: taken
     # as "read", so a request that may have been sent is never replayed as if it had not.
@@ -172,8 +183,8 @@ _OS_KINDS: tuple[tuple[type[BaseException], ExceptionKind], ...] = (
 )
 
 
-_httpcore_kinds: tuple[tuple[type[BaseException], ExceptionKind], ...] | None = None
-_anyio_kinds: tuple[tuple[type[BaseException], ExceptionKind], ...] | None = None
+_httpcore_kinds: Kinds | None = None
+_anyio_kinds: Kinds | None = None
 
 
 def classify_exception(exc: BaseException) -> ExceptionKind:
@@ -214,33 +225,15 @@ def _connect_cause(exc: BaseException) -> ExceptionKind | None:
     return None
 
 
-def _lower_layer_kinds() -> tuple[tuple[type[BaseException], ExceptionKind], ...]:
+def _lower_layer_kinds() -> Kinds:
     # httpcore and anyio come with httpx, but only the ones already imported can have raised
     # anything: importing them here would cost every user the import time for nothing.
     global _httpcore_kinds, _anyio_kinds
-    kinds: tuple[tuple[type[BaseException], ExceptionKind], ...] = ()
+    kinds: Kinds = ()
     if _httpcore_kinds is None and "httpcore" in sys.modules:
         import httpcore
 
-        _httpcore_kinds = (
-            (httpcore.ConnectTimeout, ExceptionKind(RequestTimeoutError, _C, True)),
-            (httpcore.ReadTimeout, ExceptionKind(RequestTimeoutError, _R, True)),
-            (httpcore.WriteTimeout, ExceptionKind(RequestTimeoutError, _W, True)),
-            (httpcore.PoolTimeout, ExceptionKind(RequestTimeoutError, _P, True)),
-            (httpcore.TimeoutException, ExceptionKind(RequestTimeoutError, _R, True)),
-            (httpcore.ProxyError, ExceptionKind(NetworkError, _C, True, "proxy_error")),
-            (httpcore.ConnectError, ExceptionKind(NetworkError, _C, True)),
-            (httpcore.ReadError, ExceptionKind(NetworkError, _R, True)),
-            (httpcore.WriteError, ExceptionKind(NetworkError, _W, True)),
-            (httpcore.NetworkError, ExceptionKind(NetworkError, _R, True)),
-            (httpcore.RemoteProtocolError, ExceptionKind(ProtocolError, None, True)),
-            (httpcore.LocalProtocolError, ExceptionKind(ProtocolError, None, False)),
-            (httpcore.ProtocolError, ExceptionKind(ProtocolError, None, False)),
-            (
-                httpcore.UnsupportedProtocol,
-                ExceptionKind(TransportError, None, False, "unsupported_protocol"),
-            ),
-        )
+        _httpcore_kinds = _kinds_of(httpcore)
     if _anyio_kinds is None and "anyio" in sys.modules:
         import anyio
 
