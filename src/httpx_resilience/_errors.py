@@ -33,6 +33,7 @@ keyword, so users can build errors in their own tests without a network.
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
@@ -104,6 +105,7 @@ _REPR_FIELDS = ("code", "status_code", "request_id", "retry_after", "phase", "me
 # A structure deeper than this in `details` is shown as text: `to_dict()` must never recurse
 # without bound on a body a server chose.
 _MAX_JSON_DEPTH = 32
+_SUMMARY_LENGTH = 200
 
 
 class APIError(Exception):
@@ -251,7 +253,7 @@ def _jsonable(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if depth >= _MAX_JSON_DEPTH:
-        return json.dumps(value, default=str)[:200] if _dumpable(value) else str(value)[:200]
+        return _summary(value)
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -259,12 +261,12 @@ def _jsonable(value: Any, depth: int) -> Any:
     return str(value)
 
 
-def _dumpable(value: Any) -> bool:
+def _summary(value: Any) -> str:
     try:
-        json.dumps(value, default=str)
+        text = json.dumps(value, default=str)
     except (ValueError, RecursionError):
-        return False
-    return True
+        text = reprlib.repr(value)  # bounded, where str() of a deep structure is not
+    return text[:_SUMMARY_LENGTH]
 
 
 def _status_text(status_code: int) -> str:
