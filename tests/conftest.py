@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 import trio
 
 from _support import Caller, _async_call, _sync_call
+from httpx_resilience.testing import no_wait
 
 
 @pytest.fixture(params=["sync", "asyncio", "trio"])
@@ -45,3 +47,10 @@ def call(mode: str) -> Caller:
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _no_waits() -> Iterator[None]:
+    """Retries run without their waits in every test: the delays are still computed and checked."""
+    with no_wait():
+        yield

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
 import httpx_resilience as hr
-from httpx_resilience import ErrorPolicy, RequestIdPolicy
+from httpx_resilience import ErrorPolicy, IdempotencyPolicy, RequestIdPolicy, RetryPolicy
 from httpx_resilience._flow import Body, Close, ReadBody, Send, Settings, request_flow
 
-DEFAULT = Settings(errors=ErrorPolicy(), request_ids=RequestIdPolicy())
+
+def make(**changes: object) -> Settings:
+    base = Settings(
+        errors=ErrorPolicy(),
+        request_ids=RequestIdPolicy(),
+        retry=RetryPolicy(),
+        idempotency=IdempotencyPolicy(),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+DEFAULT = make()
 URL = "https://api.example.com/v1/x"
 
 
@@ -44,7 +57,7 @@ def test_error_status_reads_then_closes_then_raises() -> None:
 
 def test_exception_is_thrown_in_and_typed() -> None:
     """An exception thrown into the flow comes out typed with the original as its cause."""
-    flow = request_flow(httpx.Request("GET", URL), DEFAULT)
+    flow = request_flow(httpx.Request("GET", URL), make(retry=RetryPolicy(max_attempts=1)))
     next(flow)
     cause = httpx.ReadTimeout("slow")
     with pytest.raises(hr.RequestTimeoutError) as info:
@@ -54,7 +67,7 @@ def test_exception_is_thrown_in_and_typed() -> None:
 
 def test_no_raise_on_status_needs_no_body() -> None:
     """With raise_on_status=False and no classify hook, an error response is never read."""
-    settings = Settings(errors=ErrorPolicy(raise_on_status=False), request_ids=RequestIdPolicy())
+    settings = make(errors=ErrorPolicy(raise_on_status=False), retry=RetryPolicy(max_attempts=1))
     flow = request_flow(httpx.Request("GET", URL), settings)
     next(flow)
     response = httpx.Response(500)
@@ -63,7 +76,7 @@ def test_no_raise_on_status_needs_no_body() -> None:
 
 def test_too_large_before_the_first_command() -> None:
     """A body over max_request_bytes fails before the flow asks to send anything."""
-    settings = Settings(errors=ErrorPolicy(max_request_bytes=3), request_ids=RequestIdPolicy())
+    settings = make(errors=ErrorPolicy(max_request_bytes=3))
     flow = request_flow(httpx.Request("POST", URL, content=b"1234"), settings)
     with pytest.raises(hr.RequestTooLargeError):
         next(flow)
@@ -76,7 +89,7 @@ def test_classify_skips_an_incomplete_success_body() -> None:
     def classify(response: httpx.Response) -> None:
         calls.append(1)
 
-    settings = Settings(errors=ErrorPolicy(classify=classify), request_ids=RequestIdPolicy())
+    settings = make(errors=ErrorPolicy(classify=classify))
     flow = request_flow(httpx.Request("GET", URL), settings)
     next(flow)
     response = httpx.Response(200)

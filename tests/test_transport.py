@@ -21,9 +21,12 @@ from httpx_resilience import (
     ErrorPolicy,
     RequestIdPolicy,
     ResilientTransport,
+    RetryPolicy,
 )
 
 URL = "https://api.example.com/v1/thing"
+# For tests of what one attempt makes of a failure; retries are tested in test_retries.py.
+ONE_ATTEMPT = {"retry": RetryPolicy(max_attempts=1)}
 
 
 def respond(status: int, **kwargs: Any) -> Inner:
@@ -74,7 +77,7 @@ def test_inner_exception_becomes_typed(
 ) -> None:
     """Every exception an inner transport raises leaves as its typed error, original as cause."""
     with pytest.raises(hr.APIError) as info:
-        call(raising(exc))
+        call(raising(exc), policies=ONE_ATTEMPT)
     err = info.value
     assert type(err) is cls
     assert err.__cause__ is exc
@@ -229,7 +232,7 @@ def test_error_body_read_only_up_to_the_cap(call: Caller) -> None:
     stream = Chunks([b"x" * 1024] * 10_000)
     inner = Inner(lambda request: httpx.Response(500, stream=stream))
     with pytest.raises(hr.InternalServerError) as info:
-        call(inner, policies={"errors": ErrorPolicy(max_body_bytes=4096)})
+        call(inner, policies={"errors": ErrorPolicy(max_body_bytes=4096), **ONE_ATTEMPT})
     assert info.value.body == "x" * 4096
     assert stream.served <= 5
     assert stream.closed
@@ -240,7 +243,7 @@ def test_error_body_failing_midway_still_raises_the_status(call: Caller) -> None
     stream = Chunks([b"partial ", b"rest"], fail_after=1, error=httpx.ReadError("reset"))
     inner = Inner(lambda request: httpx.Response(503, stream=stream))
     with pytest.raises(hr.ServiceUnavailableError) as info:
-        call(inner)
+        call(inner, policies=ONE_ATTEMPT)
     assert info.value.body == "partial "
     assert stream.closed
 

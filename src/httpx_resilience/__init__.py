@@ -30,15 +30,19 @@ from ._errors import (
     UnprocessableEntityError,
     ValidationError,
 )
+from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
+from ._retry import IDEMPOTENT_METHODS, Backoff, RetryEvent, RetryPolicy
 from ._transport import AsyncResilientTransport, ResilientTransport
 from ._version import __version__
 
 __all__ = [
+    "IDEMPOTENT_METHODS",
     "APIError",
     "AsyncResilientTransport",
     "AttemptRecord",
     "AuthenticationError",
+    "Backoff",
     "BadGatewayError",
     "BadRequestError",
     "ClientError",
@@ -46,6 +50,7 @@ __all__ = [
     "ConflictError",
     "ErrorPolicy",
     "GatewayTimeoutError",
+    "IdempotencyPolicy",
     "InternalServerError",
     "NetworkError",
     "NotFoundError",
@@ -59,6 +64,8 @@ __all__ = [
     "RequestTimeoutError",
     "RequestTooLargeError",
     "ResilientTransport",
+    "RetryEvent",
+    "RetryPolicy",
     "ServerError",
     "ServiceUnavailableError",
     "StatusError",

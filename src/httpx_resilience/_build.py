@@ -20,7 +20,14 @@ from ._classify import (
     class_for_status,
     classify_exception,
 )
-from ._errors import APIError, AttemptRecord, QuotaExceededError, StreamError, ValidationError
+from ._errors import (
+    APIError,
+    AttemptRecord,
+    QuotaExceededError,
+    RequestTimeoutError,
+    StreamError,
+    ValidationError,
+)
 from ._headers import find_header, parse_rate_limit, parse_retry_after, parse_should_retry
 from ._parse import ParsedBody, decode_text, parse_error_body
 from ._policies import ErrorPolicy, RequestIdPolicy
@@ -29,6 +36,7 @@ from ._redact import Redactor, redact_url
 __all__ = [
     "RequestInfo",
     "body_response",
+    "deadline_error",
     "decode_content",
     "error_for_exception",
     "error_for_response",
@@ -306,3 +314,18 @@ def _read_unread(response: httpx.Response, limit: int) -> tuple[bytes, str | Non
         with contextlib.suppress(Exception):
             response.close()
     return b"".join(chunks), response.headers.get("content-encoding")
+
+
+def deadline_error(info: RequestInfo, timeout: float, last: APIError) -> RequestTimeoutError:
+    """The error for a total deadline spent, carrying the history up to the last attempt."""
+    record = AttemptRecord(last.status_code, type(last).__name__, 0.0, last.request_id)
+    return RequestTimeoutError(
+        f"total deadline of {timeout:g}s spent after {info.attempts} attempt"
+        f"{'' if info.attempts == 1 else 's'}; last: {last}",
+        phase="total",
+        retryable=False,
+        request_id=last.request_id,
+        retry_after=last.retry_after,
+        history=(*info.history, record),
+        **info.common(),
+    )

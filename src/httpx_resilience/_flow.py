@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random as _random
+import time
 import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -21,13 +23,22 @@ import httpx
 from ._build import (
     RequestInfo,
     body_response,
+    deadline_error,
     decode_content,
     error_for_exception,
     error_for_response,
 )
-from ._errors import APIError, AttemptRecord, ConfigurationError, RequestTooLargeError
-from ._headers import find_header
+from ._errors import (
+    APIError,
+    AttemptRecord,
+    ConfigurationError,
+    QuotaExceededError,
+    RequestTooLargeError,
+)
+from ._headers import find_header, parse_should_retry
+from ._idempotency import IdempotencyPolicy, assign_key
 from ._policies import ErrorPolicy, RequestIdPolicy
+from ._retry import RetryEvent, RetryPolicy, is_replayable, may_resend
 from ._streams import CountedRequestStream
 
 __all__ = [
@@ -37,6 +48,7 @@ __all__ = [
     "ReadBody",
     "Send",
     "Settings",
+    "Sleep",
     "request_flow",
 ]
 
@@ -77,8 +89,16 @@ class Body:
     complete: bool
 
 
-Command = Send | ReadBody | Close
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait `delay` seconds before the next attempt."""
+
+    delay: float
+
+
+Command = Send | ReadBody | Close | Sleep
 Flow = Generator[Command, Any, httpx.Response]
+RetryHook = Callable[[RetryEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,8 @@ class Settings:
 
     errors: ErrorPolicy
     request_ids: RequestIdPolicy
+    retry: RetryPolicy
+    idempotency: IdempotencyPolicy
 
     def for_request(self, request: httpx.Request) -> Settings:
         """Apply `request.extensions["resilience"]`, checked like any policy argument."""
@@ -97,7 +119,10 @@ class Settings:
             raise ConfigurationError(
                 'extensions["resilience"] must be a mapping of policy names to policies'
             )
-        for name, value in overrides.items():
+        changes = dict(overrides)
+        if changes.get("retry") is False:
+            changes["retry"] = self.retry.replace(max_attempts=1)
+        for name, value in changes.items():
             expected = _OVERRIDES.get(name)
             if expected is None:
                 raise ConfigurationError(
@@ -107,61 +132,189 @@ class Settings:
             if not isinstance(value, expected):
                 raise ConfigurationError(
                     f'extensions["resilience"][{name!r}] must be a {expected.__name__}'
+                    + (" or False" if name == "retry" else "")
                 )
-        return dataclasses.replace(self, **overrides)
+        return dataclasses.replace(self, **changes)
 
 
-_OVERRIDES: Mapping[str, type] = {"errors": ErrorPolicy, "request_ids": RequestIdPolicy}
+_OVERRIDES: Mapping[str, type] = {
+    "errors": ErrorPolicy,
+    "request_ids": RequestIdPolicy,
+    "retry": RetryPolicy,
+    "idempotency": IdempotencyPolicy,
+}
+_TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 
 
-def request_flow(request: httpx.Request, base: Settings) -> Flow:
-    """Carry one logical request from sending to the response or the typed error."""
+def request_flow(
+    request: httpx.Request,
+    base: Settings,
+    *,
+    on_retry: RetryHook | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    random: Callable[[], float] = _random.random,
+) -> Flow:
+    """Carry one logical request through its attempts to the response or the typed error.
+
+    `clock` (monotonic seconds) and `random` (uniform in [0, 1)) are the flow's only links to
+    the world, so tests can drive every decision with fakes.
+    """
     settings = base.for_request(request)
-    errors = settings.errors
-    ids = settings.request_ids
-    client_request_id = _client_request_id(request, ids)
+    errors, retry = settings.errors, settings.retry
+    client_request_id = _client_request_id(request, settings.request_ids)
+    key = assign_key(request, settings.idempotency)
+    keyed = key is not None
+    replayable = retry.max_attempts > 1 and is_replayable(request)
     if errors.max_request_bytes is not None:
         _limit_request_size(request, errors.max_request_bytes, client_request_id)
+    deadline = clock() + retry.timeout if retry.timeout is not None else None
+    timeouts = request.extensions.get("timeout")
+    history: list[AttemptRecord] = []
+    attempt = 1
 
-    try:
-        response: httpx.Response = yield Send(request)
-    except APIError as exc:
-        # From a resilient transport stacked below, or our own request-size count.
-        _log_failure(exc)
-        raise
-    except Exception as exc:
-        error = error_for_exception(exc, RequestInfo(request, client_request_id=client_request_id))
-        _log_failure(error)
-        raise error from exc
+    while True:
+        info = RequestInfo(
+            request,
+            client_request_id=client_request_id,
+            idempotency_header=settings.idempotency.header,
+            idempotency_key=key,
+            attempts=attempt,
+            history=history,
+        )
+        if retry.attempt_header is not None:
+            request.headers[retry.attempt_header] = str(attempt)
+        if deadline is not None:
+            request.extensions["timeout"] = _shortened(timeouts, deadline - clock())
 
-    request_id = find_header(response.headers, ids.response_headers) or client_request_id
-    response.extensions["request_id"] = request_id
-    status = response.status_code
-    if status < 200 or 300 <= status < 400 or _is_auth_challenge(request, response):
-        return response
-    if status < 400:
-        if errors.classify is None:
-            return response
-    elif errors.classify is None and not errors.raise_on_status:
-        return response
+        handed_on: httpx.Response | None = None  # what raise_on_status=False returns at the end
+        response: httpx.Response | None
+        try:
+            response = yield Send(request)
+        except APIError as exc:
+            # From a resilient transport stacked below (which made its own retries), or our
+            # own request-size count: passed on as they are.
+            _log_failure(exc)
+            raise
+        except Exception as exc:
+            error = error_for_exception(exc, info)
+            error.__cause__, error.__suppress_context__ = exc, True
+            response = None
+            resend = (
+                replayable
+                and error.retryable
+                and may_resend(request.method, keyed, error.phase, retry.retry_methods)
+            )
+            reason = type(exc).__name__
+            delay = retry.backoff.delay(attempt - 1, random) if resend else None
+        else:
+            request_id = find_header(response.headers, settings.request_ids.response_headers)
+            request_id = request_id or client_request_id
+            response.extensions["request_id"] = request_id
+            status = response.status_code
+            if status < 200 or 300 <= status < 400 or _is_auth_challenge(request, response):
+                return response
+            retryable_status = status >= 400 and _retryable_status(status, response, retry)
+            wants_retry = (
+                retryable_status
+                and replayable
+                and attempt < retry.max_attempts
+                and may_resend(request.method, keyed, None, retry.retry_methods)
+            )
+            if not wants_retry:
+                if status < 400:
+                    if errors.classify is None:
+                        return response
+                elif errors.classify is None and not errors.raise_on_status:
+                    return response
+            body = yield ReadBody(response, errors.max_body_bytes)
+            if status < 400 and not body.complete:
+                # Too large to be the small JSON document `classify` is meant for: passed on
+                # unread by the hook, and whole to the caller.
+                return response
+            decoded = decode_content(
+                body.data, response.headers.get("content-encoding"), errors.max_body_bytes
+            )
+            readable = body_response(response, decoded, request)
+            cls = _classify(errors.classify, readable)
+            if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
+                return response
+            yield Close(response)
+            if not errors.raise_on_status and cls is None:
+                handed_on = readable
+            error = error_for_response(readable, info, errors, request_id, cls=cls)
+            if cls is None:
+                # The policy's verdict, not only the defaults': an exhausted quota never.
+                error.retryable = retryable_status and not isinstance(error, QuotaExceededError)
+            resend = wants_retry and error.retryable
+            reason = f"status {status}"
+            delay = None
+            if resend:
+                hint = error.retry_after if retry.respect_retry_after else None
+                if hint is not None and hint > retry.max_retry_after:
+                    # The server asks for longer than we agreed to wait: the caller decides.
+                    resend = False
+                else:
+                    delay = hint if hint is not None else retry.backoff.delay(attempt - 1, random)
 
-    body = yield ReadBody(response, errors.max_body_bytes)
-    if status < 400 and not body.complete:
-        # Too large to be the small JSON document `classify` is meant for: passed on unread
-        # by the hook, and whole to the caller.
-        return response
-    info = RequestInfo(request, client_request_id=client_request_id)
-    decoded = decode_content(
-        body.data, response.headers.get("content-encoding"), errors.max_body_bytes
+        if not resend or delay is None or attempt >= retry.max_attempts:
+            if handed_on is not None:
+                # No retry after all; the caller asked for the response, not the error. Its
+                # body was read and closed: hand on the copy that holds it.
+                return handed_on
+            _log_failure(error)
+            raise error
+        if deadline is not None and clock() + delay >= deadline:
+            total = deadline_error(info, retry.timeout or 0.0, error)
+            _log_failure(total)
+            raise total from error
+
+        history.append(
+            AttemptRecord(error.status_code, type(error).__name__, delay, error.request_id)
+        )
+        _announce(
+            on_retry,
+            RetryEvent(attempt, delay, reason, request, response, error),
+            retry.max_attempts,
+        )
+        yield Sleep(delay)
+        attempt += 1
+
+
+def _retryable_status(status: int, response: httpx.Response, retry: RetryPolicy) -> bool:
+    """The status rule, unless the server said otherwise with `x-should-retry`."""
+    should = parse_should_retry(response.headers)
+    return status in retry.retry_statuses if should is None else should
+
+
+def _shortened(timeouts: Any, remaining: float) -> dict[str, float | None]:
+    """Each httpx timeout cut to the time left before the deadline."""
+    left = max(remaining, 0.0)
+    current = timeouts if isinstance(timeouts, Mapping) else {}
+    shortened: dict[str, float | None] = {}
+    for name in _TIMEOUT_KEYS:
+        value = current.get(name)
+        shortened[name] = left if value is None else min(value, left)
+    return shortened
+
+
+def _announce(hook: RetryHook | None, event: RetryEvent, max_attempts: int) -> None:
+    error = event.error
+    logger.info(
+        "retrying %s %s after %s (attempt %d of %d) in %.3fs",
+        error.method,
+        error.url,
+        event.reason,
+        event.attempt,
+        max_attempts,
+        event.delay,
     )
-    readable = body_response(response, decoded, request)
-    cls = _classify(errors.classify, readable)
-    if cls is None and (status < 400 or not errors.raise_on_status):
-        return response
-    yield Close(response)
-    error = error_for_response(readable, info, errors, request_id, cls=cls)
-    _log_failure(error)
-    raise error
+    if hook is None:
+        return
+    try:
+        hook(event)
+    except Exception:
+        # A metrics or logging hook must not turn a retry into a failure.
+        logger.warning("on_retry hook raised; the retry goes ahead", exc_info=True)
 
 
 def _limit_request_size(request: httpx.Request, limit: int, client_request_id: str | None) -> None:

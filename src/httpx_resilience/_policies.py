@@ -7,7 +7,8 @@ some later request. `policy.replace(**changes)` returns a new, validated policy.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,16 @@ from ._errors import APIError, ConfigurationError, StatusError
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["DEFAULT_REQUEST_ID_HEADERS", "ErrorPolicy", "RequestIdPolicy"]
+__all__ = [
+    "DEFAULT_REQUEST_ID_HEADERS",
+    "ErrorPolicy",
+    "Policy",
+    "RequestIdPolicy",
+    "check",
+    "is_header_name",
+    "is_names",
+    "is_number",
+]
 
 DEFAULT_REQUEST_ID_HEADERS = (
     "x-request-id",
@@ -30,7 +40,9 @@ DEFAULT_REQUEST_ID_HEADERS = (
 )
 
 
-class _Policy:
+class Policy:
+    """Base of the policy values: `replace()` for a changed, validated copy."""
+
     __slots__ = ()
 
     def replace(self, **changes: Any) -> Self:
@@ -41,9 +53,28 @@ class _Policy:
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from exc
 
 
-def _check(condition: bool, policy: str, message: str) -> None:
+def check(condition: bool, policy: str, message: str) -> None:
     if not condition:
         raise ConfigurationError(f"{policy}: {message}")
+
+
+def is_number(value: object) -> bool:
+    """An int or float that is finite, and not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_header_name(value: object) -> bool:
+    """A non-empty str."""
+    return isinstance(value, str) and value != ""
+
+
+def is_names(value: object) -> bool:
+    """A collection of strings (not a single string)."""
+    return (
+        isinstance(value, Iterable)
+        and not isinstance(value, (str, bytes))
+        and all(isinstance(item, str) for item in value)
+    )
 
 
 def _is_size(value: object) -> bool:
@@ -51,7 +82,7 @@ def _is_size(value: object) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorPolicy(_Policy):
+class ErrorPolicy(Policy):
     """How responses become errors: which statuses raise, how bodies are read and parsed."""
 
     raise_on_status: bool = True
@@ -63,31 +94,31 @@ class ErrorPolicy(_Policy):
 
     def __post_init__(self) -> None:
         name = "ErrorPolicy"
-        _check(isinstance(self.raise_on_status, bool), name, "raise_on_status must be a bool")
-        _check(_is_size(self.max_body_bytes), name, "max_body_bytes must be an int >= 0")
-        _check(
+        check(isinstance(self.raise_on_status, bool), name, "raise_on_status must be a bool")
+        check(_is_size(self.max_body_bytes), name, "max_body_bytes must be an int >= 0")
+        check(
             self.max_request_bytes is None or _is_size(self.max_request_bytes),
             name,
             "max_request_bytes must be None or an int >= 0",
         )
-        _check(isinstance(self.status_classes, Mapping), name, "status_classes must be a mapping")
+        check(isinstance(self.status_classes, Mapping), name, "status_classes must be a mapping")
         for status, cls in self.status_classes.items():
-            _check(
+            check(
                 isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 999,
                 name,
                 f"status_classes keys must be HTTP statuses >= 400, got {status!r}",
             )
-            _check(
+            check(
                 isinstance(cls, type) and issubclass(cls, StatusError),
                 name,
                 f"status_classes[{status}] must be a StatusError subclass, got {cls!r}",
             )
-        _check(
+        check(
             self.parse_body is None or callable(self.parse_body),
             name,
             "parse_body must be callable",
         )
-        _check(self.classify is None or callable(self.classify), name, "classify must be callable")
+        check(self.classify is None or callable(self.classify), name, "classify must be callable")
         # A read-only copy: a frozen policy must not change when the caller's dict does.
         object.__setattr__(self, "status_classes", MappingProxyType(dict(self.status_classes)))
 
@@ -106,7 +137,7 @@ class ErrorPolicy(_Policy):
 
 
 @dataclass(frozen=True, slots=True)
-class RequestIdPolicy(_Policy):
+class RequestIdPolicy(Policy):
     """Where the server's request id is read from, and whether the client sends its own."""
 
     response_headers: tuple[str, ...] = DEFAULT_REQUEST_ID_HEADERS
@@ -114,15 +145,14 @@ class RequestIdPolicy(_Policy):
 
     def __post_init__(self) -> None:
         name = "RequestIdPolicy"
-        _check(
+        check(
             isinstance(self.response_headers, (tuple, list))
-            and all(isinstance(h, str) and h for h in self.response_headers),
+            and all(is_header_name(h) for h in self.response_headers),
             name,
             "response_headers must be a tuple of header names",
         )
-        _check(
-            self.send_header is None
-            or (isinstance(self.send_header, str) and self.send_header != ""),
+        check(
+            self.send_header is None or is_header_name(self.send_header),
             name,
             "send_header must be None or a header name",
         )

@@ -8,16 +8,19 @@ response it hands on so a failure mid-body is typed too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import httpx
 
+from . import _waits
 from ._build import RequestInfo, stream_error
 from ._errors import APIError, ConfigurationError
-from ._flow import Body, Flow, ReadBody, Send, Settings, request_flow
+from ._flow import Body, Flow, ReadBody, Send, Settings, Sleep, request_flow
+from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
+from ._retry import RetryEvent, RetryPolicy
 from ._streams import (
     AsyncMappedStream,
     AsyncReplayStream,
@@ -31,14 +34,30 @@ __all__ = ["AsyncResilientTransport", "ResilientTransport"]
 _T = TypeVar("_T")
 
 
-def _settings(errors: object, request_ids: object) -> Settings:
+def _settings(
+    retry: object, idempotency: object, request_ids: object, errors: object, on_retry: object
+) -> Settings:
     for name, value, expected in (
-        ("errors", errors, ErrorPolicy),
+        ("retry", retry, RetryPolicy),
+        ("idempotency", idempotency, IdempotencyPolicy),
         ("request_ids", request_ids, RequestIdPolicy),
+        ("errors", errors, ErrorPolicy),
     ):
         if not isinstance(value, expected):
             raise ConfigurationError(f"{name} must be a {expected.__name__}, got {value!r}")
-    return Settings(errors=errors, request_ids=request_ids)  # type: ignore[arg-type]
+    if on_retry is not None and not callable(on_retry):
+        raise ConfigurationError(f"on_retry must be None or a callable, got {on_retry!r}")
+    return Settings(
+        errors=errors,  # type: ignore[arg-type]
+        request_ids=request_ids,  # type: ignore[arg-type]
+        retry=retry,  # type: ignore[arg-type]
+        idempotency=idempotency,  # type: ignore[arg-type]
+    )
+
+
+def _check_sleep(sleep: object) -> None:
+    if sleep is not None and not callable(sleep):
+        raise ConfigurationError(f"sleep must be None or a callable, got {sleep!r}")
 
 
 def _inner(
@@ -79,23 +98,30 @@ class _StreamFailure:
 
 
 class ResilientTransport(httpx.BaseTransport):
-    """An httpx transport that turns every failure into a typed `APIError`."""
+    """An httpx transport that retries safely and turns every failure into a typed `APIError`."""
 
     def __init__(
         self,
         transport: httpx.BaseTransport | None = None,
         *,
-        errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008 - frozen, so sharing is safe
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so sharing is safe
+        idempotency: IdempotencyPolicy = IdempotencyPolicy(),  # noqa: B008
         request_ids: RequestIdPolicy = RequestIdPolicy(),  # noqa: B008
+        errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        sleep: Callable[[float], None] | None = None,
         **transport_kwargs: Any,
     ) -> None:
-        self._settings = _settings(errors, request_ids)
+        self._settings = _settings(retry, idempotency, request_ids, errors, on_retry)
+        self._on_retry = on_retry
+        _check_sleep(sleep)
+        self._sleep = sleep or _waits.sleep
         self._transport = _inner(
             transport, transport_kwargs, httpx.BaseTransport, httpx.HTTPTransport
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        flow: Flow = request_flow(request, self._settings)
+        flow: Flow = request_flow(request, self._settings, on_retry=self._on_retry)
         try:
             command = next(flow)
             while True:
@@ -108,6 +134,9 @@ class ResilientTransport(httpx.BaseTransport):
                         command = flow.send(response)
                 elif isinstance(command, ReadBody):
                     command = flow.send(_read(command.response, command.limit))
+                elif isinstance(command, Sleep):
+                    self._sleep(command.delay)
+                    command = flow.send(None)
                 else:
                     _close(command.response)
                     command = flow.send(None)
@@ -142,17 +171,24 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         self,
         transport: httpx.AsyncBaseTransport | None = None,
         *,
-        errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008
+        idempotency: IdempotencyPolicy = IdempotencyPolicy(),  # noqa: B008
         request_ids: RequestIdPolicy = RequestIdPolicy(),  # noqa: B008
+        errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         **transport_kwargs: Any,
     ) -> None:
-        self._settings = _settings(errors, request_ids)
+        self._settings = _settings(retry, idempotency, request_ids, errors, on_retry)
+        self._on_retry = on_retry
+        _check_sleep(sleep)
+        self._sleep = sleep or _waits.async_sleep
         self._transport = _inner(
             transport, transport_kwargs, httpx.AsyncBaseTransport, httpx.AsyncHTTPTransport
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        flow: Flow = request_flow(request, self._settings)
+        flow: Flow = request_flow(request, self._settings, on_retry=self._on_retry)
         try:
             command = next(flow)
             while True:
@@ -165,6 +201,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                         command = flow.send(response)
                 elif isinstance(command, ReadBody):
                     command = flow.send(await _aread(command.response, command.limit))
+                elif isinstance(command, Sleep):
+                    await self._sleep(command.delay)
+                    command = flow.send(None)
                 else:
                     await _aclose(command.response)
                     command = flow.send(None)

@@ -18,6 +18,7 @@ from httpx_resilience import (
     PaymentRequiredError,
     PermissionDeniedError,
     RateLimitError,
+    RetryPolicy,
     ServerError,
     ServiceUnavailableError,
     StatusError,
@@ -84,10 +85,13 @@ def check_status_error(
     assert err.url is not None
     reported, sent = httpx.URL(err.url), httpx.URL(url)
     assert (reported.host, reported.path, reported.params) == (sent.host, sent.path, sent.params)
-    assert err.attempts == 1
+    # A GET meeting a retry status (429, 5xx) is tried the default 3 times, others once.
+    attempts = 3 if status in RetryPolicy().retry_statuses else 1
+    assert err.attempts == attempts
     assert [(h.status_code, h.error, h.request_id) for h in err.history] == [
         (status, cls.__name__, f"req_{status}")
-    ]
+    ] * attempts
+    assert [h.delay > 0 for h in err.history] == [True] * (attempts - 1) + [False]
     text = str(err)
     for part in (f"e{status}", f"boom {status}", str(status), f"req_{status}"):
         assert part in text

@@ -38,7 +38,9 @@ def _check_refused(err: NetworkError, request: httpx.Request) -> None:
     assert err.response is None
     assert err.request is request
     assert err.method == "GET"
-    assert [(h.status_code, h.error) for h in err.history] == [(None, "NetworkError")]
+    # Refused at connect: retried for any method, the default 3 attempts.
+    assert err.attempts == 3
+    assert [(h.status_code, h.error) for h in err.history] == [(None, "NetworkError")] * 3
 
 
 def test_connection_refused_sync(refused_url: str) -> None:

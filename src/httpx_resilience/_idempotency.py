@@ -1,0 +1,52 @@
+"""Idempotency keys: one per logical request, the same on every attempt of it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from ._policies import Policy, check, is_header_name, is_names
+
+__all__ = ["IdempotencyPolicy", "assign_key"]
+
+
+def _uuid4() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyPolicy(Policy):
+    """Which requests get a generated idempotency key, in which header.
+
+    A request of one of `methods` without the header gets `generate()` once, before its first
+    attempt; every retry resends the same request, so the server sees one key per logical
+    request and can run it once. A key the caller set is kept, whatever the method.
+    """
+
+    header: str = "Idempotency-Key"
+    methods: frozenset[str] = field(default_factory=lambda: frozenset({"POST", "PATCH"}))
+    generate: Callable[[], object] = _uuid4
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        name = "IdempotencyPolicy"
+        check(is_header_name(self.header), name, "header must be a header name")
+        check(is_names(self.methods), name, "methods must be a set of method names")
+        check(callable(self.generate), name, "generate must be callable")
+        check(isinstance(self.enabled, bool), name, "enabled must be a bool")
+        object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
+
+
+def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
+    """The request's idempotency key: the caller's, or a new one where the policy wants one."""
+    existing: str | None = request.headers.get(policy.header)
+    if existing:
+        return existing
+    if not policy.enabled or request.method not in policy.methods:
+        return None
+    key = str(policy.generate())
+    request.headers[policy.header] = key
+    return key

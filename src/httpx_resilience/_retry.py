@@ -1,0 +1,174 @@
+"""Retry decisions: whether an attempt may be repeated, and after how long. No I/O.
+
+The rules, in the order `request_flow` applies them:
+
+1. A body that cannot be replayed (a generator, a file stream) is sent once.
+2. A failure before the request left (connect or pool phase) may be retried for any method.
+   Anything later — a status, a read timeout, a reset mid-response — only for methods in
+   `retry_methods` or for requests that carry an idempotency key.
+3. Statuses retry when in `retry_statuses`, unless the server's `x-should-retry` (or
+   `stripe-should-retry`) says otherwise; errors whose `retryable` is false (an exhausted
+   quota, a certificate that failed verification) never do.
+4. The wait is the server's hint (`retry-after-ms`, `Retry-After`) when it gave one, else the
+   backoff. A hint above `max_retry_after` is not waited for: the error is raised at once.
+5. No wait and no attempt goes past the total deadline (`timeout`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ._classify import DEFAULT_RETRY_STATUSES
+from ._errors import APIError
+from ._policies import Policy, check, is_header_name, is_names, is_number
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "Backoff",
+    "RetryEvent",
+    "RetryPolicy",
+    "is_replayable",
+    "may_resend",
+]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_JITTER_MODES = ("full", "equal", "none")
+# Phases in which the request provably never reached the server.
+_UNSENT_PHASES = frozenset({"connect", "pool"})
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff(Policy):
+    """Exponential backoff: before the n-th retry, `min(initial * multiplier**n, max_delay)`.
+
+    `jitter` spreads the waits of many clients: "full" (uniform in [0, d]), "equal"
+    (d/2 plus uniform in [0, d/2]), "none", or a fraction f (uniform in [d(1-f), d(1+f)]).
+    The result never exceeds `max_delay`.
+    """
+
+    initial: float = 0.5
+    multiplier: float = 2.0
+    max_delay: float = 8.0
+    jitter: str | float = "full"
+
+    def __post_init__(self) -> None:
+        name = "Backoff"
+        check(is_number(self.initial) and self.initial >= 0, name, "initial must be >= 0")
+        check(is_number(self.multiplier) and self.multiplier >= 1, name, "multiplier must be >= 1")
+        check(is_number(self.max_delay) and self.max_delay >= 0, name, "max_delay must be >= 0")
+        jitter = self.jitter
+        if isinstance(jitter, str):
+            valid = jitter in _JITTER_MODES
+        else:
+            valid = is_number(jitter) and 0 < jitter <= 1
+        check(valid, name, f"jitter must be one of {_JITTER_MODES} or a fraction in (0, 1]")
+
+    def delay(self, retry: int, random: Callable[[], float]) -> float:
+        """The wait before retry number `retry` (0 for the first), with jitter from `random`."""
+        try:
+            base = min(self.initial * self.multiplier**retry, self.max_delay)
+        except OverflowError:
+            base = self.max_delay
+        jitter = self.jitter
+        if jitter == "full":
+            wait = random() * base
+        elif jitter == "equal":
+            wait = base / 2 + random() * base / 2
+        elif jitter == "none":
+            wait = base
+        else:
+            spread = float(jitter)
+            wait = base * (1 - spread) + random() * 2 * spread * base
+        return min(max(wait, 0.0), self.max_delay)
+
+
+def _methods(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(m.upper() for m in value)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy(Policy):
+    """When and how a failed attempt is repeated. `max_attempts=1` disables retries."""
+
+    max_attempts: int = 3
+    backoff: Backoff = Backoff()
+    retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
+    respect_retry_after: bool = True
+    max_retry_after: float = 120.0
+    timeout: float | None = None
+    retry_methods: frozenset[str] = IDEMPOTENT_METHODS
+    attempt_header: str | None = None
+
+    def __post_init__(self) -> None:
+        name = "RetryPolicy"
+        attempts = self.max_attempts
+        check(
+            isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1,
+            name,
+            "max_attempts must be an int >= 1",
+        )
+        check(isinstance(self.backoff, Backoff), name, "backoff must be a Backoff")
+        statuses = self.retry_statuses
+        check(
+            isinstance(statuses, Iterable)
+            and all(
+                isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 999 for s in statuses
+            ),
+            name,
+            "retry_statuses must be a set of HTTP statuses",
+        )
+        respect = self.respect_retry_after
+        check(isinstance(respect, bool), name, "respect_retry_after must be a bool")
+        check(
+            is_number(self.max_retry_after) and self.max_retry_after >= 0,
+            name,
+            "max_retry_after must be a number >= 0",
+        )
+        check(
+            self.timeout is None or (is_number(self.timeout) and self.timeout > 0),
+            name,
+            "timeout must be None or a number of seconds > 0",
+        )
+        check(is_names(self.retry_methods), name, "retry_methods must be a set of method names")
+        check(
+            self.attempt_header is None or is_header_name(self.attempt_header),
+            name,
+            "attempt_header must be None or a header name",
+        )
+        object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
+        object.__setattr__(self, "retry_methods", _methods(self.retry_methods))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """What `on_retry` hears before each wait.
+
+    `attempt` is the 1-based number of the attempt that just failed; `reason` is short text
+    ("status 503", "ConnectError"); `error` is that attempt's typed error (for a status, the
+    `StatusError` built from the response); `response` is None for a transport failure.
+    """
+
+    attempt: int
+    delay: float
+    reason: str
+    request: httpx.Request
+    response: httpx.Response | None
+    error: APIError
+
+
+def is_replayable(request: httpx.Request) -> bool:
+    """Whether the body can be sent again: bytes, str, JSON, form and multipart can."""
+    stream: Any = request.stream
+    if isinstance(stream, httpx.ByteStream):
+        return True
+    # httpx's multipart stream seeks its files back to the start before each pass.
+    return type(stream).__name__ == "MultipartStream"
+
+
+def may_resend(method: str, keyed: bool, phase: str | None, retry_methods: frozenset[str]) -> bool:
+    """Whether resending is safe: never sent, an idempotent method, or an idempotency key."""
+    return phase in _UNSENT_PHASES or method in retry_methods or keyed
