@@ -1,13 +1,14 @@
-"""A tour of httpx-resilience's typed errors against a small local API.
+"""A tour of httpx-resilience against a small local API: retries, idempotency keys, typed errors.
 
 Run it as it is:
 
     python examples/demo.py
 
 It starts a throwaway HTTP server on 127.0.0.1 (standard library only) whose endpoints fail
-the way real APIs do, calls each through `ResilientTransport`, and prints the typed error it
-got. It checks every result as it goes and exits non-zero if anything was not as expected, so
-CI runs it as a smoke test.
+the way real APIs do. First, retries: a POST that meets 503, 503, 200 and succeeds with one
+idempotency key on all three attempts, a server asking for a day's wait, a total deadline.
+Then the typed error of each failure as one attempt sees it. It checks every result as it goes
+and exits non-zero if anything was not as expected, so CI runs it as a smoke test.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import httpx
 import httpx_resilience
 from httpx_resilience import (
     AuthenticationError,
+    Backoff,
     ErrorPolicy,
     NetworkError,
     NotFoundError,
@@ -34,8 +36,11 @@ from httpx_resilience import (
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
+    RequestTimeoutError,
     RequestTooLargeError,
     ResilientTransport,
+    RetryEvent,
+    RetryPolicy,
     ServiceUnavailableError,
     StatusError,
     UnprocessableEntityError,
@@ -146,6 +151,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     request_ids: ClassVar[Iterator[int]] = count(1)
     hits: ClassVar[dict[str, int]] = {}
+    # /v1/jobs: the idempotency key of every attempt, and the jobs actually run, per key.
+    job_keys: ClassVar[list[str]] = []
+    jobs_run: ClassVar[dict[str, int]] = {}
 
     def do_GET(self) -> None:
         self.answer()
@@ -158,9 +166,16 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile.read(length)
         path, _, query = self.path.partition("?")
         self.hits[path] = self.hits.get(path, 0) + 1
-        if path == "/v1/account":
+        route: Route
+        if path == "/v1/jobs":
+            route = self.job()
+        elif path == "/v1/busy":
+            route = (503, {}, {"detail": "Overloaded, try again"})
+        elif path == "/v1/slow-down":
+            route = (429, {"Retry-After": "86400"}, {"message": "Come back tomorrow"})
+        elif path == "/v1/account":
             # Servers echo what they were sent more often than anyone would like.
-            route: Route = (
+            route = (
                 403,
                 {},
                 {"error": {"message": f"Key {SECRET} may not read accounts ({query})"}},
@@ -180,6 +195,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def job(self) -> Route:
+        """Overloaded twice, then runs the job: once per idempotency key, however often asked."""
+        key = self.headers.get("Idempotency-Key", "")
+        self.job_keys.append(key)
+        if len(self.job_keys) <= 2:
+            return (503, {}, {"detail": "Overloaded, try again"})
+        self.jobs_run[key] = self.jobs_run.get(key, 0) + 1
+        return (200, {}, {"id": "job_1", "status": "queued"})
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep the demo's output to the errors themselves
@@ -249,6 +273,42 @@ def raised(call: Callable[[], object], expected: type[E]) -> E:
 # --------------------------------------------------------------------------------------------
 # The cases.
 # --------------------------------------------------------------------------------------------
+
+
+def case_retried_post(base_url: str) -> None:
+    events: list[RetryEvent] = []
+    # A quick backoff for the demo; the default starts at 0.5 s and doubles up to 8 s.
+    retry = RetryPolicy(backoff=Backoff(initial=0.2, max_delay=1.0))
+    transport = ResilientTransport(retry=retry, on_retry=events.append)
+    with httpx.Client(base_url=base_url, transport=transport) as client:
+        response = client.post("/v1/jobs", json={"model": "m1", "input": "hello"})
+    for event in events:
+        print(f"attempt {event.attempt}: {event.reason} -> waited {event.delay:.3f}s")
+    print(f"attempt 3: {response.status_code} {response.json()}")
+    print(f"Idempotency-Key on each attempt: {Handler.job_keys}")
+    expect(response.status_code == 200, f"status {response.status_code}")
+    expect([e.attempt for e in events] == [1, 2], f"events {events!r}")
+    expect(len(Handler.job_keys) == 3, f"the server saw {len(Handler.job_keys)} attempts")
+    expect(len(set(Handler.job_keys)) == 1 and bool(Handler.job_keys[0]), "keys differ")
+    expect(list(Handler.jobs_run.values()) == [1], f"jobs run {Handler.jobs_run}")
+
+
+def case_long_retry_after(base_url: str) -> None:
+    with httpx.Client(base_url=base_url, transport=ResilientTransport()) as client:
+        err = raised(lambda: client.get("/v1/slow-down"), RateLimitError)
+    expect(err.retry_after == 86400.0, f"retry_after {err.retry_after!r}")
+    expect(err.attempts == 1, f"attempts {err.attempts!r}: a one-day wait was slept")
+
+
+def case_deadline(base_url: str) -> None:
+    retry = RetryPolicy(max_attempts=10, timeout=0.5, backoff=Backoff(initial=0.1, jitter="none"))
+    with httpx.Client(base_url=base_url, transport=ResilientTransport(retry=retry)) as client:
+        err = raised(lambda: client.get("/v1/busy"), RequestTimeoutError)
+    for record in err.history:
+        print(f"  attempt: {record.status_code} {record.error}, then waited {record.delay}s")
+    expect(err.phase == "total", f"phase {err.phase!r}")
+    expect(isinstance(err.__cause__, ServiceUnavailableError), f"cause {err.__cause__!r}")
+    expect(sum(r.delay for r in err.history) <= 0.5, "slept past the deadline")
 
 
 def case_authentication(client: httpx.Client) -> None:
@@ -381,6 +441,12 @@ def case_success(client: httpx.Client) -> None:
     expect(str(response.extensions["request_id"]).startswith("req_"), "no request_id")
 
 
+RETRY_CASES: list[tuple[str, Callable[[str], None]]] = [
+    ("retries: a POST meets 503, 503, 200, one idempotency key throughout", case_retried_post),
+    ("retries: Retry-After of a day is not slept, it is raised", case_long_retry_after),
+    ("retries: a total deadline of 0.5 s across attempts and waits", case_deadline),
+]
+
 CASES: list[tuple[str, Callable[[httpx.Client], None]]] = [
     ("200: success passes through, with its request id", case_success),
     ("401: OpenAI-style error object", case_authentication),
@@ -398,10 +464,10 @@ CASES: list[tuple[str, Callable[[httpx.Client], None]]] = [
 ]
 
 
-def run(case: Callable[[httpx.Client], None], client: httpx.Client) -> str | None:
+def run(case: Callable[[Any], None], arg: object) -> str | None:
     """Run one case; what went wrong, or None."""
     try:
-        case(client)
+        case(arg)
     except Unexpected as exc:
         return str(exc)
     except Exception as exc:
@@ -412,22 +478,30 @@ def run(case: Callable[[httpx.Client], None], client: httpx.Client) -> str | Non
 
 def main() -> int:
     failures: list[str] = []
+
+    def report(title: str, problem: str | None) -> None:
+        if problem is not None:
+            print(f"!!! UNEXPECTED: {problem}")
+            failures.append(f"{title}: {problem}")
+
     with local_api() as base_url:
-        transport = ResilientTransport()
+        for title, retry_case in RETRY_CASES:
+            print(f"\n=== {title} ===")
+            report(title, run(retry_case, base_url))
+        # The typed errors as one attempt sees them (retries would only repeat them here).
+        transport = ResilientTransport(retry=RetryPolicy(max_attempts=1))
         with httpx.Client(base_url=base_url, transport=transport, timeout=5.0) as client:
             for title, case in CASES:
                 print(f"\n=== {title} ===")
-                problem = run(case, client)
-                if problem is not None:
-                    print(f"!!! UNEXPECTED: {problem}")
-                    failures.append(f"{title}: {problem}")
+                report(title, run(case, client))
+    total = len(RETRY_CASES) + len(CASES)
     print()
     if failures:
-        print(f"demo FAILED: {len(failures)} of {len(CASES)} cases misbehaved:", file=sys.stderr)
+        print(f"demo FAILED: {len(failures)} of {total} cases misbehaved:", file=sys.stderr)
         for failure in failures:
             print(f"  - {failure}", file=sys.stderr)
         return 1
-    print(f"demo OK: all {len(CASES)} cases behaved as expected")
+    print(f"demo OK: all {total} cases behaved as expected")
     return 0
 
 

@@ -321,7 +321,7 @@ def deadline_error(info: RequestInfo, timeout: float, last: APIError) -> Request
     record = AttemptRecord(last.status_code, type(last).__name__, 0.0, last.request_id)
     return RequestTimeoutError(
         f"total deadline of {timeout:g}s spent after {info.attempts} attempt"
-        f"{'' if info.attempts == 1 else 's'}; last: {last}",
+        f"{'' if info.attempts == 1 else 's'} (last: {type(last).__name__})",
         phase="total",
         retryable=False,
         request_id=last.request_id,
