@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ._policies import Policy, check, is_header_name, is_names
+from ._policies import Policy, check, is_header_name, is_names, materialise
 
 __all__ = ["IdempotencyPolicy", "assign_key"]
 
@@ -33,6 +33,7 @@ class IdempotencyPolicy(Policy):
 
     def __post_init__(self) -> None:
         name = "IdempotencyPolicy"
+        materialise(self, "methods")
         check(is_header_name(self.header), name, "header must be a header name")
         check(is_names(self.methods), name, "methods must be a set of method names")
         check(callable(self.generate), name, "generate must be callable")

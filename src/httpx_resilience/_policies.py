@@ -29,6 +29,7 @@ __all__ = [
     "is_header_name",
     "is_names",
     "is_number",
+    "materialise",
 ]
 
 DEFAULT_REQUEST_ID_HEADERS = (
@@ -61,6 +62,14 @@ def check(condition: bool, policy: str, message: str) -> None:
 def is_number(value: object) -> bool:
     """An int or float that is finite, and not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def materialise(policy: object, *names: str) -> None:
+    """Turn iterable fields into tuples before they are checked, so a generator survives."""
+    for name in names:
+        value = getattr(policy, name)
+        if isinstance(value, Iterable) and not isinstance(value, (str, bytes, frozenset)):
+            object.__setattr__(policy, name, tuple(value))
 
 
 def is_header_name(value: object) -> bool:

@@ -25,6 +25,7 @@ import httpx
 from ._classify import DEFAULT_RETRY_STATUSES
 from ._errors import APIError
 from ._policies import Policy, check, is_header_name, is_names, is_number
+from ._policies import materialise as _materialise
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -72,7 +73,8 @@ class Backoff(Policy):
         try:
             base = min(self.initial * self.multiplier**retry, self.max_delay)
         except OverflowError:
-            base = self.max_delay
+            # multiplier**retry outgrew a float: the cap, unless there was nothing to grow.
+            base = self.max_delay if self.initial > 0 else 0.0
         jitter = self.jitter
         if jitter == "full":
             wait = random() * base
@@ -105,6 +107,8 @@ class RetryPolicy(Policy):
 
     def __post_init__(self) -> None:
         name = "RetryPolicy"
+        # Taken as tuples first: a generator would be used up by checking it.
+        _materialise(self, "retry_statuses", "retry_methods")
         attempts = self.max_attempts
         check(
             isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1,
