@@ -24,8 +24,7 @@ import httpx
 
 from ._classify import DEFAULT_RETRY_STATUSES
 from ._errors import APIError
-from ._policies import Policy, check, is_header_name, is_names, is_number
-from ._policies import materialise as _materialise
+from ._policies import Policy, check, is_header_name, is_names, is_number, materialise
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -108,7 +107,7 @@ class RetryPolicy(Policy):
     def __post_init__(self) -> None:
         name = "RetryPolicy"
         # Taken as tuples first: a generator would be used up by checking it.
-        _materialise(self, "retry_statuses", "retry_methods")
+        materialise(self, "retry_statuses", "retry_methods")
         attempts = self.max_attempts
         check(
             isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1,

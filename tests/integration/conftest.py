@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import gzip
 import hashlib
 import hmac
@@ -406,6 +407,7 @@ def build_app(state: ServerState) -> ASGIApp:
         Route("/gzip-error", gzip_error),
         Route("/slow", slow),
         *stream_routes(state),
+        *retry_routes(),
     ]
     return Recorder(Starlette(routes=routes), state)
 
@@ -562,3 +564,147 @@ def refused_url() -> str:
 def anyio_backend() -> str:
     """`pytest.mark.anyio` tests run on trio; asyncio is covered by pytest-asyncio tests."""
     return "trio"
+
+
+# --- Scripted routes for the retry tests (test_retries*.py) -----------------------------------
+
+
+@dataclass
+class Script:
+    """What the scripted routes saw for one test-chosen id, and what `/once` executed."""
+
+    seen: int = 0
+    keys: list[str | None] = field(default_factory=list)
+    attempt_headers: list[str | None] = field(default_factory=list)
+    bodies: list[bytes | None] = field(default_factory=list)
+    executions: int = 0
+    stored: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Scripts:
+    """Per-id state of `/flaky/{id}` and `/once/{id}`. Each test picks fresh ids (`new_id()`),
+    so tests never share state and nothing needs resetting."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._scripts: dict[str, Script] = {}
+
+    def _get(self, script_id: str) -> Script:
+        return self._scripts.setdefault(script_id, Script())
+
+    def hit(self, script_id: str, request: Request, body: bytes | None) -> int:
+        """Count one request for `script_id`; returns its 1-based number."""
+        with self.lock:
+            script = self._get(script_id)
+            script.seen += 1
+            script.keys.append(request.headers.get("idempotency-key"))
+            script.attempt_headers.append(request.headers.get("x-retry-attempt"))
+            script.bodies.append(body)
+            return script.seen
+
+    def execute(
+        self, script_id: str, key: str | None, body: bytes | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Run the side effect once per idempotency key (every time without one).
+
+        Returns the result and whether it is a replay of an earlier execution's stored result.
+        """
+        with self.lock:
+            script = self._get(script_id)
+            if key is not None and key in script.stored:
+                return script.stored[key], True
+            script.executions += 1
+            result = {
+                "id": script_id,
+                "execution": script.executions,
+                "key": key,
+                "body": (body or b"").decode("utf-8", "replace"),
+            }
+            if key is not None:
+                script.stored[key] = result
+            return result, False
+
+    def get(self, script_id: str) -> Script:
+        """A snapshot of what the routes saw for `script_id` (empty if nothing came)."""
+        with self.lock:
+            script = self._scripts.get(script_id, Script())
+            return Script(
+                seen=script.seen,
+                keys=list(script.keys),
+                attempt_headers=list(script.attempt_headers),
+                bodies=list(script.bodies),
+                executions=script.executions,
+                stored=dict(script.stored),
+            )
+
+
+SCRIPTS = Scripts()
+
+
+def new_id() -> str:
+    """A fresh script id for one scenario."""
+    return secrets.token_hex(8)
+
+
+def _scripted_failure(params: Any, number: int) -> Response:
+    """The scripted error answer: `status` (503) with the `retry_after*` hints asked for."""
+    status_code = int(params.get("status", "503"))
+    headers: dict[str, str] = {}
+    if "retry_after" in params:
+        headers["retry-after"] = params["retry_after"]
+    if "retry_after_ms" in params:
+        headers["retry-after-ms"] = params["retry_after_ms"]
+    if "retry_after_date" in params:
+        # An HTTP-date that many seconds ahead (rounded: HTTP-dates have whole seconds).
+        when = round(time.time()) + float(params["retry_after_date"])
+        headers["retry-after"] = email.utils.formatdate(when, usegmt=True)
+    error = {"message": f"scripted {status_code}, request {number}", "code": "scripted"}
+    return JSONResponse({"error": error}, status_code=status_code, headers=headers)
+
+
+async def flaky(request: Request) -> Response:
+    """`/flaky/{id}?fail=N&status=503&retry_after=&retry_after_ms=&retry_after_date=&delay=`:
+    `status` for the first N requests with that id, then 200 with how often the id was seen and
+    the idempotency keys, attempt headers and bodies it came with. `delay` seconds are slept
+    before every answer (after the request is counted)."""
+    script_id = request.path_params["id"]
+    body = await _read_body(request)
+    number = SCRIPTS.hit(script_id, request, body)
+    params = request.query_params
+    delay = float(params.get("delay", "0"))
+    if delay:
+        await asyncio.sleep(delay)
+    if number <= int(params.get("fail", "0")):
+        return _scripted_failure(params, number)
+    script = SCRIPTS.get(script_id)
+    return JSONResponse(
+        {
+            "id": script_id,
+            "seen": script.seen,
+            "keys": script.keys,
+            "attempts": script.attempt_headers,
+            "bodies": [(b or b"").decode("utf-8", "replace") for b in script.bodies],
+        }
+    )
+
+
+async def once(request: Request) -> Response:
+    """`/once/{id}?fail=N`: a POST endpoint that executes once per Idempotency-Key, like a real
+    API, and replays the stored result for a repeated key (every keyless POST executes). The
+    first N requests execute (or replay) and then answer 503: the work was done, the answer
+    lost."""
+    script_id = request.path_params["id"]
+    body = await _read_body(request)
+    number = SCRIPTS.hit(script_id, request, body)
+    result, replayed = SCRIPTS.execute(script_id, request.headers.get("idempotency-key"), body)
+    if number <= int(request.query_params.get("fail", "0")):
+        return _scripted_failure(request.query_params, number)
+    return JSONResponse(result, headers={"idempotent-replayed": "true" if replayed else "false"})
+
+
+def retry_routes() -> list[Route]:
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    return [
+        Route("/flaky/{id}", flaky, methods=methods),
+        Route("/once/{id}", once, methods=["POST"]),
+    ]
