@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 
-from httpx_resilience import AsyncResilientTransport, ResilientTransport
+from httpx_resilience import (
+    AsyncResilientTransport,
+    ErrorPolicy,
+    IdempotencyPolicy,
+    RequestIdPolicy,
+    ResilientTransport,
+    RetryPolicy,
+)
+from httpx_resilience._flow import Settings
 
 Caller = Callable[..., httpx.Response]
 
@@ -105,3 +114,14 @@ async def _async_call(
         response = await client.request(method, url, **kwargs)
         await response.aread()
         return response
+
+
+def make_settings(**changes: Any) -> Settings:
+    """The transport's default policies, with `changes`, as the flow sees them."""
+    base = Settings(
+        errors=ErrorPolicy(),
+        request_ids=RequestIdPolicy(),
+        retry=RetryPolicy(),
+        idempotency=IdempotencyPolicy(),
+    )
+    return dataclasses.replace(base, **changes)

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import httpx
 import pytest
 
 import httpx_resilience as hr
-from httpx_resilience import ErrorPolicy, IdempotencyPolicy, RequestIdPolicy, RetryPolicy
-from httpx_resilience._flow import Body, Close, ReadBody, Send, Settings, request_flow
+from _support import make_settings
+from httpx_resilience import ErrorPolicy, RetryPolicy
+from httpx_resilience._flow import Body, Close, ReadBody, Send, request_flow
 
-
-def make(**changes: object) -> Settings:
-    base = Settings(
-        errors=ErrorPolicy(),
-        request_ids=RequestIdPolicy(),
-        retry=RetryPolicy(),
-        idempotency=IdempotencyPolicy(),
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+make = make_settings
 
 
 DEFAULT = make()

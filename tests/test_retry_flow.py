@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 import httpx_resilience as hr
+from _support import make_settings
 from httpx_resilience import (
     Backoff,
     ErrorPolicy,
     IdempotencyPolicy,
-    RequestIdPolicy,
     RetryEvent,
     RetryPolicy,
 )
@@ -31,14 +31,7 @@ URL = "https://api.example.com/v1/x"
 FULL_HALF = [0.25, 0.5, 1.0, 2.0]
 
 
-def make(**changes: object) -> Settings:
-    base = Settings(
-        errors=ErrorPolicy(),
-        request_ids=RequestIdPolicy(),
-        retry=RetryPolicy(),
-        idempotency=IdempotencyPolicy(),
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+make = make_settings
 
 
 DEFAULT = make()

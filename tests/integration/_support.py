@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from httpx_resilience import (
@@ -108,3 +110,14 @@ def leaks(canary: str, err: APIError) -> list[str]:
         "history": repr(err.history),
     }
     return [name for name, text in faces.items() if canary in text]
+
+
+def check_one_key_three_attempts(data: dict[str, Any], payload: bytes) -> str:
+    """A /flaky answer after 503, 503, 200: three attempts, one key, the same body each time."""
+    assert data["seen"] == 3
+    key = data["keys"][0]
+    assert key
+    assert data["keys"] == [key] * 3
+    assert data["attempts"] == ["1", "2", "3"]
+    assert data["bodies"] == [payload.decode()] * 3
+    return str(key)
