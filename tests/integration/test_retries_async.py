@@ -42,7 +42,7 @@ async def _post_503_503_200(server: LiveServer) -> None:
 
     assert response.status_code == 200
     data = response.json()
-    key = check_one_key_three_attempts(data, PAYLOAD_BYTES)
+    check_one_key_three_attempts(data, PAYLOAD_BYTES)
     assert [(e.attempt, e.delay, e.reason) for e in events] == [
         (1, 0.1, "status 503"),
         (2, 0.2, "status 503"),
