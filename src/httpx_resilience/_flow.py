@@ -173,14 +173,6 @@ def request_flow(
     attempt = 1
 
     while True:
-        info = RequestInfo(
-            request,
-            client_request_id=client_request_id,
-            idempotency_header=settings.idempotency.header,
-            idempotency_key=key,
-            attempts=attempt,
-            history=history,
-        )
         if retry.attempt_header is not None:
             request.headers[retry.attempt_header] = str(attempt)
         if deadline is not None:
@@ -196,6 +188,7 @@ def request_flow(
             _log_failure(exc)
             raise
         except Exception as exc:
+            info = _info(request, settings, client_request_id, key, attempt, history)
             error = error_for_exception(exc, info)
             error.__cause__, error.__suppress_context__ = exc, True
             response = None
@@ -239,6 +232,7 @@ def request_flow(
             if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
                 return response
             yield Close(response)
+            info = _info(request, settings, client_request_id, key, attempt, history)
             if not errors.raise_on_status and cls is None:
                 handed_on = readable
             error = error_for_response(readable, info, errors, request_id, cls=cls)
@@ -278,6 +272,25 @@ def request_flow(
         )
         yield Sleep(delay)
         attempt += 1
+
+
+def _info(
+    request: httpx.Request,
+    settings: Settings,
+    client_request_id: str | None,
+    key: str | None,
+    attempt: int,
+    history: list[AttemptRecord],
+) -> RequestInfo:
+    # Built on the failure path only: a first-try success never needs it.
+    return RequestInfo(
+        request,
+        client_request_id=client_request_id,
+        idempotency_header=settings.idempotency.header,
+        idempotency_key=key,
+        attempts=attempt,
+        history=history,
+    )
 
 
 def _retryable_status(status: int, response: httpx.Response, retry: RetryPolicy) -> bool:
