@@ -20,7 +20,7 @@ URL = "https://api.example.com/v1/x"
 def finish(flow: object, reply: object) -> httpx.Response:
     with pytest.raises(StopIteration) as stop:
         flow.send(reply)  # type: ignore[attr-defined]
-    response: httpx.Response = stop.value.value
+    response: httpx.Response = stop.value.value[0]
     return response
 
 

@@ -143,7 +143,7 @@ def drive(
                 clock.advance(command.delay)
                 command = flow.send(None)
     except StopIteration as stop:
-        run.result = stop.value
+        run.result = stop.value[0]  # the response; [1] is the context a StreamError needs
     except AssertionError:
         raise
     except Exception as exc:

@@ -113,7 +113,7 @@ def decode_content(raw: bytes, content_encoding: str | None, limit: int) -> byte
     """
     encoding = (content_encoding or "").strip().lower()
     if encoding in ("", "identity"):
-        return raw[:limit]
+        return raw if len(raw) <= limit else raw[:limit]
     try:
         if encoding in ("gzip", "x-gzip"):
             return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, limit)
@@ -160,7 +160,9 @@ def error_for_response(
     """The typed error for `readable`, a response whose (capped, decoded) body is read."""
     redactor = info.redactor
     body = readable.content
-    parsed = _parse(readable, body, policy)
+    # Decoded once, for the parser and for `err.body`: error bodies may be large.
+    text = decode_text(body, readable.headers.get("content-type")) if body else None
+    parsed = _parse(readable, body, text, policy)
     status = readable.status_code
     if cls is None:
         cls = class_for_status(status, parsed.code, parsed.message, policy.status_classes)
@@ -177,7 +179,6 @@ def error_for_response(
     if errors is not None and not issubclass(cls, ValidationError):
         details = {**(details or {}), "errors": errors}
         errors = None
-    text = decode_text(body, headers.get("content-type")) if body else None
     return cls(
         redactor.text(parsed.message) if parsed.message else None,
         code=redactor.text(parsed.code) if parsed.code else None,
@@ -197,10 +198,12 @@ def error_for_response(
     )
 
 
-def _parse(readable: httpx.Response, body: bytes, policy: ErrorPolicy) -> ParsedBody:
+def _parse(
+    readable: httpx.Response, body: bytes, text: str | None, policy: ErrorPolicy
+) -> ParsedBody:
     content_type = readable.headers.get("content-type")
     if policy.parse_body is None:
-        return parse_error_body(body, content_type)
+        return parse_error_body(body, content_type, text=text)
     try:
         result = policy.parse_body(readable)
         if not isinstance(result, Mapping):
@@ -216,7 +219,7 @@ def _parse(readable: httpx.Response, body: bytes, policy: ErrorPolicy) -> Parsed
     except Exception:
         # The user's parser failed on this body: the built-in one never does.
         logger.warning("parse_body hook raised; the default parser is used", exc_info=True)
-        return parse_error_body(body, content_type)
+        return parse_error_body(body, content_type, text=text)
 
 
 def error_for_exception(
@@ -254,6 +257,7 @@ def stream_error(
         status_code=status_code,
         request_id=request_id,
         details={"cause": type(exc).__name__},
+        history=(*info.history, AttemptRecord(status_code, StreamError.__name__, 0.0, request_id)),
         **info.common(),
     )
 

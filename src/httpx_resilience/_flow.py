@@ -97,7 +97,8 @@ class Sleep:
 
 
 Command = Send | ReadBody | Close | Sleep
-Flow = Generator[Command, Any, httpx.Response]
+# The response to hand on, and the context a failure of its body later needs.
+Flow = Generator[Command, Any, tuple[httpx.Response, RequestInfo]]
 RetryHook = Callable[[RetryEvent], None]
 
 
@@ -172,6 +173,11 @@ def request_flow(
     history: list[AttemptRecord] = []
     attempt = 1
 
+    def handed(response: httpx.Response) -> tuple[httpx.Response, RequestInfo]:
+        # The response goes to the caller with its context: if its body fails later, the
+        # StreamError still tells which attempt it was, after what, with which key.
+        return response, _info(request, settings, client_request_id, key, attempt, history)
+
     while True:
         if retry.attempt_header is not None:
             request.headers[retry.attempt_header] = str(attempt)
@@ -205,7 +211,7 @@ def request_flow(
             response.extensions["request_id"] = request_id
             status = response.status_code
             if status < 200 or 300 <= status < 400 or _is_auth_challenge(request, response):
-                return response
+                return handed(response)
             retryable_status = status >= 400 and _retryable_status(status, response, retry)
             wants_retry = (
                 retryable_status
@@ -216,26 +222,27 @@ def request_flow(
             if not wants_retry:
                 if status < 400:
                     if errors.classify is None:
-                        return response
+                        return handed(response)
                 elif errors.classify is None and not errors.raise_on_status:
-                    return response
+                    return handed(response)
             body = yield ReadBody(response, errors.max_body_bytes)
             if status < 400 and not body.complete:
                 # Too large to be the small JSON document `classify` is meant for: passed on
                 # unread by the hook, and whole to the caller.
-                return response
+                return handed(response)
             decoded = decode_content(
                 body.data, response.headers.get("content-encoding"), errors.max_body_bytes
             )
             readable = body_response(response, decoded, request)
             cls = _classify(errors.classify, readable)
             if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
-                return response
+                return handed(response)
             yield Close(response)
             info = _info(request, settings, client_request_id, key, attempt, history)
             if not errors.raise_on_status and cls is None:
                 handed_on = readable
             error = error_for_response(readable, info, errors, request_id, cls=cls)
+            del readable, decoded, body  # kept by the error only while the error is needed
             if cls is None:
                 # The policy's verdict, not only the defaults': an exhausted quota never.
                 error.retryable = retryable_status and not isinstance(error, QuotaExceededError)
@@ -254,7 +261,7 @@ def request_flow(
             if handed_on is not None:
                 # No retry after all; the caller asked for the response, not the error. Its
                 # body was read and closed: hand on the copy that holds it.
-                return handed_on
+                return handed_on, info
             _log_failure(error)
             raise error
         if deadline is not None and clock() + delay >= deadline:
@@ -270,6 +277,9 @@ def request_flow(
             RetryEvent(attempt, delay, reason, request, response, error),
             retry.max_attempts,
         )
+        # What this attempt read must not stay alive through the wait and the next attempt:
+        # with a large max_body_bytes, that would double the memory a retried error costs.
+        del error, response, handed_on
         yield Sleep(delay)
         attempt += 1
 

@@ -69,18 +69,26 @@ def decode_text(body: bytes, content_type: str | None) -> str:
     return body.decode("utf-8", "replace")
 
 
-def parse_error_body(body: bytes, content_type: str | None) -> ParsedBody:
-    """Extract message, code, details and field errors from an error body; never raises."""
+def parse_error_body(
+    body: bytes, content_type: str | None, *, text: str | None = None
+) -> ParsedBody:
+    """Extract message, code, details and field errors from an error body; never raises.
+
+    `text` is the body already decoded with `decode_text`, when the caller has it: a large
+    body is then not decoded twice.
+    """
     try:
-        return _parse(body, content_type)
+        return _parse(body, content_type, text)
     except Exception:
         return ParsedBody()
 
 
-def _parse(body: bytes, content_type: str | None) -> ParsedBody:
+def _parse(body: bytes, content_type: str | None, text: str | None) -> ParsedBody:
     if not body:
         return ParsedBody()
-    text = decode_text(body, content_type).removeprefix(_BOM).strip()
+    if text is None:
+        text = decode_text(body, content_type)
+    text = text.removeprefix(_BOM).strip()
     if not text:
         return ParsedBody()
     media = _media_type(content_type)
@@ -397,7 +405,9 @@ def _clean(text: str, limit: int) -> str | None:
     size = 0
     # Stop collecting once past the cap so a huge body costs one partial scan.
     for match in _WORD.finditer(text):
-        words.append(match.group())
+        # Sliced, not match.group(): one huge "word" must not be copied whole.
+        start = match.start()
+        words.append(text[start : min(match.end(), start + limit + 1)])
         size += len(words[-1]) + 1
         if size > limit:
             break

@@ -86,15 +86,15 @@ def _inner(
 class _StreamFailure:
     """Builds the typed error for a body that fails after the response was handed on."""
 
-    __slots__ = ("_request", "_request_id", "_status_code")
+    __slots__ = ("_info", "_request_id", "_status_code")
 
-    def __init__(self, request: httpx.Request, response: httpx.Response) -> None:
-        self._request = request
+    def __init__(self, info: RequestInfo, response: httpx.Response) -> None:
+        self._info = info
         self._status_code = response.status_code
         self._request_id = response.extensions.get("request_id")
 
     def __call__(self, exc: BaseException) -> APIError:
-        return stream_error(exc, RequestInfo(self._request), self._status_code, self._request_id)
+        return stream_error(exc, self._info, self._status_code, self._request_id)
 
 
 class ResilientTransport(httpx.BaseTransport):
@@ -141,9 +141,9 @@ class ResilientTransport(httpx.BaseTransport):
                     _close(command.response)
                     command = flow.send(None)
         except StopIteration as stop:
-            response = cast(httpx.Response, stop.value)
+            response, info = cast(tuple[httpx.Response, RequestInfo], stop.value)
         stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
-        failure = _StreamFailure(request, response)
+        failure = _StreamFailure(info, response)
         response.stream = SyncMappedStream(stream, failure)
         guard_decoding(response, failure)
         return response
@@ -208,9 +208,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     await _aclose(command.response)
                     command = flow.send(None)
         except StopIteration as stop:
-            response = cast(httpx.Response, stop.value)
+            response, info = cast(tuple[httpx.Response, RequestInfo], stop.value)
         stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
-        failure = _StreamFailure(request, response)
+        failure = _StreamFailure(info, response)
         response.stream = AsyncMappedStream(stream, failure)
         guard_decoding(response, failure)
         return response

@@ -1,0 +1,1 @@
+"""The fault-injection matrix: every fault × every I/O mode × every method class."""
