@@ -107,6 +107,8 @@ class SyncReplayStream(httpx.SyncByteStream):
         close = getattr(self._rest, "close", None)
         if close is not None:
             close()
+        # An error's traceback keeps this stream alive: let go of the bytes it replayed.
+        self._prefix, self._rest = b"", None
         self._upstream.close()
 
 
@@ -140,6 +142,7 @@ class AsyncReplayStream(httpx.AsyncByteStream):
         aclose = getattr(self._rest, "aclose", None)
         if aclose is not None:
             await aclose()
+        self._prefix, self._rest = b"", None
         await self._upstream.aclose()
 
 
