@@ -79,12 +79,18 @@ CASE_NAMES = [
 ]
 
 
+def _with_secrets(url: str) -> httpx.URL:
+    # Merged into the URL's own query: httpx's params= would replace it (and the route's
+    # retry-after with it).
+    return httpx.URL(url).copy_merge_params(SECRET_PARAMS)
+
+
 def _fail_sync(case: Case) -> APIError:
     transport = ResilientTransport(errors=case.errors)
     with (
         httpx.Client(transport=transport, headers=SECRET_HEADERS, timeout=case.timeout) as client,
         pytest.raises(APIError) as excinfo,
-        client.stream(case.method, case.url, params=SECRET_PARAMS, content=case.content) as resp,
+        client.stream(case.method, _with_secrets(case.url), content=case.content) as resp,
     ):
         resp.read()
     return excinfo.value
@@ -97,7 +103,7 @@ async def _fail_async(case: Case) -> APIError:
     ) as client:
         with pytest.raises(APIError) as excinfo:
             async with client.stream(
-                case.method, case.url, params=SECRET_PARAMS, content=case.content
+                case.method, _with_secrets(case.url), content=case.content
             ) as response:
                 await response.aread()
     return excinfo.value
