@@ -32,6 +32,7 @@ from ._headers import find_header, parse_rate_limit, parse_retry_after, parse_sh
 from ._parse import ParsedBody, decode_text, parse_error_body
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._redact import Redactor, redact_url
+from ._streams import read_prefix
 
 __all__ = [
     "RequestInfo",
@@ -301,23 +302,12 @@ def from_response(
 
 
 def _read_unread(response: httpx.Response, limit: int) -> tuple[bytes, str | None]:
-    stream = response.stream
-    if not isinstance(stream, httpx.SyncByteStream):
+    if not isinstance(response.stream, httpx.SyncByteStream):
         return b"", None
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in stream:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                break
-    except Exception:
-        pass  # a broken error body still leaves the status to build the error from
-    finally:
-        with contextlib.suppress(Exception):
-            response.close()
-    return b"".join(chunks), response.headers.get("content-encoding")
+    raw, _ = read_prefix(response, limit)
+    with contextlib.suppress(Exception):
+        response.close()
+    return raw, response.headers.get("content-encoding")
 
 
 def deadline_error(info: RequestInfo, timeout: float, last: APIError) -> RequestTimeoutError:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -24,7 +25,9 @@ __all__ = [
     "SyncMappedStream",
     "SyncReplayStream",
     "TypedDecoder",
+    "aread_prefix",
     "guard_decoding",
+    "read_prefix",
 ]
 
 ErrorFactory = Callable[[BaseException], APIError]
@@ -234,3 +237,69 @@ def guard_decoding(response: httpx.Response, map_error: ErrorFactory) -> None:
     get_decoder = getattr(response, "_get_content_decoder", None)
     if get_decoder is not None:
         setattr(response, "_decoder", TypedDecoder(get_decoder(), map_error))  # noqa: B010
+
+
+def read_prefix(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Read about `limit` raw bytes: (the bytes, whether they are the whole body).
+
+    The response is left replaying them followed by any unread rest, so it can still be
+    handed on whole, or closed to discard the rest with its connection.
+    """
+    upstream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
+    if limit == 0:
+        return b"", False
+    chunks: list[bytes] = []
+    size = 0
+    iterator: Iterator[bytes] = iter(upstream)
+    try:
+        for chunk in iterator:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+        else:
+            data = b"".join(chunks)
+            upstream.close()
+            response.stream = httpx.ByteStream(data)
+            return data, True
+    except Exception as exc:
+        # The body broke off. An error status still makes its error from what came; a
+        # response handed on replays it and then fails as the original did.
+        data = b"".join(chunks)
+        with contextlib.suppress(Exception):
+            upstream.close()
+        response.stream = SyncReplayStream(data, None, upstream, exc)
+        return data, False
+    data = b"".join(chunks)
+    response.stream = SyncReplayStream(data, iterator, upstream)
+    return data, False
+
+
+async def aread_prefix(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """The async twin of `read_prefix`."""
+    upstream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
+    if limit == 0:
+        return b"", False
+    chunks: list[bytes] = []
+    size = 0
+    iterator: AsyncIterator[bytes] = upstream.__aiter__()
+    try:
+        async for chunk in iterator:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+        else:
+            data = b"".join(chunks)
+            await upstream.aclose()
+            response.stream = httpx.ByteStream(data)
+            return data, True
+    except Exception as exc:
+        data = b"".join(chunks)
+        with contextlib.suppress(Exception):
+            await upstream.aclose()
+        response.stream = AsyncReplayStream(data, None, upstream, exc)
+        return data, False
+    data = b"".join(chunks)
+    response.stream = AsyncReplayStream(data, iterator, upstream)
+    return data, False

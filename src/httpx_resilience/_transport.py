@@ -8,7 +8,7 @@ response it hands on so a failure mid-body is typed too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -23,10 +23,10 @@ from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy
 from ._streams import (
     AsyncMappedStream,
-    AsyncReplayStream,
     SyncMappedStream,
-    SyncReplayStream,
+    aread_prefix,
     guard_decoding,
+    read_prefix,
 )
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
@@ -133,7 +133,7 @@ class ResilientTransport(httpx.BaseTransport):
                     else:
                         command = flow.send(response)
                 elif isinstance(command, ReadBody):
-                    command = flow.send(_read(command.response, command.limit))
+                    command = flow.send(Body(*read_prefix(command.response, command.limit)))
                 elif isinstance(command, Sleep):
                     self._sleep(command.delay)
                     command = flow.send(None)
@@ -200,7 +200,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     else:
                         command = flow.send(response)
                 elif isinstance(command, ReadBody):
-                    command = flow.send(await _aread(command.response, command.limit))
+                    command = flow.send(Body(*await aread_prefix(command.response, command.limit)))
                 elif isinstance(command, Sleep):
                     await self._sleep(command.delay)
                     command = flow.send(None)
@@ -231,81 +231,15 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         await self._transport.__aexit__(exc_type, exc_value, traceback)
 
 
-def _read(response: httpx.Response, limit: int) -> Body:
-    """Read about `limit` raw bytes; leave the response replaying them, then the rest."""
-    upstream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
-    if limit == 0:
-        return Body(b"", False)
-    chunks: list[bytes] = []
-    size = 0
-    iterator: Iterator[bytes] = iter(upstream)
-    try:
-        for chunk in iterator:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                break
-        else:
-            data = b"".join(chunks)
-            upstream.close()
-            response.stream = httpx.ByteStream(data)
-            return Body(data, True)
-    except Exception as exc:
-        # The body broke off. An error status still makes its error from what came; a
-        # response handed on replays it and then fails as the original did.
-        data = b"".join(chunks)
-        _close_stream(upstream)
-        response.stream = SyncReplayStream(data, None, upstream, exc)
-        return Body(data, False)
-    data = b"".join(chunks)
-    response.stream = SyncReplayStream(data, iterator, upstream)
-    return Body(data, False)
-
-
-async def _aread(response: httpx.Response, limit: int) -> Body:
-    """The async twin of `_read`."""
-    upstream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
-    if limit == 0:
-        return Body(b"", False)
-    chunks: list[bytes] = []
-    size = 0
-    iterator: AsyncIterator[bytes] = upstream.__aiter__()
-    try:
-        async for chunk in iterator:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                break
-        else:
-            data = b"".join(chunks)
-            await upstream.aclose()
-            response.stream = httpx.ByteStream(data)
-            return Body(data, True)
-    except Exception as exc:
-        data = b"".join(chunks)
-        await _aclose_stream(upstream)
-        response.stream = AsyncReplayStream(data, None, upstream, exc)
-        return Body(data, False)
-    data = b"".join(chunks)
-    response.stream = AsyncReplayStream(data, iterator, upstream)
-    return Body(data, False)
-
-
 def _close(response: httpx.Response) -> None:
-    _close_stream(response.stream)  # type: ignore[arg-type]
-
-
-async def _aclose(response: httpx.Response) -> None:
-    await _aclose_stream(response.stream)  # type: ignore[arg-type]
-
-
-def _close_stream(stream: httpx.SyncByteStream) -> None:
     # Closing discards an unread rest with its connection; a failure to do so changes
     # nothing for the error being raised.
+    stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
     with contextlib.suppress(Exception):
         stream.close()
 
 
-async def _aclose_stream(stream: httpx.AsyncByteStream) -> None:
+async def _aclose(response: httpx.Response) -> None:
+    stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
     with contextlib.suppress(Exception):
         await stream.aclose()
