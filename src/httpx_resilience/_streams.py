@@ -5,6 +5,8 @@
 - `SyncReplayStream` / `AsyncReplayStream` hand on a body of which a prefix was already read.
 - `SyncMappedStream` / `AsyncMappedStream` wrap a response the caller will iterate, so that a
   failure mid-body still surfaces as a typed `StreamError`; `close()` closes upstream.
+- `TypedDecoder` does the same for httpx's own `Content-Encoding` decoding.
+- `read_prefix` / `aread_prefix` read an error body up to a cap and leave it replayable.
 """
 
 from __future__ import annotations
