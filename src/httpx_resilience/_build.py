@@ -97,10 +97,14 @@ class RequestInfo:
         request = self.request
         if request is None:
             return {"idempotency_key": self.idempotency_key, "attempts": self.attempts}
+        key = self.idempotency_key
+        if key is None and self.idempotency_header is not None:
+            # A caller's own key on a method the flow did not look one up for.
+            key = request.headers.get(self.idempotency_header)
         return {
             "method": request.method,
             "url": self.redactor.text(redact_url(request.url)),
-            "idempotency_key": self.idempotency_key,
+            "idempotency_key": key,
             "attempts": self.attempts,
             "request": request,
         }

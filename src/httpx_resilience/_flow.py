@@ -35,7 +35,7 @@ from ._errors import (
     QuotaExceededError,
     RequestTooLargeError,
 )
-from ._headers import find_header, parse_should_retry
+from ._headers import parse_should_retry, scan_response_headers
 from ._idempotency import IdempotencyPolicy, assign_key
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy, is_replayable, may_resend
@@ -55,14 +55,14 @@ __all__ = [
 logger = logging.getLogger("httpx_resilience")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Send `request` through the inner transport; the reply is the response."""
 
     request: httpx.Request
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReadBody:
     """Read at most about `limit` raw bytes of `response`; the reply is a `Body`.
 
@@ -74,14 +74,14 @@ class ReadBody:
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     """Close `response`, giving its connection back or discarding it."""
 
     response: httpx.Response
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Body:
     """What `ReadBody` read: the raw bytes, and whether they are the whole body."""
 
@@ -89,7 +89,7 @@ class Body:
     complete: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sleep:
     """Wait `delay` seconds before the next attempt."""
 
@@ -97,8 +97,11 @@ class Sleep:
 
 
 Command = Send | ReadBody | Close | Sleep
-# The response to hand on, and the context a failure of its body later needs.
-Flow = Generator[Command, Any, tuple[httpx.Response, RequestInfo]]
+# What a failure of a handed-on body later needs to know of its logical request:
+# (idempotency header, client request id, idempotency key, attempt, history).
+Context = tuple[str, str | None, str | None, int, tuple[AttemptRecord, ...]]
+# The response to hand on, whether its body has a Content-Encoding, and its context.
+Flow = Generator[Command, Any, tuple[httpx.Response, bool, Context]]
 RetryHook = Callable[[RetryEvent], None]
 
 
@@ -163,20 +166,27 @@ def request_flow(
     settings = base.for_request(request)
     errors, retry = settings.errors, settings.retry
     client_request_id = _client_request_id(request, settings.request_ids)
-    key = assign_key(request, settings.idempotency)
+    method = request.method
+    if method in settings.idempotency.methods or method not in retry.retry_methods:
+        key = assign_key(request, settings.idempotency)
+    else:
+        # Safe to resend without a key anyway: no header look-up on the hot path. A key the
+        # caller set is still found for the error, if there is one.
+        key = None
     keyed = key is not None
     replayable = retry.max_attempts > 1 and is_replayable(request)
     if errors.max_request_bytes is not None:
         _limit_request_size(request, errors.max_request_bytes, client_request_id)
     deadline = clock() + retry.timeout if retry.timeout is not None else None
-    timeouts = request.extensions.get("timeout")
+    timeouts = request.extensions.get("timeout") if deadline is not None else None
     history: list[AttemptRecord] = []
     attempt = 1
 
-    def handed(response: httpx.Response) -> tuple[httpx.Response, RequestInfo]:
+    def handed(response: httpx.Response, encoded: bool) -> tuple[httpx.Response, bool, Context]:
         # The response goes to the caller with its context: if its body fails later, the
         # StreamError still tells which attempt it was, after what, with which key.
-        return response, _info(request, settings, client_request_id, key, attempt, history)
+        header = settings.idempotency.header
+        return response, encoded, (header, client_request_id, key, attempt, tuple(history))
 
     while True:
         if retry.attempt_header is not None:
@@ -206,12 +216,16 @@ def request_flow(
             reason = type(exc).__name__
             delay = retry.backoff.delay(attempt - 1, random) if resend else None
         else:
-            request_id = find_header(response.headers, settings.request_ids.response_headers)
+            request_id, encoded = scan_response_headers(
+                response.headers, settings.request_ids.ranks
+            )
             request_id = request_id or client_request_id
             response.extensions["request_id"] = request_id
             status = response.status_code
+            if 200 <= status < 300 and errors.classify is None:
+                return handed(response, encoded)  # the common case, decided first
             if status < 200 or 300 <= status < 400 or _is_auth_challenge(request, response):
-                return handed(response)
+                return handed(response, encoded)
             retryable_status = status >= 400 and _retryable_status(status, response, retry)
             wants_retry = (
                 retryable_status
@@ -222,21 +236,21 @@ def request_flow(
             if not wants_retry:
                 if status < 400:
                     if errors.classify is None:
-                        return handed(response)
+                        return handed(response, encoded)
                 elif errors.classify is None and not errors.raise_on_status:
-                    return handed(response)
+                    return handed(response, encoded)
             body = yield ReadBody(response, errors.max_body_bytes)
             if status < 400 and not body.complete:
                 # Too large to be the small JSON document `classify` is meant for: passed on
                 # unread by the hook, and whole to the caller.
-                return handed(response)
+                return handed(response, encoded)
             decoded = decode_content(
                 body.data, response.headers.get("content-encoding"), errors.max_body_bytes
             )
             readable = body_response(response, decoded, request)
             cls = _classify(errors.classify, readable)
             if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
-                return handed(response)
+                return handed(response, encoded)
             yield Close(response)
             info = _info(request, settings, client_request_id, key, attempt, history)
             if not errors.raise_on_status and cls is None:
@@ -261,7 +275,7 @@ def request_flow(
             if handed_on is not None:
                 # No retry after all; the caller asked for the response, not the error. Its
                 # body was read and closed: hand on the copy that holds it.
-                return handed_on, info
+                return handed(handed_on, False)  # its body is decoded already
             _log_failure(error)
             raise error
         if deadline is not None and clock() + delay >= deadline:

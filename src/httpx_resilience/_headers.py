@@ -13,13 +13,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
+from typing import Any
 
 __all__ = [
     "RateLimitInfo",
     "find_header",
+    "header_value",
     "parse_rate_limit",
     "parse_retry_after",
     "parse_should_retry",
+    "scan_response_headers",
 ]
 
 # ASCII digits only: float() would accept "١٢" or "1e400" or "nan", none of which a server
@@ -34,6 +37,44 @@ _DURATION = re.compile(
 # A reset value above this is a Unix timestamp, not a number of seconds from now.
 _EPOCH_THRESHOLD = 1_000_000_000.0
 _STRUCTURED_ITEM = re.compile(r"([a-z]+)\s*=\s*\"?([^,;\"\s]*)\"?", re.ASCII | re.IGNORECASE)
+
+
+def header_value(headers: Any, name: bytes) -> str | None:
+    """The first value of header `name` (lower-case bytes) in an `httpx.Headers`.
+
+    One pass over httpx's own list of (raw, lower, value) triples: `Headers.get` lower-cases
+    and encodes its argument and joins repeated values, several times slower per call, and
+    this runs on every request.
+    """
+    items = getattr(headers, "_list", None)
+    if items is None:  # not httpx's Headers as we know it: the public, slower way
+        value: str | None = headers.get(name.decode("latin-1"))
+        return value
+    for _, key, raw in items:
+        if key == name:
+            return str(raw.decode(headers.encoding))
+    return None
+
+
+def scan_response_headers(headers: Any, ranks: Mapping[bytes, int]) -> tuple[str | None, bool]:
+    """In one pass: the request id (the best-ranked of the named headers present) and
+    whether the body has a `Content-Encoding`."""
+    items = getattr(headers, "_list", None)
+    if items is None:
+        names = sorted(ranks, key=ranks.__getitem__)
+        found = find_header(headers, [n.decode("latin-1") for n in names])
+        return found, "content-encoding" in headers
+    best: bytes | None = None
+    best_rank = len(ranks)
+    encoded = False
+    for _, key, raw in items:
+        rank = ranks.get(key)
+        if rank is not None:
+            if rank < best_rank and raw:
+                best, best_rank = raw, rank
+        elif key == b"content-encoding":
+            encoded = True
+    return (best.decode(headers.encoding) if best is not None else None), encoded
 
 
 def find_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:

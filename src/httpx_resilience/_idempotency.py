@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ._headers import header_value
 from ._policies import Policy, check, is_header_name, is_names, materialise
 
 __all__ = ["IdempotencyPolicy", "assign_key"]
@@ -34,7 +35,11 @@ class IdempotencyPolicy(Policy):
     def __post_init__(self) -> None:
         name = "IdempotencyPolicy"
         materialise(self, "methods")
-        check(is_header_name(self.header), name, "header must be a header name")
+        check(
+            is_header_name(self.header) and self.header.isascii(),
+            name,
+            "header must be a header name",
+        )
         check(is_names(self.methods), name, "methods must be a set of method names")
         check(callable(self.generate), name, "generate must be callable")
         check(isinstance(self.enabled, bool), name, "enabled must be a bool")
@@ -43,7 +48,7 @@ class IdempotencyPolicy(Policy):
 
 def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
     """The request's idempotency key: the caller's, or a new one where the policy wants one."""
-    existing: str | None = request.headers.get(policy.header)
+    existing = header_value(request.headers, policy.header.lower().encode("latin-1"))
     if existing:
         return existing
     if not policy.enabled or request.method not in policy.methods:

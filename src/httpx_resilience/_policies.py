@@ -151,12 +151,14 @@ class RequestIdPolicy(Policy):
 
     response_headers: tuple[str, ...] = DEFAULT_REQUEST_ID_HEADERS
     send_header: str | None = None
+    # Header name (lower-case bytes) -> its place in `response_headers`, for one-pass lookups.
+    ranks: Mapping[bytes, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         name = "RequestIdPolicy"
         check(
             isinstance(self.response_headers, (tuple, list))
-            and all(is_header_name(h) for h in self.response_headers),
+            and all(is_header_name(h) and h.isascii() for h in self.response_headers),
             name,
             "response_headers must be a tuple of header names",
         )
@@ -166,6 +168,9 @@ class RequestIdPolicy(Policy):
             "send_header must be None or a header name",
         )
         # Lower-cased once here so the per-response lookup does no string work.
-        object.__setattr__(
-            self, "response_headers", tuple(h.lower() for h in self.response_headers)
-        )
+        lowered = tuple(h.lower() for h in self.response_headers)
+        object.__setattr__(self, "response_headers", lowered)
+        ranks: dict[bytes, int] = {}
+        for rank, header in enumerate(lowered):
+            ranks.setdefault(header.encode("latin-1"), rank)
+        object.__setattr__(self, "ranks", MappingProxyType(ranks))

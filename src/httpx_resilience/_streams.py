@@ -232,9 +232,7 @@ class TypedDecoder:
 
 
 def guard_decoding(response: httpx.Response, map_error: ErrorFactory) -> None:
-    """Type the decoding failures of `response`'s body, if it has a `Content-Encoding`."""
-    if "content-encoding" not in response.headers:
-        return
+    """Type the decoding failures of `response`'s body, which has a `Content-Encoding`."""
     # A private hook of httpx's Response: where it is missing, httpx's own error stands.
     get_decoder = getattr(response, "_get_content_decoder", None)
     if get_decoder is not None:

@@ -17,7 +17,7 @@ import httpx
 from . import _waits
 from ._build import RequestInfo, stream_error
 from ._errors import APIError, ConfigurationError
-from ._flow import Body, Flow, ReadBody, Send, Settings, Sleep, request_flow
+from ._flow import Body, Context, Flow, ReadBody, Send, Settings, Sleep, request_flow
 from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy
@@ -86,15 +86,25 @@ def _inner(
 class _StreamFailure:
     """Builds the typed error for a body that fails after the response was handed on."""
 
-    __slots__ = ("_info", "_request_id", "_status_code")
+    __slots__ = ("_context", "_request", "_request_id", "_status_code")
 
-    def __init__(self, info: RequestInfo, response: httpx.Response) -> None:
-        self._info = info
+    def __init__(self, request: httpx.Request, context: Context, response: httpx.Response) -> None:
+        self._request = request
+        self._context = context
         self._status_code = response.status_code
         self._request_id = response.extensions.get("request_id")
 
     def __call__(self, exc: BaseException) -> APIError:
-        return stream_error(exc, self._info, self._status_code, self._request_id)
+        header, client_request_id, key, attempt, history = self._context
+        info = RequestInfo(
+            self._request,
+            client_request_id=client_request_id,
+            idempotency_header=header,
+            idempotency_key=key,
+            attempts=attempt,
+            history=history,
+        )
+        return stream_error(exc, info, self._status_code, self._request_id)
 
 
 class ResilientTransport(httpx.BaseTransport):
@@ -141,11 +151,12 @@ class ResilientTransport(httpx.BaseTransport):
                     _close(command.response)
                     command = flow.send(None)
         except StopIteration as stop:
-            response, info = cast(tuple[httpx.Response, RequestInfo], stop.value)
+            response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
         stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
-        failure = _StreamFailure(info, response)
+        failure = _StreamFailure(request, context, response)
         response.stream = SyncMappedStream(stream, failure)
-        guard_decoding(response, failure)
+        if encoded:
+            guard_decoding(response, failure)
         return response
 
     def close(self) -> None:
@@ -208,11 +219,12 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     await _aclose(command.response)
                     command = flow.send(None)
         except StopIteration as stop:
-            response, info = cast(tuple[httpx.Response, RequestInfo], stop.value)
+            response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
         stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
-        failure = _StreamFailure(info, response)
+        failure = _StreamFailure(request, context, response)
         response.stream = AsyncMappedStream(stream, failure)
-        guard_decoding(response, failure)
+        if encoded:
+            guard_decoding(response, failure)
         return response
 
     async def aclose(self) -> None:
