@@ -160,3 +160,16 @@ def test_frozen_and_replace_validates() -> None:
     assert policy.enabled is True
     with pytest.raises(ConfigurationError):
         policy.replace(header="")
+
+
+def test_default_keys_are_distinct_uuid4_strings() -> None:
+    """The default generator gives canonical version-4 UUID text, a new one each time."""
+    import uuid
+
+    from httpx_resilience._idempotency import _uuid4
+
+    keys = [_uuid4() for _ in range(2000)]
+    assert len(set(keys)) == len(keys)
+    for key in keys:
+        parsed = uuid.UUID(key)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,7 +15,16 @@ __all__ = ["IdempotencyPolicy", "assign_key"]
 
 
 def _uuid4() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID as text, the same as `str(uuid.uuid4())`.
+
+    Built from the 16 random bytes directly: `uuid.UUID`'s constructor and `__str__` cost
+    several times more, and every POST pays for this.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
