@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test
+.PHONY: demo test bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,9 @@ test: $(BIN)/python
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# make bench   runs benchmarks/run.py (a few minutes) and writes benchmarks/results/;
+#              make bench BENCH_ARGS=--quick is the smoke pass.
+bench: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e . -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
