@@ -14,7 +14,7 @@ import logging
 import random as _random
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +42,18 @@ from ._retry import RetryEvent, RetryPolicy, is_replayable, may_resend
 from ._streams import CountedRequestStream
 
 __all__ = [
+    "NO_OUTCOME",
     "Body",
     "Close",
     "Command",
+    "Context",
+    "Plan",
     "ReadBody",
     "Send",
     "Settings",
     "Sleep",
+    "accept",
+    "plan_request",
     "request_flow",
 ]
 
@@ -150,19 +155,42 @@ _OVERRIDES: Mapping[str, type] = {
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 
 
-def request_flow(
-    request: httpx.Request,
-    base: Settings,
-    *,
-    on_retry: RetryHook | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    random: Callable[[], float] = _random.random,
-) -> Flow:
-    """Carry one logical request through its attempts to the response or the typed error.
+class Plan:
+    """What is settled about a logical request before its first attempt."""
 
-    `clock` (monotonic seconds) and `random` (uniform in [0, 1)) are the flow's only links to
-    the world, so tests can drive every decision with fakes.
-    """
+    __slots__ = ("client_request_id", "deadline", "key", "replayable", "settings", "timeouts")
+
+    def __init__(
+        self,
+        settings: Settings,
+        client_request_id: str | None,
+        key: str | None,
+        replayable: bool,
+        deadline: float | None,
+        timeouts: Any,
+    ) -> None:
+        self.settings = settings
+        self.client_request_id = client_request_id
+        self.key = key
+        self.replayable = replayable
+        self.deadline = deadline
+        self.timeouts = timeouts
+
+    @property
+    def direct(self) -> bool:
+        """Whether the first attempt needs nothing done to the request before it is sent."""
+        return self.deadline is None and self.settings.retry.attempt_header is None
+
+    def context(self, attempt: int, history: Iterable[AttemptRecord]) -> Context:
+        """What a failure of a handed-on body will need to know of this request."""
+        header = self.settings.idempotency.header
+        return (header, self.client_request_id, self.key, attempt, tuple(history))
+
+
+def plan_request(
+    request: httpx.Request, base: Settings, clock: Callable[[], float] = time.monotonic
+) -> Plan:
+    """Settle the policies, ids, key and deadline of a request before its first attempt."""
     settings = base.for_request(request)
     errors, retry = settings.errors, settings.retry
     client_request_id = _client_request_id(request, settings.request_ids)
@@ -173,20 +201,67 @@ def request_flow(
         # Safe to resend without a key anyway: no header look-up on the hot path. A key the
         # caller set is still found for the error, if there is one.
         key = None
-    keyed = key is not None
     replayable = retry.max_attempts > 1 and is_replayable(request)
     if errors.max_request_bytes is not None:
         _limit_request_size(request, errors.max_request_bytes, client_request_id)
     deadline = clock() + retry.timeout if retry.timeout is not None else None
     timeouts = request.extensions.get("timeout") if deadline is not None else None
+    return Plan(settings, client_request_id, key, replayable, deadline, timeouts)
+
+
+def accept(
+    plan: Plan, request: httpx.Request, response: httpx.Response
+) -> tuple[str | None, bool, bool]:
+    """Note the response's request id: (request id, has a Content-Encoding, hand it on as it is).
+
+    The last is true for the common case — a 2xx with no `classify` hook — and for what must
+    reach httpx untouched: 1xx, 3xx and a Digest challenge its auth flow will answer.
+    """
+    request_id, encoded = scan_response_headers(response.headers, plan.settings.request_ids.ranks)
+    request_id = request_id or plan.client_request_id
+    response.extensions["request_id"] = request_id
+    status = response.status_code
+    if 200 <= status < 300:
+        return request_id, encoded, plan.settings.errors.classify is None
+    # Not a 2xx: 1xx and 3xx (below 400), or a Digest challenge.
+    return request_id, encoded, status < 400 or _is_auth_challenge(request, response)
+
+
+# `first` when the driver made no attempt of its own.
+NO_OUTCOME: Any = object()
+
+
+def request_flow(
+    request: httpx.Request,
+    base: Settings,
+    *,
+    on_retry: RetryHook | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    random: Callable[[], float] = _random.random,
+    plan: Plan | None = None,
+    first: Any = NO_OUTCOME,
+) -> Flow:
+    """Carry one logical request through its attempts to the response or the typed error.
+
+    `clock` (monotonic seconds) and `random` (uniform in [0, 1)) are the flow's only links to
+    the world, so tests can drive every decision with fakes. A driver that made the first
+    attempt itself (see `plan_request` and `accept`) passes its `plan` and the `first`
+    outcome — a response or an exception — and the flow carries on from there.
+    """
+    if plan is None:
+        plan = plan_request(request, base, clock)
+    settings = plan.settings
+    errors, retry = settings.errors, settings.retry
+    client_request_id, key, replayable = plan.client_request_id, plan.key, plan.replayable
+    keyed = key is not None
+    deadline, timeouts = plan.deadline, plan.timeouts
     history: list[AttemptRecord] = []
     attempt = 1
 
     def handed(response: httpx.Response, encoded: bool) -> tuple[httpx.Response, bool, Context]:
         # The response goes to the caller with its context: if its body fails later, the
         # StreamError still tells which attempt it was, after what, with which key.
-        header = settings.idempotency.header
-        return response, encoded, (header, client_request_id, key, attempt, tuple(history))
+        return response, encoded, plan.context(attempt, history)
 
     while True:
         if retry.attempt_header is not None:
@@ -197,7 +272,13 @@ def request_flow(
         handed_on: httpx.Response | None = None  # what raise_on_status=False returns at the end
         response: httpx.Response | None
         try:
-            response = yield Send(request)
+            if first is NO_OUTCOME:
+                response = yield Send(request)
+            else:
+                outcome, first = first, NO_OUTCOME
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                response = outcome
         except APIError as exc:
             # From a resilient transport stacked below (which made its own retries), or our
             # own request-size count: passed on as they are.
@@ -216,16 +297,10 @@ def request_flow(
             reason = type(exc).__name__
             delay = retry.backoff.delay(attempt - 1, random) if resend else None
         else:
-            request_id, encoded = scan_response_headers(
-                response.headers, settings.request_ids.ranks
-            )
-            request_id = request_id or client_request_id
-            response.extensions["request_id"] = request_id
-            status = response.status_code
-            if 200 <= status < 300 and errors.classify is None:
-                return handed(response, encoded)  # the common case, decided first
-            if status < 200 or 300 <= status < 400 or _is_auth_challenge(request, response):
+            request_id, encoded, hand_on = accept(plan, request, response)
+            if hand_on:
                 return handed(response, encoded)
+            status = response.status_code
             retryable_status = status >= 400 and _retryable_status(status, response, retry)
             wants_retry = (
                 retryable_status

@@ -17,7 +17,19 @@ import httpx
 from . import _waits
 from ._build import RequestInfo, stream_error
 from ._errors import APIError, ConfigurationError
-from ._flow import Body, Context, Flow, ReadBody, Send, Settings, Sleep, request_flow
+from ._flow import (
+    NO_OUTCOME,
+    Body,
+    Context,
+    Flow,
+    ReadBody,
+    Send,
+    Settings,
+    Sleep,
+    accept,
+    plan_request,
+    request_flow,
+)
 from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy
@@ -131,7 +143,22 @@ class ResilientTransport(httpx.BaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        flow: Flow = request_flow(request, self._settings, on_retry=self._on_retry)
+        plan = plan_request(request, self._settings)
+        first: object = NO_OUTCOME
+        if plan.direct:
+            # The first attempt without the flow's generator: most requests succeed at once,
+            # and `accept` is the same decision the flow would make.
+            try:
+                first = self._transport.handle_request(request)
+            except Exception as exc:
+                first = exc
+            else:
+                _, encoded, hand_on = accept(plan, request, first)
+                if hand_on:
+                    return _typed(request, first, encoded, plan.context(1, ()))
+        flow: Flow = request_flow(
+            request, self._settings, on_retry=self._on_retry, plan=plan, first=first
+        )
         try:
             command = next(flow)
             while True:
@@ -152,12 +179,7 @@ class ResilientTransport(httpx.BaseTransport):
                     command = flow.send(None)
         except StopIteration as stop:
             response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
-        stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
-        failure = _StreamFailure(request, context, response)
-        response.stream = SyncMappedStream(stream, failure)
-        if encoded:
-            guard_decoding(response, failure)
-        return response
+        return _typed(request, response, encoded, context)
 
     def close(self) -> None:
         self._transport.close()
@@ -199,7 +221,20 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        flow: Flow = request_flow(request, self._settings, on_retry=self._on_retry)
+        plan = plan_request(request, self._settings)
+        first: object = NO_OUTCOME
+        if plan.direct:
+            try:
+                first = await self._transport.handle_async_request(request)
+            except Exception as exc:
+                first = exc
+            else:
+                _, encoded, hand_on = accept(plan, request, first)
+                if hand_on:
+                    return _atyped(request, first, encoded, plan.context(1, ()))
+        flow: Flow = request_flow(
+            request, self._settings, on_retry=self._on_retry, plan=plan, first=first
+        )
         try:
             command = next(flow)
             while True:
@@ -220,12 +255,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     command = flow.send(None)
         except StopIteration as stop:
             response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
-        stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
-        failure = _StreamFailure(request, context, response)
-        response.stream = AsyncMappedStream(stream, failure)
-        if encoded:
-            guard_decoding(response, failure)
-        return response
+        return _atyped(request, response, encoded, context)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -241,6 +271,30 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         traceback: TracebackType | None = None,
     ) -> None:
         await self._transport.__aexit__(exc_type, exc_value, traceback)
+
+
+def _typed(
+    request: httpx.Request, response: httpx.Response, encoded: bool, context: Context
+) -> httpx.Response:
+    """The response handed to the caller, its body's failures typed."""
+    stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
+    failure = _StreamFailure(request, context, response)
+    response.stream = SyncMappedStream(stream, failure)
+    if encoded:
+        guard_decoding(response, failure)
+    return response
+
+
+def _atyped(
+    request: httpx.Request, response: httpx.Response, encoded: bool, context: Context
+) -> httpx.Response:
+    """The async twin of `_typed`."""
+    stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
+    failure = _StreamFailure(request, context, response)
+    response.stream = AsyncMappedStream(stream, failure)
+    if encoded:
+        guard_decoding(response, failure)
+    return response
 
 
 def _close(response: httpx.Response) -> None:
