@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "RateLimitInfo",
+    "add_header",
     "find_header",
     "header_value",
     "parse_rate_limit",
@@ -54,6 +55,21 @@ def header_value(headers: Any, name: bytes) -> str | None:
         if key == name:
             return str(raw.decode(headers.encoding))
     return None
+
+
+def add_header(headers: Any, name: str, value: str) -> None:
+    """Add header `name`, known to be absent, to an `httpx.Headers`.
+
+    Appends to httpx's list directly when both are ASCII: `Headers.__setitem__` works out the
+    encoding of every header present and searches for duplicates first, several times the cost,
+    and every POST pays for this.
+    """
+    items = getattr(headers, "_list", None)
+    if items is None or not (name.isascii() and value.isascii()):
+        headers[name] = value
+        return
+    raw = name.encode("ascii")
+    items.append((raw, raw.lower(), value.encode("ascii")))
 
 
 def scan_response_headers(headers: Any, ranks: Mapping[bytes, int]) -> tuple[str | None, bool]:

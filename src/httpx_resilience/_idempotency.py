@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ._headers import header_value
+from ._headers import add_header, header_value
 from ._policies import Policy, check, is_header_name, is_names, materialise
 
 __all__ = ["IdempotencyPolicy", "assign_key"]
@@ -63,5 +63,5 @@ def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
     if not policy.enabled or request.method not in policy.methods:
         return None
     key = str(policy.generate())
-    request.headers[policy.header] = key
+    add_header(request.headers, policy.header, key)
     return key
