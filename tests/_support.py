@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -125,3 +126,24 @@ def make_settings(**changes: Any) -> Settings:
         idempotency=IdempotencyPolicy(),
     )
     return dataclasses.replace(base, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Flavour:
+    """One package the transports serve: httpx, or its fork httpx2, with its transports."""
+
+    name: str
+    httpx: ModuleType
+    ResilientTransport: Any
+    AsyncResilientTransport: Any
+
+
+def flavour(name: str) -> Flavour:
+    """The `Flavour` called `name` ("httpx" or "httpx2")."""
+    if name == "httpx":
+        return Flavour(name, httpx, ResilientTransport, AsyncResilientTransport)
+    import httpx2
+
+    import httpx_resilience.httpx2 as package2
+
+    return Flavour(name, httpx2, package2.ResilientTransport, package2.AsyncResilientTransport)

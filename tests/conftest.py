@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from _support import Caller, _async_call, _sync_call
+from _support import Caller, Flavour, _async_call, _sync_call, flavour
 from httpx_resilience.testing import no_wait
 
 
@@ -42,6 +42,12 @@ def call(mode: str) -> Caller:
         return trio.run(go)
 
     return run
+
+
+@pytest.fixture(params=["httpx", "httpx2"])
+def hx(request: pytest.FixtureRequest) -> Flavour:
+    """The same test through httpx and through httpx2, so the two can't drift."""
+    return flavour(str(request.param))
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -315,6 +315,24 @@ def test_failing_parse_body_falls_back(call: Caller) -> None:
     assert info.value.message == "nope"
 
 
+def test_parse_body_returning_none_hands_over_to_the_parser(
+    call: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A parse_body hook returning None (not its format) leaves the body to the built-in
+    parser, without the warning a failing hook logs."""
+
+    def parse(response: httpx.Response) -> dict[str, Any] | None:
+        return None
+
+    with pytest.raises(hr.BadGatewayError) as info:
+        call(
+            respond(502, json={"error": {"message": "upstream down", "code": "upstream"}}),
+            policies={"errors": ErrorPolicy(parse_body=parse)},
+        )
+    assert (info.value.message, info.value.code) == ("upstream down", "upstream")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 class EngineError(hr.APIError):
     """A 200 whose body says the engine failed."""
 

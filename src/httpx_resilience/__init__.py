@@ -17,6 +17,7 @@ from ._errors import (
     PayloadTooLargeError,
     PaymentRequiredError,
     PermissionDeniedError,
+    PollTimeoutError,
     ProtocolError,
     QuotaExceededError,
     RateLimitError,
@@ -32,6 +33,7 @@ from ._errors import (
 )
 from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
+from ._poll import apoll, poll
 from ._retry import IDEMPOTENT_METHODS, Backoff, RetryEvent, RetryPolicy
 from ._transport import AsyncResilientTransport, ResilientTransport
 from ._version import __version__
@@ -57,6 +59,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "PollTimeoutError",
     "ProtocolError",
     "QuotaExceededError",
     "RateLimitError",
@@ -74,7 +77,9 @@ __all__ = [
     "UnprocessableEntityError",
     "ValidationError",
     "__version__",
+    "apoll",
     "from_response",
+    "poll",
 ]
 
 # Errors pickle by their module path; the public one keeps pickles stable across refactors.

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from ._backend import Backend, backend_of
 from ._classify import (
     DEFAULT_RETRY_STATUSES,
     class_for_status,
@@ -145,7 +146,7 @@ def body_response(
         # The copy holds the decoded, possibly capped body: its own length, no encoding.
         if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
     ]
-    return httpx.Response(
+    return backend_of(response).response(
         response.status_code,
         headers=headers,
         content=body,
@@ -211,6 +212,8 @@ def _parse(
         return parse_error_body(body, content_type, text=text)
     try:
         result = policy.parse_body(readable)
+        if result is None:  # not the hook's format: the built-in parser's turn
+            return parse_error_body(body, content_type, text=text)
         if not isinstance(result, Mapping):
             raise TypeError(f"parse_body returned {type(result).__name__}, not a mapping")
         fields = {k: v for k, v in result.items() if k in _PARSED_KEYS}
@@ -279,7 +282,7 @@ def from_response(
     errors: ErrorPolicy | None = None,
     request_ids: RequestIdPolicy | None = None,
 ) -> APIError:
-    """The typed error for any httpx response, e.g. one passed on with `raise_on_status=False`.
+    """The typed error for any httpx or httpx2 response, e.g. one `raise_on_status=False` let by.
 
     A body already read is used as it is; an unread sync body is read up to
     `errors.max_body_bytes` and the response closed; an unread async body is left alone (the
@@ -288,11 +291,12 @@ def from_response(
     errors = errors or ErrorPolicy()
     request_ids = request_ids or RequestIdPolicy()
     limit = errors.max_body_bytes
+    backend = backend_of(response)
     try:
         raw = response.content
         encoding = None  # .content is already decoded
-    except httpx.ResponseNotRead:
-        raw, encoding = _read_unread(response, limit)
+    except backend.response_not_read:
+        raw, encoding = _read_unread(response, limit, backend)
     try:
         request: httpx.Request | None = response.request
     except RuntimeError:
@@ -305,10 +309,12 @@ def from_response(
     return error_for_response(readable, RequestInfo(request), errors, request_id, cls=cls)
 
 
-def _read_unread(response: httpx.Response, limit: int) -> tuple[bytes, str | None]:
-    if not isinstance(response.stream, httpx.SyncByteStream):
+def _read_unread(
+    response: httpx.Response, limit: int, backend: Backend
+) -> tuple[bytes, str | None]:
+    if not isinstance(response.stream, backend.sync_byte_stream):
         return b"", None
-    raw, _ = read_prefix(response, limit)
+    raw, _ = read_prefix(response, limit, backend)
     with contextlib.suppress(Exception):
         response.close()
     return raw, response.headers.get("content-encoding")

@@ -132,7 +132,8 @@ _C, _R, _W, _P = "connect", "read", "write", "pool"
 
 Kinds = tuple[tuple[type[BaseException], ExceptionKind], ...]
 
-# By class name, shared by httpx and httpcore (each has the subset it defines). Most specific
+# By class name, shared by httpx, httpcore and their forks httpx2 and httpcore2 (each has the
+# subset it defines). Most specific
 # first; the first isinstance match wins. The phase says how far the request got: only a
 # "connect" or "pool" failure proves the server never saw it.
 _BY_NAME: tuple[tuple[str, ExceptionKind], ...] = (
@@ -183,7 +184,9 @@ _OS_KINDS: Kinds = (
 )
 
 
-_httpcore_kinds: Kinds | None = None
+# httpcore comes with httpx; httpx2 and httpcore2 (its fork) with the httpx2 transports.
+_LOWER_MODULES = ("httpcore", "httpx2", "httpcore2")
+_module_kinds: dict[str, Kinds] = {}
 _anyio_kinds: Kinds | None = None
 
 
@@ -226,14 +229,18 @@ def _connect_cause(exc: BaseException) -> ExceptionKind | None:
 
 
 def _lower_layer_kinds() -> Kinds:
-    # httpcore and anyio come with httpx, but only the ones already imported can have raised
-    # anything: importing them here would cost every user the import time for nothing.
-    global _httpcore_kinds, _anyio_kinds
+    # Only the packages already imported can have raised anything: importing them here would
+    # cost every user the import time for nothing.
+    global _anyio_kinds
     kinds: Kinds = ()
-    if _httpcore_kinds is None and "httpcore" in sys.modules:
-        import httpcore
-
-        _httpcore_kinds = _kinds_of(httpcore)
+    for name in _LOWER_MODULES:
+        found = _module_kinds.get(name)
+        if found is None:
+            module = sys.modules.get(name)
+            if module is None:
+                continue
+            found = _module_kinds[name] = _kinds_of(module)
+        kinds += found
     if _anyio_kinds is None and "anyio" in sys.modules:
         import anyio
 
@@ -242,8 +249,6 @@ def _lower_layer_kinds() -> Kinds:
             (anyio.BrokenResourceError, ExceptionKind(NetworkError, _R, True)),
             (anyio.ClosedResourceError, ExceptionKind(NetworkError, _R, True)),
         )
-    if _httpcore_kinds is not None:
-        kinds += _httpcore_kinds
     if _anyio_kinds is not None:
         kinds += _anyio_kinds
     return kinds

@@ -10,6 +10,7 @@ Our exception hierarchy:
                                     (also httpx.NetworkError)
     - RequestTimeoutError           a phase timed out, or the total deadline (also
                                     httpx.TimeoutException, builtins.TimeoutError)
+      · PollTimeoutError            `poll` / `apoll` ran out of time before the job was done
     - ProtocolError                 malformed HTTP from either side (also httpx.ProtocolError)
     - StreamError                   a passed-through body failed while the caller read it
   + StatusError                     HTTP status >= 400 (also httpx.HTTPStatusError)
@@ -56,6 +57,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "PollTimeoutError",
     "ProtocolError",
     "QuotaExceededError",
     "RateLimitError",
@@ -113,6 +115,8 @@ class APIError(Exception):
 
     default_code: ClassVar[str] = "api_error"
     default_retryable: ClassVar[bool] = False
+    # What `to_dict()` and pickling carry; a subclass with attributes of its own extends it.
+    _fields: ClassVar[tuple[str, ...]] = _FIELDS
 
     message: str
     code: str
@@ -231,7 +235,7 @@ class APIError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable view of the error, without the httpx objects."""
         data: dict[str, Any] = {"type": type(self).__name__, "message": self.message}
-        for name in _FIELDS:
+        for name in self._fields:
             value = getattr(self, name)
             if name == "history":
                 value = [asdict(record) for record in value]
@@ -239,7 +243,7 @@ class APIError(Exception):
         return data
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = {name: getattr(self, name) for name in _FIELDS}
+        state = {name: getattr(self, name) for name in self._fields}
         state["request"] = self._request
         state["response"] = self._response
         return (_rebuild, (type(self), self.message, state))
@@ -308,6 +312,31 @@ class RequestTimeoutError(TransportError, httpx.TimeoutException, TimeoutError):
 
     default_code = "timeout"
     default_retryable = True
+
+
+class PollTimeoutError(RequestTimeoutError):
+    """Raised by `poll` / `apoll` when the job was not done before the polling deadline.
+
+    The job itself is not cancelled. `response` is the last poll's answer, `attempts` the number
+    of polls made, and `resource_id` the job's id as read from that answer's JSON body, if any.
+    """
+
+    default_code = "poll_timeout"
+    default_retryable = False
+    _fields = (*_FIELDS, "resource_id")
+
+    resource_id: str | None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        resource_id: str | None = None,
+        phase: str | None = "total",
+        **attributes: Any,
+    ) -> None:
+        super().__init__(message, phase=phase, **attributes)
+        self.resource_id = resource_id
 
 
 class ProtocolError(TransportError, httpx.ProtocolError):  # type: ignore[misc]

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from ._backend import HTTPX, Backend
 from ._build import (
     RequestInfo,
     body_response,
@@ -39,7 +40,6 @@ from ._headers import parse_should_retry, scan_response_headers
 from ._idempotency import IdempotencyPolicy, assign_key
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy, is_replayable, may_resend
-from ._streams import CountedRequestStream
 
 __all__ = [
     "NO_OUTCOME",
@@ -118,6 +118,8 @@ class Settings:
     request_ids: RequestIdPolicy
     retry: RetryPolicy
     idempotency: IdempotencyPolicy
+    # The package the transport serves: httpx, or httpx2.
+    backend: Backend = HTTPX
 
     def for_request(self, request: httpx.Request) -> Settings:
         """Apply `request.extensions["resilience"]`, checked like any policy argument."""
@@ -203,7 +205,7 @@ def plan_request(
         key = None
     replayable = retry.max_attempts > 1 and is_replayable(request)
     if errors.max_request_bytes is not None:
-        _limit_request_size(request, errors.max_request_bytes, client_request_id)
+        _limit_request_size(request, errors.max_request_bytes, client_request_id, base.backend)
     deadline = clock() + retry.timeout if retry.timeout is not None else None
     timeouts = request.extensions.get("timeout") if deadline is not None else None
     return Plan(settings, client_request_id, key, replayable, deadline, timeouts)
@@ -429,7 +431,9 @@ def _announce(hook: RetryHook | None, event: RetryEvent, max_attempts: int) -> N
         logger.warning("on_retry hook raised; the retry goes ahead", exc_info=True)
 
 
-def _limit_request_size(request: httpx.Request, limit: int, client_request_id: str | None) -> None:
+def _limit_request_size(
+    request: httpx.Request, limit: int, client_request_id: str | None, backend: Backend
+) -> None:
     """Raise `RequestTooLargeError` before any I/O when the body's known size exceeds `limit`.
 
     A streamed body of unknown size is counted as it goes out instead, and stopped with the
@@ -437,7 +441,7 @@ def _limit_request_size(request: httpx.Request, limit: int, client_request_id: s
     """
     size = _known_size(request)
     if size is None:
-        request.stream = CountedRequestStream(
+        request.stream = backend.counted(
             request.stream,
             limit,
             lambda sent: _too_large(request, sent, limit, client_request_id, attempts=1),
@@ -473,7 +477,7 @@ def _known_size(request: httpx.Request) -> int | None:
     length = request.headers.get("content-length")
     if length is not None and length.strip().isdigit():
         return int(length)
-    if isinstance(request.stream, httpx.ByteStream):
+    if type(request.stream).__name__ == "ByteStream":  # httpx's or httpx2's bytes
         return len(request.read())
     return None
 

@@ -98,7 +98,7 @@ class ErrorPolicy(Policy):
     max_body_bytes: int = 65536
     max_request_bytes: int | None = None
     status_classes: Mapping[int, type[StatusError]] = field(default_factory=dict)
-    parse_body: Callable[[httpx.Response], Mapping[str, Any]] | None = None
+    parse_body: Callable[[httpx.Response], Mapping[str, Any] | None] | None = None
     classify: Callable[[httpx.Response], type[APIError] | None] | None = None
 
     def __post_init__(self) -> None:

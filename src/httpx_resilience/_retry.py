@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -163,13 +162,14 @@ class RetryEvent:
     error: APIError
 
 
+_REPLAYABLE_STREAMS = frozenset({"ByteStream", "MultipartStream"})
+
+
 def is_replayable(request: httpx.Request) -> bool:
     """Whether the body can be sent again: bytes, str, JSON, form and multipart can."""
-    stream: Any = request.stream
-    if isinstance(stream, httpx.ByteStream):
-        return True
-    # httpx's multipart stream seeks its files back to the start before each pass.
-    return type(stream).__name__ == "MultipartStream"
+    # By name, so httpx2's classes count too. A multipart stream seeks its files back to the
+    # start before each pass.
+    return type(request.stream).__name__ in _REPLAYABLE_STREAMS
 
 
 def may_resend(method: str, keyed: bool, phase: str | None, retry_methods: frozenset[str]) -> bool:

@@ -14,11 +14,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._errors import APIError
+
+if TYPE_CHECKING:
+    from ._backend import Backend
 
 __all__ = [
     "AsyncMappedStream",
@@ -218,15 +221,27 @@ class TypedDecoder:
         self._decoder = decoder
         self._map = map_error
 
-    def decode(self, data: bytes) -> bytes:
+    def decode(self, data: bytes) -> bytes | Iterator[bytes]:
         try:
-            return self._decoder.decode(data)  # type: ignore[no-any-return]
+            return self._typed(self._decoder.decode(data))
         except Exception as exc:
             raise self._map(exc) from exc
 
-    def flush(self) -> bytes:
+    def flush(self) -> bytes | Iterator[bytes]:
         try:
-            return self._decoder.flush()  # type: ignore[no-any-return]
+            return self._typed(self._decoder.flush())
+        except Exception as exc:
+            raise self._map(exc) from exc
+
+    def _typed(self, output: Any) -> bytes | Iterator[bytes]:
+        # httpx's decoders return bytes; httpx2's yield them, failing as they are iterated.
+        if isinstance(output, bytes):
+            return output
+        return self._iterate(output)
+
+    def _iterate(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        try:
+            yield from chunks
         except Exception as exc:
             raise self._map(exc) from exc
 
@@ -239,11 +254,12 @@ def guard_decoding(response: httpx.Response, map_error: ErrorFactory) -> None:
         setattr(response, "_decoder", TypedDecoder(get_decoder(), map_error))  # noqa: B010
 
 
-def read_prefix(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+def read_prefix(response: httpx.Response, limit: int, backend: Backend) -> tuple[bytes, bool]:
     """Read about `limit` raw bytes: (the bytes, whether they are the whole body).
 
     The response is left replaying them followed by any unread rest, so it can still be
-    handed on whole, or closed to discard the rest with its connection.
+    handed on whole, or closed to discard the rest with its connection. `backend` is the
+    package the response belongs to, whose stream classes replay it.
     """
     upstream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
     if limit == 0:
@@ -260,7 +276,7 @@ def read_prefix(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
         else:
             data = b"".join(chunks)
             upstream.close()
-            response.stream = httpx.ByteStream(data)
+            response.stream = backend.byte_stream(data)
             return data, True
     except Exception as exc:
         # The body broke off. An error status still makes its error from what came; a
@@ -268,14 +284,16 @@ def read_prefix(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
         data = b"".join(chunks)
         with contextlib.suppress(Exception):
             upstream.close()
-        response.stream = SyncReplayStream(data, None, upstream, exc)
+        response.stream = backend.sync_replay(data, None, upstream, exc)
         return data, False
     data = b"".join(chunks)
-    response.stream = SyncReplayStream(data, iterator, upstream)
+    response.stream = backend.sync_replay(data, iterator, upstream)
     return data, False
 
 
-async def aread_prefix(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+async def aread_prefix(
+    response: httpx.Response, limit: int, backend: Backend
+) -> tuple[bytes, bool]:
     """The async twin of `read_prefix`."""
     upstream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
     if limit == 0:
@@ -292,14 +310,14 @@ async def aread_prefix(response: httpx.Response, limit: int) -> tuple[bytes, boo
         else:
             data = b"".join(chunks)
             await upstream.aclose()
-            response.stream = httpx.ByteStream(data)
+            response.stream = backend.byte_stream(data)
             return data, True
     except Exception as exc:
         data = b"".join(chunks)
         with contextlib.suppress(Exception):
             await upstream.aclose()
-        response.stream = AsyncReplayStream(data, None, upstream, exc)
+        response.stream = backend.async_replay(data, None, upstream, exc)
         return data, False
     data = b"".join(chunks)
-    response.stream = AsyncReplayStream(data, iterator, upstream)
+    response.stream = backend.async_replay(data, iterator, upstream)
     return data, False

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import httpx
 
 from . import _waits
+from ._backend import HTTPX, Backend
 from ._build import RequestInfo, stream_error
 from ._errors import APIError, ConfigurationError
 from ._flow import (
@@ -33,21 +34,21 @@ from ._flow import (
 from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy
-from ._streams import (
-    AsyncMappedStream,
-    SyncMappedStream,
-    aread_prefix,
-    guard_decoding,
-    read_prefix,
-)
+from ._streams import aread_prefix, guard_decoding, read_prefix
 
-__all__ = ["AsyncResilientTransport", "ResilientTransport"]
+__all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
 
-_T = TypeVar("_T")
+_S = TypeVar("_S", bound="SyncDriver")
+_A = TypeVar("_A", bound="AsyncDriver")
 
 
 def _settings(
-    retry: object, idempotency: object, request_ids: object, errors: object, on_retry: object
+    retry: object,
+    idempotency: object,
+    request_ids: object,
+    errors: object,
+    on_retry: object,
+    backend: Backend,
 ) -> Settings:
     for name, value, expected in (
         ("retry", retry, RetryPolicy),
@@ -64,6 +65,7 @@ def _settings(
         request_ids=request_ids,  # type: ignore[arg-type]
         retry=retry,  # type: ignore[arg-type]
         idempotency=idempotency,  # type: ignore[arg-type]
+        backend=backend,
     )
 
 
@@ -73,11 +75,8 @@ def _check_sleep(sleep: object) -> None:
 
 
 def _inner(
-    transport: _T | None,
-    kwargs: dict[str, Any],
-    expected: type[_T],
-    default: type[_T],
-) -> _T:
+    transport: Any, kwargs: dict[str, Any], expected: type, default: type, package: str
+) -> Any:
     if transport is None:
         try:
             return default(**kwargs)
@@ -90,7 +89,8 @@ def _inner(
         )
     if not isinstance(transport, expected):
         raise ConfigurationError(
-            f"transport must be an {expected.__module__}.{expected.__name__}, got {transport!r}"
+            # Named by package: the openai SDK rewrites httpx2.BaseTransport's __module__.
+            f"transport must be an {package}.{expected.__name__}, got {transport!r}"
         )
     return transport
 
@@ -119,12 +119,17 @@ class _StreamFailure:
         return stream_error(exc, info, self._status_code, self._request_id)
 
 
-class ResilientTransport(httpx.BaseTransport):
-    """An httpx transport that retries safely and turns every failure into a typed `APIError`."""
+class SyncDriver:
+    """What `ResilientTransport` does, for whichever package (`Backend`) it is made for.
+
+    The httpx and httpx2 transports are this with the package's `BaseTransport` added.
+    """
+
+    _backend: ClassVar[Backend] = HTTPX
 
     def __init__(
         self,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any = None,
         *,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so sharing is safe
         idempotency: IdempotencyPolicy = IdempotencyPolicy(),  # noqa: B008
@@ -134,12 +139,13 @@ class ResilientTransport(httpx.BaseTransport):
         sleep: Callable[[float], None] | None = None,
         **transport_kwargs: Any,
     ) -> None:
-        self._settings = _settings(retry, idempotency, request_ids, errors, on_retry)
+        backend = self._backend
+        self._settings = _settings(retry, idempotency, request_ids, errors, on_retry, backend)
         self._on_retry = on_retry
         _check_sleep(sleep)
         self._sleep = sleep or _waits.sleep
-        self._transport = _inner(
-            transport, transport_kwargs, httpx.BaseTransport, httpx.HTTPTransport
+        self._transport: Any = _inner(
+            transport, transport_kwargs, backend.transport, backend.default_transport, backend.name
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -149,13 +155,14 @@ class ResilientTransport(httpx.BaseTransport):
             # The first attempt without the flow's generator: most requests succeed at once,
             # and `accept` is the same decision the flow would make.
             try:
-                first = self._transport.handle_request(request)
+                response: httpx.Response = self._transport.handle_request(request)
             except Exception as exc:
                 first = exc
             else:
-                _, encoded, hand_on = accept(plan, request, first)
+                _, encoded, hand_on = accept(plan, request, response)
                 if hand_on:
-                    return _typed(request, first, encoded, plan.context(1, ()))
+                    return _typed(request, response, encoded, plan.context(1, ()), self._backend)
+                first = response
         flow: Flow = request_flow(
             request, self._settings, on_retry=self._on_retry, plan=plan, first=first
         )
@@ -170,7 +177,9 @@ class ResilientTransport(httpx.BaseTransport):
                     else:
                         command = flow.send(response)
                 elif isinstance(command, ReadBody):
-                    command = flow.send(Body(*read_prefix(command.response, command.limit)))
+                    command = flow.send(
+                        Body(*read_prefix(command.response, command.limit, self._backend))
+                    )
                 elif isinstance(command, Sleep):
                     self._sleep(command.delay)
                     command = flow.send(None)
@@ -179,12 +188,12 @@ class ResilientTransport(httpx.BaseTransport):
                     command = flow.send(None)
         except StopIteration as stop:
             response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
-        return _typed(request, response, encoded, context)
+        return _typed(request, response, encoded, context, self._backend)
 
     def close(self) -> None:
         self._transport.close()
 
-    def __enter__(self) -> ResilientTransport:
+    def __enter__(self: _S) -> _S:
         self._transport.__enter__()
         return self
 
@@ -197,12 +206,14 @@ class ResilientTransport(httpx.BaseTransport):
         self._transport.__exit__(exc_type, exc_value, traceback)
 
 
-class AsyncResilientTransport(httpx.AsyncBaseTransport):
-    """The async twin of `ResilientTransport`; runs under asyncio and trio alike."""
+class AsyncDriver:
+    """What `AsyncResilientTransport` does, for whichever package it is made for."""
+
+    _backend: ClassVar[Backend] = HTTPX
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Any = None,
         *,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008
         idempotency: IdempotencyPolicy = IdempotencyPolicy(),  # noqa: B008
@@ -212,12 +223,17 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         sleep: Callable[[float], Awaitable[None]] | None = None,
         **transport_kwargs: Any,
     ) -> None:
-        self._settings = _settings(retry, idempotency, request_ids, errors, on_retry)
+        backend = self._backend
+        self._settings = _settings(retry, idempotency, request_ids, errors, on_retry, backend)
         self._on_retry = on_retry
         _check_sleep(sleep)
         self._sleep = sleep or _waits.async_sleep
-        self._transport = _inner(
-            transport, transport_kwargs, httpx.AsyncBaseTransport, httpx.AsyncHTTPTransport
+        self._transport: Any = _inner(
+            transport,
+            transport_kwargs,
+            backend.async_transport,
+            backend.default_async_transport,
+            backend.name,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -225,13 +241,14 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         first: object = NO_OUTCOME
         if plan.direct:
             try:
-                first = await self._transport.handle_async_request(request)
+                response: httpx.Response = await self._transport.handle_async_request(request)
             except Exception as exc:
                 first = exc
             else:
-                _, encoded, hand_on = accept(plan, request, first)
+                _, encoded, hand_on = accept(plan, request, response)
                 if hand_on:
-                    return _atyped(request, first, encoded, plan.context(1, ()))
+                    return _atyped(request, response, encoded, plan.context(1, ()), self._backend)
+                first = response
         flow: Flow = request_flow(
             request, self._settings, on_retry=self._on_retry, plan=plan, first=first
         )
@@ -246,7 +263,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     else:
                         command = flow.send(response)
                 elif isinstance(command, ReadBody):
-                    command = flow.send(Body(*await aread_prefix(command.response, command.limit)))
+                    body = await aread_prefix(command.response, command.limit, self._backend)
+                    command = flow.send(Body(*body))
                 elif isinstance(command, Sleep):
                     await self._sleep(command.delay)
                     command = flow.send(None)
@@ -255,12 +273,12 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     command = flow.send(None)
         except StopIteration as stop:
             response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
-        return _atyped(request, response, encoded, context)
+        return _atyped(request, response, encoded, context, self._backend)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    async def __aenter__(self) -> AsyncResilientTransport:
+    async def __aenter__(self: _A) -> _A:
         await self._transport.__aenter__()
         return self
 
@@ -273,25 +291,41 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         await self._transport.__aexit__(exc_type, exc_value, traceback)
 
 
+class ResilientTransport(SyncDriver, httpx.BaseTransport):
+    """An httpx transport that retries safely and turns every failure into a typed `APIError`."""
+
+
+class AsyncResilientTransport(AsyncDriver, httpx.AsyncBaseTransport):
+    """The async twin of `ResilientTransport`; runs under asyncio and trio alike."""
+
+
 def _typed(
-    request: httpx.Request, response: httpx.Response, encoded: bool, context: Context
+    request: httpx.Request,
+    response: httpx.Response,
+    encoded: bool,
+    context: Context,
+    backend: Backend,
 ) -> httpx.Response:
     """The response handed to the caller, its body's failures typed."""
     stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
     failure = _StreamFailure(request, context, response)
-    response.stream = SyncMappedStream(stream, failure)
+    response.stream = backend.sync_mapped(stream, failure)
     if encoded:
         guard_decoding(response, failure)
     return response
 
 
 def _atyped(
-    request: httpx.Request, response: httpx.Response, encoded: bool, context: Context
+    request: httpx.Request,
+    response: httpx.Response,
+    encoded: bool,
+    context: Context,
+    backend: Backend,
 ) -> httpx.Response:
     """The async twin of `_typed`."""
     stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
     failure = _StreamFailure(request, context, response)
-    response.stream = AsyncMappedStream(stream, failure)
+    response.stream = backend.async_mapped(stream, failure)
     if encoded:
         guard_decoding(response, failure)
     return response

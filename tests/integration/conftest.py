@@ -27,12 +27,13 @@ from urllib.parse import urlencode
 from urllib.request import parse_http_list, parse_keqv_list
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._serve import bound_socket, serve
 
 DIGEST_REALM = "integration@httpx-resilience"
 DIGEST_USER = "user"
@@ -436,47 +437,12 @@ class LiveServer:
             return self.state.sent.get(name, 0)
 
 
-def _bound_socket() -> socket.socket:
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
-    # without it every response waits ~40 ms for the client's delayed ACK (Nagle).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture(scope="session")
 def live() -> Iterator[LiveServer]:
     """The uvicorn server, started once for the session and stopped at its end."""
     state = ServerState()
-    config = uvicorn.Config(
-        build_app(state),
-        lifespan="off",
-        log_level="warning",
-        log_config=None,
-        access_log=False,
-        http="h11",
-        ws="none",
-        loop="asyncio",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    sock = _bound_socket()
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the uvicorn test server did not start")
-        time.sleep(0.01)
-    try:
-        yield LiveServer(sock.getsockname()[1], state)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve(build_app(state), "uvicorn") as port:
+        yield LiveServer(port, state)
 
 
 @pytest.fixture
@@ -556,7 +522,7 @@ def raw() -> Iterator[RawServer]:
 @pytest.fixture
 def refused_url() -> str:
     """A URL on a loopback port that nothing listens on."""
-    sock = _bound_socket()
+    sock = bound_socket()
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}/nothing-here"
@@ -704,9 +670,25 @@ async def once(request: Request) -> Response:
     return JSONResponse(result, headers={"idempotent-replayed": "true" if replayed else "false"})
 
 
+async def job(request: Request) -> Response:
+    """`/job/{id}?running=K&retry_after=S`: a long-running job's status. The first K GETs of an
+    id answer 202 `{"id", "status": "running"}` (with `Retry-After: S` when asked), later ones
+    200 `{"id", "status": "succeeded"}`; every answer has `x-request-id: req_job_<n>`."""
+    job_id = request.path_params["id"]
+    number = SCRIPTS.hit(job_id, request, None)
+    params = request.query_params
+    headers = {"x-request-id": f"req_job_{number}"}
+    if number > int(params.get("running", "0")):
+        return JSONResponse({"id": job_id, "status": "succeeded"}, headers=headers)
+    if "retry_after" in params:
+        headers["retry-after"] = params["retry_after"]
+    return JSONResponse({"id": job_id, "status": "running"}, status_code=202, headers=headers)
+
+
 def retry_routes() -> list[Route]:
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
         Route("/flaky/{id}", flaky, methods=methods),
         Route("/once/{id}", once, methods=["POST"]),
+        Route("/job/{id}", job),
     ]

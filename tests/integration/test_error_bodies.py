@@ -10,14 +10,13 @@ import httpx
 import pytest
 import trio
 
+from _support import Flavour
 from httpx_resilience import (
     APIError,
-    AsyncResilientTransport,
     BadRequestError,
     ErrorPolicy,
     InternalServerError,
     NotFoundError,
-    ResilientTransport,
     ServiceUnavailableError,
     UnprocessableEntityError,
     ValidationError,
@@ -44,11 +43,11 @@ def _check_capped(err: InternalServerError, server: LiveServer, started: float) 
     assert server.sent("big-error") < TEN_MB * (err.attempts or 1)
 
 
-def test_big_error_body_capped_sync(server: LiveServer) -> None:
+def test_big_error_body_capped_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: a 10 MB error body is read only up to max_body_bytes."""
     started = time.monotonic()
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(InternalServerError) as excinfo,
     ):
         client.get(_big(server))
@@ -56,30 +55,30 @@ def test_big_error_body_capped_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_big_error_body_capped_asyncio(server: LiveServer) -> None:
+async def test_big_error_body_capped_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: a 10 MB error body is read only up to max_body_bytes."""
     started = time.monotonic()
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(InternalServerError) as excinfo:
             await client.get(_big(server))
     _check_capped(excinfo.value, server, started)
 
 
 @pytest.mark.anyio
-async def test_big_error_body_capped_trio(server: LiveServer) -> None:
+async def test_big_error_body_capped_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: a 10 MB error body is read only up to max_body_bytes."""
     started = time.monotonic()
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(InternalServerError) as excinfo:
             await client.get(_big(server))
     _check_capped(excinfo.value, server, started)
 
 
-def test_custom_body_cap(server: LiveServer) -> None:
+def test_custom_body_cap(hx: Flavour, server: LiveServer) -> None:
     """max_body_bytes sets the cap on what an error keeps of its body."""
-    transport = ResilientTransport(errors=ErrorPolicy(max_body_bytes=1000))
+    transport = hx.ResilientTransport(errors=ErrorPolicy(max_body_bytes=1000))
     with (
-        httpx.Client(transport=transport) as client,
+        hx.httpx.Client(transport=transport) as client,
         pytest.raises(InternalServerError) as excinfo,
     ):
         client.get(_big(server))
@@ -87,11 +86,11 @@ def test_custom_body_cap(server: LiveServer) -> None:
     assert 0 < len(excinfo.value.body) <= 1000
 
 
-def test_zero_body_cap_reads_nothing(server: LiveServer) -> None:
+def test_zero_body_cap_reads_nothing(hx: Flavour, server: LiveServer) -> None:
     """max_body_bytes=0 keeps no body and still raises the right class from the status."""
-    transport = ResilientTransport(errors=ErrorPolicy(max_body_bytes=0))
+    transport = hx.ResilientTransport(errors=ErrorPolicy(max_body_bytes=0))
     with (
-        httpx.Client(transport=transport) as client,
+        hx.httpx.Client(transport=transport) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.get(server.url("/status/404", message="unread"))
@@ -99,14 +98,18 @@ def test_zero_body_cap_reads_nothing(server: LiveServer) -> None:
     assert excinfo.value.message != "unread"
 
 
-_POOL_OF_ONE = {"limits": httpx.Limits(max_connections=1)}
-_POOL_TIMEOUT = httpx.Timeout(5, pool=2)
+def _pool_of_one(hx: Flavour) -> dict[str, object]:
+    return {"limits": hx.httpx.Limits(max_connections=1)}
 
 
-def test_connection_freed_after_big_error_sync(server: LiveServer) -> None:
+def _pool_timeout(hx: Flavour) -> object:
+    return hx.httpx.Timeout(5, pool=2)
+
+
+def test_connection_freed_after_big_error_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: after a capped 10 MB error, a one-connection pool serves the next request at once."""
-    with httpx.Client(
-        transport=ResilientTransport(**_POOL_OF_ONE), timeout=_POOL_TIMEOUT
+    with hx.httpx.Client(
+        transport=hx.ResilientTransport(**_pool_of_one(hx)), timeout=_pool_timeout(hx)
     ) as client:
         with pytest.raises(InternalServerError):
             client.get(_big(server))
@@ -116,10 +119,10 @@ def test_connection_freed_after_big_error_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_connection_freed_after_big_error_asyncio(server: LiveServer) -> None:
+async def test_connection_freed_after_big_error_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: after a capped 10 MB error, a one-connection pool serves the next request."""
-    transport = AsyncResilientTransport(**_POOL_OF_ONE)
-    async with httpx.AsyncClient(transport=transport, timeout=_POOL_TIMEOUT) as client:
+    transport = hx.AsyncResilientTransport(**_pool_of_one(hx))
+    async with hx.httpx.AsyncClient(transport=transport, timeout=_pool_timeout(hx)) as client:
         with pytest.raises(InternalServerError):
             await client.get(_big(server))
         started = time.monotonic()
@@ -128,10 +131,10 @@ async def test_connection_freed_after_big_error_asyncio(server: LiveServer) -> N
 
 
 @pytest.mark.anyio
-async def test_connection_freed_after_big_error_trio(server: LiveServer) -> None:
+async def test_connection_freed_after_big_error_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: after a capped 10 MB error, a one-connection pool serves the next request."""
-    transport = AsyncResilientTransport(**_POOL_OF_ONE)
-    async with httpx.AsyncClient(transport=transport, timeout=_POOL_TIMEOUT) as client:
+    transport = hx.AsyncResilientTransport(**_pool_of_one(hx))
+    async with hx.httpx.AsyncClient(transport=transport, timeout=_pool_timeout(hx)) as client:
         # The error is kept to the end: what it may leave unclosed is the next test's business.
         with pytest.raises(InternalServerError) as excinfo:
             await client.get(_big(server))
@@ -140,9 +143,9 @@ async def test_connection_freed_after_big_error_trio(server: LiveServer) -> None
 
 
 @pytest.mark.anyio
-async def test_big_error_leaves_nothing_to_finalise_trio(server: LiveServer) -> None:
+async def test_big_error_leaves_nothing_to_finalise_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: a capped error body closes what it half read; the GC finds no open generator."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(InternalServerError):
             await client.get(_big(server))
         # Trio warns (ResourceWarning, an error here) for every async generator the GC
@@ -151,10 +154,10 @@ async def test_big_error_leaves_nothing_to_finalise_trio(server: LiveServer) -> 
         await trio.sleep(0)
 
 
-def test_connection_freed_after_streamed_error(server: LiveServer) -> None:
+def test_connection_freed_after_streamed_error(hx: Flavour, server: LiveServer) -> None:
     """An error raised on entering `client.stream` gives its connection back too."""
-    with httpx.Client(
-        transport=ResilientTransport(**_POOL_OF_ONE), timeout=_POOL_TIMEOUT
+    with hx.httpx.Client(
+        transport=hx.ResilientTransport(**_pool_of_one(hx)), timeout=_pool_timeout(hx)
     ) as client:
         for _ in range(2):
             with (
@@ -165,9 +168,9 @@ def test_connection_freed_after_streamed_error(server: LiveServer) -> None:
         assert client.get(server.url("/echo")).status_code == 200
 
 
-def test_small_error_bodies_keep_connection_sync(server: LiveServer) -> None:
+def test_small_error_bodies_keep_connection_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: two 404s read whole leave the connection reusable: three requests, one connection."""
-    with httpx.Client(transport=ResilientTransport(**_POOL_OF_ONE)) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(**_pool_of_one(hx))) as client:
         for _ in range(2):
             with pytest.raises(NotFoundError):
                 client.get(server.url("/status/404"))
@@ -177,9 +180,11 @@ def test_small_error_bodies_keep_connection_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_small_error_bodies_keep_connection_asyncio(server: LiveServer) -> None:
+async def test_small_error_bodies_keep_connection_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: two 404s and a 200 go over one TCP connection."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(**_POOL_OF_ONE)) as client:
+    async with hx.httpx.AsyncClient(
+        transport=hx.AsyncResilientTransport(**_pool_of_one(hx))
+    ) as client:
         for _ in range(2):
             with pytest.raises(NotFoundError):
                 await client.get(server.url("/status/404"))
@@ -188,9 +193,11 @@ async def test_small_error_bodies_keep_connection_asyncio(server: LiveServer) ->
 
 
 @pytest.mark.anyio
-async def test_small_error_bodies_keep_connection_trio(server: LiveServer) -> None:
+async def test_small_error_bodies_keep_connection_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: two 404s and a 200 go over one TCP connection."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(**_POOL_OF_ONE)) as client:
+    async with hx.httpx.AsyncClient(
+        transport=hx.AsyncResilientTransport(**_pool_of_one(hx))
+    ) as client:
         for _ in range(2):
             with pytest.raises(NotFoundError):
                 await client.get(server.url("/status/404"))
@@ -208,10 +215,10 @@ def _check_gzip(err: UnprocessableEntityError) -> None:
     assert err.response.json()["error"]["code"] == "gz_invalid"
 
 
-def test_gzip_error_body_decoded_sync(server: LiveServer) -> None:
+def test_gzip_error_body_decoded_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: a gzip-encoded error body is decoded before it is parsed."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(UnprocessableEntityError) as excinfo,
     ):
         client.get(server.url("/gzip-error"))
@@ -219,47 +226,47 @@ def test_gzip_error_body_decoded_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_gzip_error_body_decoded_asyncio(server: LiveServer) -> None:
+async def test_gzip_error_body_decoded_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: a gzip-encoded error body is decoded before it is parsed."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(UnprocessableEntityError) as excinfo:
             await client.get(server.url("/gzip-error"))
     _check_gzip(excinfo.value)
 
 
-def _raise_for(server: LiveServer, status: int, **params: str) -> APIError:
+def _raise_for(hx: Flavour, server: LiveServer, status: int, **params: str) -> APIError:
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(APIError) as excinfo,
     ):
         client.get(server.url(f"/status/{status}", **params))
     return excinfo.value
 
 
-def test_openai_body(server: LiveServer) -> None:
+def test_openai_body(hx: Flavour, server: LiveServer) -> None:
     """An OpenAI-style {"error": {...}} body gives message and code."""
-    err = _raise_for(server, 400, fmt="openai", message="bad model", code="model_not_found")
+    err = _raise_for(hx, server, 400, fmt="openai", message="bad model", code="model_not_found")
     assert isinstance(err, BadRequestError)
     assert (err.message, err.code) == ("bad model", "model_not_found")
 
 
-def test_openai_body_type_as_code(server: LiveServer) -> None:
+def test_openai_body_type_as_code(hx: Flavour, server: LiveServer) -> None:
     """An OpenAI-style body with a null code gives its type as the code."""
-    err = _raise_for(server, 400, fmt="openai", message="bad", type="invalid_request_error")
+    err = _raise_for(hx, server, 400, fmt="openai", message="bad", type="invalid_request_error")
     assert isinstance(err, BadRequestError)
     assert err.code == "invalid_request_error"
 
 
-def test_fastapi_detail_string(server: LiveServer) -> None:
+def test_fastapi_detail_string(hx: Flavour, server: LiveServer) -> None:
     """FastAPI's {"detail": "..."} gives the message; the code stays the class default."""
-    err = _raise_for(server, 404, fmt="fastapi", message="Item not found")
+    err = _raise_for(hx, server, 404, fmt="fastapi", message="Item not found")
     assert isinstance(err, NotFoundError)
     assert (err.message, err.code) == ("Item not found", "not_found")
 
 
-def test_fastapi_validation_list(server: LiveServer) -> None:
+def test_fastapi_validation_list(hx: Flavour, server: LiveServer) -> None:
     """FastAPI's validation list fills ValidationError.errors with loc/msg/type."""
-    err = _raise_for(server, 422, fmt="validation")
+    err = _raise_for(hx, server, 422, fmt="validation")
     assert isinstance(err, ValidationError)
     assert err.errors == [
         {"loc": ["body", "name"], "msg": "Field required", "type": "missing"},
@@ -269,10 +276,10 @@ def test_fastapi_validation_list(server: LiveServer) -> None:
     assert "Field required" in err.message
 
 
-def test_problem_json_on_validation_error(server: LiveServer) -> None:
+def test_problem_json_on_validation_error(hx: Flavour, server: LiveServer) -> None:
     """problem+json gives detail as message, type as code, extensions as details, errors."""
     err = _raise_for(
-        server, 422, fmt="problem", message="Name must be a string", code="https://e.x/invalid"
+        hx, server, 422, fmt="problem", message="Name must be a string", code="https://e.x/invalid"
     )
     assert isinstance(err, UnprocessableEntityError)
     assert err.message == "Name must be a string"
@@ -283,9 +290,9 @@ def test_problem_json_on_validation_error(server: LiveServer) -> None:
     assert err.errors == [{"loc": ["name"], "msg": "must be a string", "type": None}]
 
 
-def test_problem_json_on_other_error(server: LiveServer) -> None:
+def test_problem_json_on_other_error(hx: Flavour, server: LiveServer) -> None:
     """problem+json on a non-validation status keeps its field errors in details."""
-    err = _raise_for(server, 403, fmt="problem", message="You do not have enough credit.")
+    err = _raise_for(hx, server, 403, fmt="problem", message="You do not have enough credit.")
     assert err.message == "You do not have enough credit."
     assert err.code == "https://example.com/probs/out-of-credit"
     assert err.details is not None
@@ -295,46 +302,46 @@ def test_problem_json_on_other_error(server: LiveServer) -> None:
     assert err.errors is None
 
 
-def test_jsonapi_errors(server: LiveServer) -> None:
+def test_jsonapi_errors(hx: Flavour, server: LiveServer) -> None:
     """A JSON:API errors list gives the first error's detail and code, and the field errors."""
-    err = _raise_for(server, 422, fmt="jsonapi", message="Name is too short", code="too_short")
+    err = _raise_for(hx, server, 422, fmt="jsonapi", message="Name is too short", code="too_short")
     assert isinstance(err, UnprocessableEntityError)
     assert (err.message, err.code) == ("Name is too short", "too_short")
     assert err.errors is not None
     assert err.errors[0]["loc"] == ["data", "attributes", "name"]
 
 
-def test_plain_text_body(server: LiveServer) -> None:
+def test_plain_text_body(hx: Flavour, server: LiveServer) -> None:
     """A plain-text body is the message as it is."""
-    err = _raise_for(server, 502, fmt="text", message="upstream connect error")
+    err = _raise_for(hx, server, 502, fmt="text", message="upstream connect error")
     assert err.message == "upstream connect error"
     assert err.code == "bad_gateway"
     assert err.body == "upstream connect error"
 
 
-def test_html_body(server: LiveServer) -> None:
+def test_html_body(hx: Flavour, server: LiveServer) -> None:
     """An HTML error page is reduced to its title."""
-    err = _raise_for(server, 503, fmt="html", message="503 Service Temporarily Unavailable")
+    err = _raise_for(hx, server, 503, fmt="html", message="503 Service Temporarily Unavailable")
     assert err.message == "503 Service Temporarily Unavailable"
     assert "<" not in err.message
 
 
-def test_empty_body(server: LiveServer) -> None:
+def test_empty_body(hx: Flavour, server: LiveServer) -> None:
     """An empty body gives the status text and the class's code."""
-    err = _raise_for(server, 504, fmt="empty")
+    err = _raise_for(hx, server, 504, fmt="empty")
     assert err.message == "HTTP 504 Gateway Timeout"
     assert err.code == "gateway_timeout"
 
 
-def test_custom_body_parser(server: LiveServer) -> None:
+def test_custom_body_parser(hx: Flavour, server: LiveServer) -> None:
     """parse_body replaces the parser and sees the body already read."""
 
     def parse(response: httpx.Response) -> dict[str, str]:
         return {"message": response.json()["detail"].upper(), "code": "custom"}
 
-    transport = ResilientTransport(errors=ErrorPolicy(parse_body=parse))
+    transport = hx.ResilientTransport(errors=ErrorPolicy(parse_body=parse))
     with (
-        httpx.Client(transport=transport) as client,
+        hx.httpx.Client(transport=transport) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.get(server.url("/status/404", fmt="fastapi", message="gone"))
@@ -349,10 +356,10 @@ def _check_broken_off(err: ServiceUnavailableError) -> None:
     assert len(err.body) < 3000
 
 
-def test_error_body_broken_off_sync(raw: RawServer) -> None:
+def test_error_body_broken_off_sync(hx: Flavour, raw: RawServer) -> None:
     """Sync: an error body that breaks off still gives the status's error, with what came."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(ServiceUnavailableError) as excinfo,
     ):
         client.get(raw.url("/error-abort"))
@@ -360,18 +367,18 @@ def test_error_body_broken_off_sync(raw: RawServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_error_body_broken_off_asyncio(raw: RawServer) -> None:
+async def test_error_body_broken_off_asyncio(hx: Flavour, raw: RawServer) -> None:
     """asyncio: an error body that breaks off still gives the status's error."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(ServiceUnavailableError) as excinfo:
             await client.get(raw.url("/error-abort"))
     _check_broken_off(excinfo.value)
 
 
-def test_head_error_has_no_body(server: LiveServer) -> None:
+def test_head_error_has_no_body(hx: Flavour, server: LiveServer) -> None:
     """A HEAD that fails raises its class with no body to read."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.head(server.url("/status/404"))
@@ -380,10 +387,14 @@ def test_head_error_has_no_body(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_concurrent_errors_share_a_small_pool_asyncio(server: LiveServer) -> None:
+async def test_concurrent_errors_share_a_small_pool_asyncio(
+    hx: Flavour, server: LiveServer
+) -> None:
     """asyncio: twenty concurrent failures, half with 10 MB bodies, never exhaust a pool of 2."""
-    transport = AsyncResilientTransport(limits=httpx.Limits(max_connections=2))
-    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=4)) as client:
+    transport = hx.AsyncResilientTransport(limits=hx.httpx.Limits(max_connections=2))
+    async with hx.httpx.AsyncClient(
+        transport=transport, timeout=hx.httpx.Timeout(5, pool=4)
+    ) as client:
         urls = [_big(server), server.url("/status/404")] * 10
         results = await asyncio.gather(*(client.get(url) for url in urls), return_exceptions=True)
         assert [type(r) for r in results] == [InternalServerError, NotFoundError] * 10

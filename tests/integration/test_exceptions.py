@@ -9,28 +9,29 @@ import anyio
 import httpx
 import pytest
 
+from _support import Flavour
 from httpx_resilience import (
     APIError,
-    AsyncResilientTransport,
     ErrorPolicy,
     NetworkError,
     ProtocolError,
     RequestTimeoutError,
-    ResilientTransport,
     StreamError,
     TransportError,
 )
 
 from .conftest import LiveServer, RawServer
 
-READ_TIMEOUT = httpx.Timeout(5, read=0.2)
+
+def _read_timeout(hx: Flavour) -> object:
+    return hx.httpx.Timeout(5, read=0.2)
 
 
-def _check_refused(err: NetworkError, request: httpx.Request) -> None:
+def _check_refused(hx: Flavour, err: NetworkError, request: httpx.Request) -> None:
     assert type(err) is NetworkError
     assert isinstance(err, TransportError)
     assert isinstance(err, httpx.NetworkError)
-    assert isinstance(err.__cause__, httpx.ConnectError)
+    assert isinstance(err.__cause__, hx.httpx.ConnectError)
     assert err.phase == "connect"
     assert err.code == "network_error"
     assert err.retryable is True
@@ -43,39 +44,39 @@ def _check_refused(err: NetworkError, request: httpx.Request) -> None:
     assert [(h.status_code, h.error) for h in err.history] == [(None, "NetworkError")] * 3
 
 
-def test_connection_refused_sync(refused_url: str) -> None:
+def test_connection_refused_sync(hx: Flavour, refused_url: str) -> None:
     """Sync: a refused connection raises NetworkError, phase connect, ConnectError as cause."""
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         request = client.build_request("GET", refused_url)
         with pytest.raises(NetworkError) as excinfo:
             client.send(request)
-    _check_refused(excinfo.value, request)
+    _check_refused(hx, excinfo.value, request)
 
 
 @pytest.mark.asyncio
-async def test_connection_refused_asyncio(refused_url: str) -> None:
+async def test_connection_refused_asyncio(hx: Flavour, refused_url: str) -> None:
     """asyncio: a refused connection raises NetworkError, phase connect."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         request = client.build_request("GET", refused_url)
         with pytest.raises(NetworkError) as excinfo:
             await client.send(request)
-    _check_refused(excinfo.value, request)
+    _check_refused(hx, excinfo.value, request)
 
 
 @pytest.mark.anyio
-async def test_connection_refused_trio(refused_url: str) -> None:
+async def test_connection_refused_trio(hx: Flavour, refused_url: str) -> None:
     """trio: a refused connection raises NetworkError, phase connect."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         request = client.build_request("GET", refused_url)
         with pytest.raises(NetworkError) as excinfo:
             await client.send(request)
-    _check_refused(excinfo.value, request)
+    _check_refused(hx, excinfo.value, request)
 
 
-def test_network_error_pickles(refused_url: str) -> None:
+def test_network_error_pickles(hx: Flavour, refused_url: str) -> None:
     """A transport error from a real failure survives a pickle round trip."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(NetworkError) as excinfo,
     ):
         client.get(refused_url)
@@ -84,241 +85,245 @@ def test_network_error_pickles(refused_url: str) -> None:
     assert clone.to_dict() == excinfo.value.to_dict()
 
 
-def _check_read_timeout(err: RequestTimeoutError) -> None:
+def _check_read_timeout(hx: Flavour, err: RequestTimeoutError) -> None:
     assert type(err) is RequestTimeoutError
     assert isinstance(err, httpx.TimeoutException)
     assert isinstance(err, TimeoutError)
-    assert isinstance(err.__cause__, httpx.ReadTimeout)
+    assert isinstance(err.__cause__, hx.httpx.ReadTimeout)
     assert err.phase == "read"
     assert err.code == "timeout"
     assert err.status_code is None
 
 
-def test_read_timeout_sync(server: LiveServer) -> None:
+def test_read_timeout_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: a server slower than the read timeout raises RequestTimeoutError, phase read."""
     with (
-        httpx.Client(transport=ResilientTransport(), timeout=READ_TIMEOUT) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(), timeout=_read_timeout(hx)) as client,
         pytest.raises(RequestTimeoutError) as excinfo,
     ):
         client.get(server.url("/slow", delay=2))
-    _check_read_timeout(excinfo.value)
+    _check_read_timeout(hx, excinfo.value)
 
 
 @pytest.mark.asyncio
-async def test_read_timeout_asyncio(server: LiveServer) -> None:
+async def test_read_timeout_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: a read timeout raises RequestTimeoutError, phase read."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(), timeout=READ_TIMEOUT) as c:
+    async with hx.httpx.AsyncClient(
+        transport=hx.AsyncResilientTransport(), timeout=_read_timeout(hx)
+    ) as c:
         with pytest.raises(RequestTimeoutError) as excinfo:
             await c.get(server.url("/slow", delay=2))
-    _check_read_timeout(excinfo.value)
+    _check_read_timeout(hx, excinfo.value)
 
 
 @pytest.mark.anyio
-async def test_read_timeout_trio(server: LiveServer) -> None:
+async def test_read_timeout_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: a read timeout raises RequestTimeoutError, phase read."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(), timeout=READ_TIMEOUT) as c:
+    async with hx.httpx.AsyncClient(
+        transport=hx.AsyncResilientTransport(), timeout=_read_timeout(hx)
+    ) as c:
         with pytest.raises(RequestTimeoutError) as excinfo:
             await c.get(server.url("/slow", delay=2))
-    _check_read_timeout(excinfo.value)
+    _check_read_timeout(hx, excinfo.value)
 
 
 @pytest.mark.asyncio
-async def test_cancellation_is_not_wrapped_asyncio(server: LiveServer) -> None:
+async def test_cancellation_is_not_wrapped_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: cancelling a request in flight is cancellation, not an APIError."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(asyncio.TimeoutError) as excinfo:
             await asyncio.wait_for(client.get(server.url("/slow", delay=2)), 0.2)
     assert not isinstance(excinfo.value, APIError)
 
 
 @pytest.mark.anyio
-async def test_cancellation_is_not_wrapped_trio(server: LiveServer) -> None:
+async def test_cancellation_is_not_wrapped_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: a cancel scope around a request in flight cancels it cleanly."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with anyio.move_on_after(0.2) as scope:
             await client.get(server.url("/slow", delay=2))
         assert scope.cancelled_caught
         assert (await client.get(server.url("/echo"))).status_code == 200
 
 
-def _check_stream_error(err: StreamError) -> None:
+def _check_stream_error(hx: Flavour, err: StreamError) -> None:
     assert type(err) is StreamError
     assert isinstance(err, TransportError)
-    assert isinstance(err.__cause__, httpx.TransportError)
+    assert isinstance(err.__cause__, hx.httpx.TransportError)
     assert err.status_code == 200
     assert err.code == "stream_error"
     assert err.method == "GET"
 
 
-def test_stream_abort_sync(raw: RawServer) -> None:
+def test_stream_abort_sync(hx: Flavour, raw: RawServer) -> None:
     """Sync: a body cut off mid-stream raises StreamError while iterating."""
     pieces: list[bytes] = []
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         client.stream("GET", raw.url("/stream-abort")) as response,
     ):
         assert response.status_code == 200
         with pytest.raises(StreamError) as excinfo:
             pieces.extend(response.iter_bytes())
     assert 0 < len(b"".join(pieces)) < 1048576
-    _check_stream_error(excinfo.value)
+    _check_stream_error(hx, excinfo.value)
     assert excinfo.value.request_id == "req_raw_abort"
 
 
 @pytest.mark.asyncio
-async def test_stream_abort_asyncio(raw: RawServer) -> None:
+async def test_stream_abort_asyncio(hx: Flavour, raw: RawServer) -> None:
     """asyncio: a body cut off mid-stream raises StreamError while iterating."""
     async with (
-        httpx.AsyncClient(transport=AsyncResilientTransport()) as client,
+        hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client,
         client.stream("GET", raw.url("/stream-abort")) as response,
     ):
         with pytest.raises(StreamError) as excinfo:
             async for _ in response.aiter_bytes():
                 pass
-    _check_stream_error(excinfo.value)
+    _check_stream_error(hx, excinfo.value)
 
 
 @pytest.mark.anyio
-async def test_stream_abort_trio(raw: RawServer) -> None:
+async def test_stream_abort_trio(hx: Flavour, raw: RawServer) -> None:
     """trio: a body cut off mid-stream raises StreamError while iterating."""
     async with (
-        httpx.AsyncClient(transport=AsyncResilientTransport()) as client,
+        hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client,
         client.stream("GET", raw.url("/stream-abort")) as response,
     ):
         with pytest.raises(StreamError) as excinfo:
             async for _ in response.aiter_bytes():
                 pass
-    _check_stream_error(excinfo.value)
+    _check_stream_error(hx, excinfo.value)
 
 
-def test_stream_abort_on_read(raw: RawServer) -> None:
+def test_stream_abort_on_read(hx: Flavour, raw: RawServer) -> None:
     """A body cut off while `client.get` reads it raises StreamError from the call."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(StreamError) as excinfo,
     ):
         client.get(raw.url("/stream-abort"))
-    _check_stream_error(excinfo.value)
+    _check_stream_error(hx, excinfo.value)
 
 
-def test_stream_abort_by_asgi_app(server: LiveServer) -> None:
+def test_stream_abort_by_asgi_app(hx: Flavour, server: LiveServer) -> None:
     """A chunked body whose server app fails midway raises StreamError."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         client.stream("GET", server.url("/stream-abort")) as response,
         pytest.raises(StreamError) as excinfo,
     ):
         for _ in response.iter_bytes():
             pass
-    _check_stream_error(excinfo.value)
+    _check_stream_error(hx, excinfo.value)
 
 
-def test_stream_abort_after_classify_read_prefix_sync(raw: RawServer) -> None:
+def test_stream_abort_after_classify_read_prefix_sync(hx: Flavour, raw: RawServer) -> None:
     """Sync: with classify set, a 2xx body cut off after the inspected part still fails typed."""
-    transport = ResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
+    transport = hx.ResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
     with (
-        httpx.Client(transport=transport) as client,
+        hx.httpx.Client(transport=transport) as client,
         pytest.raises(StreamError) as excinfo,
     ):
         client.get(raw.url("/stream-abort"))
-    _check_stream_error(excinfo.value)
+    _check_stream_error(hx, excinfo.value)
 
 
 @pytest.mark.asyncio
-async def test_stream_abort_after_classify_read_prefix_asyncio(raw: RawServer) -> None:
+async def test_stream_abort_after_classify_read_prefix_asyncio(hx: Flavour, raw: RawServer) -> None:
     """asyncio: with classify set, a 2xx body cut off never passes as a whole, shorter body."""
-    transport = AsyncResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
-    async with httpx.AsyncClient(transport=transport) as client:
+    transport = hx.AsyncResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
+    async with hx.httpx.AsyncClient(transport=transport) as client:
         with pytest.raises(StreamError) as excinfo:
             await client.get(raw.url("/stream-abort"))
-    _check_stream_error(excinfo.value)
+    _check_stream_error(hx, excinfo.value)
 
 
-def test_stalled_body_raises_stream_error(server: LiveServer) -> None:
+def test_stalled_body_raises_stream_error(hx: Flavour, server: LiveServer) -> None:
     """A 2xx body that stalls past the read timeout raises StreamError, phase read."""
-    timeout = httpx.Timeout(5, read=0.3)
+    timeout = hx.httpx.Timeout(5, read=0.3)
     with (
-        httpx.Client(transport=ResilientTransport(), timeout=timeout) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(), timeout=timeout) as client,
         client.stream("GET", server.url("/stream-gated", chunks=3, size=1000)) as response,
         pytest.raises(StreamError) as excinfo,
     ):
         response.read()
-    _check_stream_error(excinfo.value)
-    assert isinstance(excinfo.value.__cause__, httpx.ReadTimeout)
+    _check_stream_error(hx, excinfo.value)
+    assert isinstance(excinfo.value.__cause__, hx.httpx.ReadTimeout)
     assert excinfo.value.phase == "read"
 
 
-def test_corrupt_gzip_2xx_body_raises_typed_error(server: LiveServer) -> None:
+def test_corrupt_gzip_2xx_body_raises_typed_error(hx: Flavour, server: LiveServer) -> None:
     """A 2xx whose gzip body cannot be decoded raises a typed error, not httpx.DecodingError."""
     url = server.url("/status/200", **{"content-encoding": "gzip"})
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(Exception) as excinfo,  # noqa: PT011 - the test is which class it is
     ):
         client.get(url)
     assert isinstance(excinfo.value, TransportError), repr(excinfo.value)
 
 
-def test_closing_stream_early_raises_nothing(server: LiveServer) -> None:
+def test_closing_stream_early_raises_nothing(hx: Flavour, server: LiveServer) -> None:
     """Leaving a streamed 2xx body half read is no error, and the client goes on."""
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         with client.stream("GET", server.url("/stream", chunks=64, size=65536)) as response:
             next(response.iter_bytes())
         assert client.get(server.url("/echo")).status_code == 200
 
 
-def test_unsupported_protocol_sync() -> None:
+def test_unsupported_protocol_sync(hx: Flavour) -> None:
     """Sync: a URL of a scheme no transport speaks raises a TransportError."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(TransportError) as excinfo,
     ):
         client.get("ftp://127.0.0.1/file.txt")
-    assert isinstance(excinfo.value.__cause__, httpx.UnsupportedProtocol)
+    assert isinstance(excinfo.value.__cause__, hx.httpx.UnsupportedProtocol)
     assert excinfo.value.code == "unsupported_protocol"
     assert excinfo.value.retryable is False
 
 
 @pytest.mark.asyncio
-async def test_unsupported_protocol_asyncio() -> None:
+async def test_unsupported_protocol_asyncio(hx: Flavour) -> None:
     """asyncio: a URL of a scheme no transport speaks raises a TransportError."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(TransportError) as excinfo:
             await client.get("ftp://127.0.0.1/file.txt")
-    assert isinstance(excinfo.value.__cause__, httpx.UnsupportedProtocol)
+    assert isinstance(excinfo.value.__cause__, hx.httpx.UnsupportedProtocol)
 
 
-def _check_garbage(err: ProtocolError) -> None:
+def _check_garbage(hx: Flavour, err: ProtocolError) -> None:
     assert type(err) is ProtocolError
     assert isinstance(err, httpx.ProtocolError)
-    assert isinstance(err.__cause__, httpx.RemoteProtocolError)
+    assert isinstance(err.__cause__, hx.httpx.RemoteProtocolError)
     assert err.code == "protocol_error"
     assert err.status_code is None
 
 
-def test_garbage_response_sync(raw: RawServer) -> None:
+def test_garbage_response_sync(hx: Flavour, raw: RawServer) -> None:
     """Sync: a server answering non-HTTP raises ProtocolError."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(ProtocolError) as excinfo,
     ):
         client.get(raw.url("/garbage"))
-    _check_garbage(excinfo.value)
+    _check_garbage(hx, excinfo.value)
 
 
 @pytest.mark.asyncio
-async def test_garbage_response_asyncio(raw: RawServer) -> None:
+async def test_garbage_response_asyncio(hx: Flavour, raw: RawServer) -> None:
     """asyncio: a server answering non-HTTP raises ProtocolError."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(ProtocolError) as excinfo:
             await client.get(raw.url("/garbage"))
-    _check_garbage(excinfo.value)
+    _check_garbage(hx, excinfo.value)
 
 
 @pytest.mark.anyio
-async def test_garbage_response_trio(raw: RawServer) -> None:
+async def test_garbage_response_trio(hx: Flavour, raw: RawServer) -> None:
     """trio: a server answering non-HTTP raises ProtocolError."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(ProtocolError) as excinfo:
             await client.get(raw.url("/garbage"))
-    _check_garbage(excinfo.value)
+    _check_garbage(hx, excinfo.value)

@@ -8,15 +8,14 @@ import threading
 import httpx
 import pytest
 
+from _support import Flavour
 from httpx_resilience import (
     APIError,
-    AsyncResilientTransport,
     AuthenticationError,
     ConfigurationError,
     ErrorPolicy,
     NotFoundError,
     RequestTimeoutError,
-    ResilientTransport,
 )
 
 from .conftest import LiveServer, streamed_body
@@ -25,9 +24,9 @@ FIVE_MB = {"chunks": 80, "size": 65536}  # 5 MiB in 64 KiB chunks
 FIVE_MB_SHA = hashlib.sha256(streamed_body(**FIVE_MB)).hexdigest()
 
 
-def test_follow_redirects_sync(server: LiveServer) -> None:
+def test_follow_redirects_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: a 302 passes through and httpx follows it to the final 200."""
-    with httpx.Client(transport=ResilientTransport(), follow_redirects=True) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(), follow_redirects=True) as client:
         response = client.get(server.url("/redirect"))
     assert response.status_code == 200
     assert response.json()["query"] == "redirected=1"
@@ -35,29 +34,29 @@ def test_follow_redirects_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_follow_redirects_asyncio(server: LiveServer) -> None:
+async def test_follow_redirects_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: a 302 passes through and httpx follows it to the final 200."""
-    async with httpx.AsyncClient(
-        transport=AsyncResilientTransport(), follow_redirects=True
+    async with hx.httpx.AsyncClient(
+        transport=hx.AsyncResilientTransport(), follow_redirects=True
     ) as client:
         response = await client.get(server.url("/redirect"))
     assert response.status_code == 200
     assert [r.status_code for r in response.history] == [302]
 
 
-def test_redirect_not_followed_is_returned(server: LiveServer) -> None:
+def test_redirect_not_followed_is_returned(hx: Flavour, server: LiveServer) -> None:
     """Without follow_redirects the 302 itself comes back, not an error."""
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         response = client.get(server.url("/redirect"))
     assert response.status_code == 302
     assert response.headers["location"] == "/echo?redirected=1"
 
 
-def test_redirect_to_error_raises_for_final_request(server: LiveServer) -> None:
+def test_redirect_to_error_raises_for_final_request(hx: Flavour, server: LiveServer) -> None:
     """A redirect that ends on a 404 raises NotFoundError for the redirected request."""
     url = server.url("/status/307", location="/status/404")
     with (
-        httpx.Client(transport=ResilientTransport(), follow_redirects=True) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(), follow_redirects=True) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.get(url)
@@ -65,38 +64,38 @@ def test_redirect_to_error_raises_for_final_request(server: LiveServer) -> None:
     assert excinfo.value.request.url.path == "/status/404"
 
 
-def test_digest_auth_succeeds_sync(server: LiveServer) -> None:
+def test_digest_auth_succeeds_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: httpx.DigestAuth answers the 401 challenge through the transport."""
-    with httpx.Client(transport=ResilientTransport()) as client:
-        response = client.get(server.url("/digest"), auth=httpx.DigestAuth("user", "pass"))
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
+        response = client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "pass"))
     assert response.status_code == 200
     assert response.json() == {"authenticated": True, "user": "user"}
     assert [r.status_code for r in response.history] == [401]
 
 
 @pytest.mark.asyncio
-async def test_digest_auth_succeeds_asyncio(server: LiveServer) -> None:
+async def test_digest_auth_succeeds_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: httpx.DigestAuth answers the 401 challenge through the transport."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
-        response = await client.get(server.url("/digest"), auth=httpx.DigestAuth("user", "pass"))
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
+        response = await client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "pass"))
     assert response.status_code == 200
 
 
 @pytest.mark.anyio
-async def test_digest_auth_succeeds_trio(server: LiveServer) -> None:
+async def test_digest_auth_succeeds_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: httpx.DigestAuth answers the 401 challenge through the transport."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
-        response = await client.get(server.url("/digest"), auth=httpx.DigestAuth("user", "pass"))
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
+        response = await client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "pass"))
     assert response.status_code == 200
 
 
-def test_digest_auth_wrong_password_sync(server: LiveServer) -> None:
+def test_digest_auth_wrong_password_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: wrong digest credentials end in AuthenticationError for the answered request."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(AuthenticationError) as excinfo,
     ):
-        client.get(server.url("/digest"), auth=httpx.DigestAuth("user", "wrong"))
+        client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "wrong"))
     err = excinfo.value
     assert err.status_code == 401
     assert err.message == "digest credentials required"
@@ -106,24 +105,24 @@ def test_digest_auth_wrong_password_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_digest_auth_wrong_password_asyncio(server: LiveServer) -> None:
+async def test_digest_auth_wrong_password_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: wrong digest credentials end in AuthenticationError."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(AuthenticationError):
-            await client.get(server.url("/digest"), auth=httpx.DigestAuth("user", "wrong"))
+            await client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "wrong"))
 
 
-def test_digest_challenge_without_auth_is_returned(server: LiveServer) -> None:
+def test_digest_challenge_without_auth_is_returned(hx: Flavour, server: LiveServer) -> None:
     """A Digest challenge to a request without credentials is passed on for an auth flow."""
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         response = client.get(server.url("/digest"))
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Digest ")
 
 
-def test_etag_304_passes_through(server: LiveServer) -> None:
+def test_etag_304_passes_through(hx: Flavour, server: LiveServer) -> None:
     """A conditional request's 304 Not Modified comes back as a response."""
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         first = client.get(server.url("/etag"))
         second = client.get(server.url("/etag"), headers={"If-None-Match": first.headers["etag"]})
     assert first.status_code == 200
@@ -135,11 +134,11 @@ def _gated_url(server: LiveServer) -> str:
     return server.url("/stream-gated", **FIVE_MB)
 
 
-def test_stream_body_not_buffered_sync(server: LiveServer) -> None:
+def test_stream_body_not_buffered_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: a 5 MB 2xx body streams; its first bytes arrive while the server still holds the rest."""
-    timeout = httpx.Timeout(5)
+    timeout = hx.httpx.Timeout(5)
     with (
-        httpx.Client(transport=ResilientTransport(), timeout=timeout) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(), timeout=timeout) as client,
         client.stream("GET", _gated_url(server)) as response,
     ):
         assert response.status_code == 200
@@ -156,10 +155,10 @@ def test_stream_body_not_buffered_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_stream_body_not_buffered_asyncio(server: LiveServer) -> None:
+async def test_stream_body_not_buffered_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: a 5 MB 2xx body streams; its first bytes arrive before the server sent the rest."""
     async with (
-        httpx.AsyncClient(transport=AsyncResilientTransport(), timeout=5) as client,
+        hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(), timeout=5) as client,
         client.stream("GET", _gated_url(server)) as response,
     ):
         assert not response.is_stream_consumed
@@ -173,10 +172,10 @@ async def test_stream_body_not_buffered_asyncio(server: LiveServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_stream_body_not_buffered_trio(server: LiveServer) -> None:
+async def test_stream_body_not_buffered_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: a 5 MB 2xx body streams; its first bytes arrive before the server sent the rest."""
     async with (
-        httpx.AsyncClient(transport=AsyncResilientTransport(), timeout=5) as client,
+        hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(), timeout=5) as client,
         client.stream("GET", _gated_url(server)) as response,
     ):
         assert not response.is_stream_consumed
@@ -189,10 +188,10 @@ async def test_stream_body_not_buffered_trio(server: LiveServer) -> None:
     assert digest.hexdigest() == FIVE_MB_SHA
 
 
-def test_stream_body_intact_sync(server: LiveServer) -> None:
+def test_stream_body_intact_sync(hx: Flavour, server: LiveServer) -> None:
     """A streamed 2xx body arrives byte for byte, chunk after chunk."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         client.stream("GET", server.url("/stream", **FIVE_MB)) as response,
     ):
         digest = hashlib.sha256()
@@ -204,7 +203,7 @@ def test_stream_body_intact_sync(server: LiveServer) -> None:
     assert digest.hexdigest() == FIVE_MB_SHA
 
 
-def test_classify_hook_passes_large_2xx_whole(server: LiveServer) -> None:
+def test_classify_hook_passes_large_2xx_whole(hx: Flavour, server: LiveServer) -> None:
     """With classify set, a 2xx too large to inspect still reaches the caller whole."""
     seen: list[int] = []
 
@@ -212,9 +211,9 @@ def test_classify_hook_passes_large_2xx_whole(server: LiveServer) -> None:
         seen.append(len(response.content))
         return None
 
-    transport = ResilientTransport(errors=ErrorPolicy(classify=classify))
+    transport = hx.ResilientTransport(errors=ErrorPolicy(classify=classify))
     with (
-        httpx.Client(transport=transport) as client,
+        hx.httpx.Client(transport=transport) as client,
         client.stream("GET", server.url("/stream", **FIVE_MB)) as response,
     ):
         digest = hashlib.sha256()
@@ -225,11 +224,13 @@ def test_classify_hook_passes_large_2xx_whole(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_classify_hook_passes_large_2xx_whole_asyncio(server: LiveServer) -> None:
+async def test_classify_hook_passes_large_2xx_whole_asyncio(
+    hx: Flavour, server: LiveServer
+) -> None:
     """asyncio: with classify set, a large 2xx still reaches the caller whole."""
-    transport = AsyncResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
+    transport = hx.AsyncResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
     async with (
-        httpx.AsyncClient(transport=transport) as client,
+        hx.httpx.AsyncClient(transport=transport) as client,
         client.stream("GET", server.url("/stream", **FIVE_MB)) as response,
     ):
         digest = hashlib.sha256()
@@ -238,7 +239,7 @@ async def test_classify_hook_passes_large_2xx_whole_asyncio(server: LiveServer) 
     assert digest.hexdigest() == FIVE_MB_SHA
 
 
-def test_classify_hook_turns_2xx_into_error(server: LiveServer) -> None:
+def test_classify_hook_turns_2xx_into_error(hx: Flavour, server: LiveServer) -> None:
     """classify reads a small 2xx JSON body and may raise the user's error for it."""
 
     class EngineError(APIError):
@@ -247,8 +248,8 @@ def test_classify_hook_turns_2xx_into_error(server: LiveServer) -> None:
     def classify(response: httpx.Response) -> type[APIError] | None:
         return EngineError if response.json().get("method") == "POST" else None
 
-    transport = ResilientTransport(errors=ErrorPolicy(classify=classify))
-    with httpx.Client(transport=transport) as client:
+    transport = hx.ResilientTransport(errors=ErrorPolicy(classify=classify))
+    with hx.httpx.Client(transport=transport) as client:
         assert client.get(server.url("/echo")).json()["method"] == "GET"
         with pytest.raises(EngineError) as excinfo:
             client.post(server.url("/echo"), content=b"hi")
@@ -256,38 +257,38 @@ def test_classify_hook_turns_2xx_into_error(server: LiveServer) -> None:
     assert excinfo.value.request_id == "req_echo"
 
 
-def test_transport_kwargs_reuse_one_connection(server: LiveServer) -> None:
+def test_transport_kwargs_reuse_one_connection(hx: Flavour, server: LiveServer) -> None:
     """`limits=` reaches the default transport: sequential requests share one TCP connection."""
-    transport = ResilientTransport(limits=httpx.Limits(max_connections=1))
-    with httpx.Client(transport=transport) as client:
+    transport = hx.ResilientTransport(limits=hx.httpx.Limits(max_connections=1))
+    with hx.httpx.Client(transport=transport) as client:
         for _ in range(3):
             assert client.get(server.url("/echo")).status_code == 200
     assert len(server.requests()) == 3
     assert server.connections() == 1
 
 
-def test_transport_kwargs_limit_the_pool(server: LiveServer) -> None:
+def test_transport_kwargs_limit_the_pool(hx: Flavour, server: LiveServer) -> None:
     """`limits=` reaches the default transport: a second request waits for the one connection."""
-    transport = ResilientTransport(limits=httpx.Limits(max_connections=1))
-    timeout = httpx.Timeout(5, pool=0.3)
+    transport = hx.ResilientTransport(limits=hx.httpx.Limits(max_connections=1))
+    timeout = hx.httpx.Timeout(5, pool=0.3)
     with (
-        httpx.Client(transport=transport, timeout=timeout) as client,
+        hx.httpx.Client(transport=transport, timeout=timeout) as client,
         client.stream("GET", server.url("/stream")) as held,
     ):
         assert held.status_code == 200
         with pytest.raises(RequestTimeoutError) as excinfo:
             client.get(server.url("/echo"))
     assert excinfo.value.phase == "pool"
-    assert isinstance(excinfo.value.__cause__, httpx.PoolTimeout)
+    assert isinstance(excinfo.value.__cause__, hx.httpx.PoolTimeout)
 
 
 @pytest.mark.asyncio
-async def test_transport_kwargs_limit_the_pool_asyncio(server: LiveServer) -> None:
+async def test_transport_kwargs_limit_the_pool_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: `limits=` reaches the default async transport."""
-    transport = AsyncResilientTransport(limits=httpx.Limits(max_connections=1))
-    timeout = httpx.Timeout(5, pool=0.3)
+    transport = hx.AsyncResilientTransport(limits=hx.httpx.Limits(max_connections=1))
+    timeout = hx.httpx.Timeout(5, pool=0.3)
     async with (
-        httpx.AsyncClient(transport=transport, timeout=timeout) as client,
+        hx.httpx.AsyncClient(transport=transport, timeout=timeout) as client,
         client.stream("GET", server.url("/stream")) as held,
     ):
         assert held.status_code == 200
@@ -296,16 +297,16 @@ async def test_transport_kwargs_limit_the_pool_asyncio(server: LiveServer) -> No
     assert excinfo.value.phase == "pool"
 
 
-def test_transport_kwargs_with_transport_rejected() -> None:
+def test_transport_kwargs_with_transport_rejected(hx: Flavour) -> None:
     """Keyword arguments for the default transport next to an explicit one are refused."""
     with pytest.raises(ConfigurationError):
-        ResilientTransport(httpx.HTTPTransport(), limits=httpx.Limits(max_connections=1))
+        hx.ResilientTransport(hx.httpx.HTTPTransport(), limits=hx.httpx.Limits(max_connections=1))
 
 
-def test_transport_shared_across_threads(server: LiveServer) -> None:
+def test_transport_shared_across_threads(hx: Flavour, server: LiveServer) -> None:
     """One transport serves concurrent requests from several threads."""
     failures: list[BaseException] = []
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
 
         def work() -> None:
             try:

@@ -7,15 +7,13 @@ import io
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 import trio
 
+from _support import Flavour
 from httpx_resilience import (
-    AsyncResilientTransport,
     ErrorPolicy,
     RequestTooLargeError,
-    ResilientTransport,
 )
 
 from .conftest import LiveServer
@@ -38,10 +36,10 @@ def _nothing_sent(server: LiveServer) -> None:
     assert server.requests() == []
 
 
-def test_bytes_body_refused_before_io_sync(server: LiveServer) -> None:
+def test_bytes_body_refused_before_io_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: a bytes body over the limit raises before anything reaches the server."""
     with (
-        httpx.Client(transport=ResilientTransport(errors=LIMIT)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client,
         pytest.raises(RequestTooLargeError) as excinfo,
     ):
         client.post(server.url("/echo"), content=b"x" * 2501)
@@ -50,19 +48,19 @@ def test_bytes_body_refused_before_io_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_bytes_body_refused_before_io_asyncio(server: LiveServer) -> None:
+async def test_bytes_body_refused_before_io_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: a bytes body over the limit raises before anything reaches the server."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(errors=LIMIT)) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
         with pytest.raises(RequestTooLargeError) as excinfo:
             await client.post(server.url("/echo"), content=b"x" * 2501)
     _check_too_large(excinfo.value, 2501)
     _nothing_sent(server)
 
 
-def test_json_body_refused_before_io_sync(server: LiveServer) -> None:
+def test_json_body_refused_before_io_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: a JSON body over the limit raises before anything reaches the server."""
     with (
-        httpx.Client(transport=ResilientTransport(errors=LIMIT)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client,
         pytest.raises(RequestTooLargeError) as excinfo,
     ):
         client.post(server.url("/echo"), json={"text": "x" * 3000})
@@ -71,36 +69,36 @@ def test_json_body_refused_before_io_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_json_body_refused_before_io_trio(server: LiveServer) -> None:
+async def test_json_body_refused_before_io_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: a JSON body over the limit raises before anything reaches the server."""
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(errors=LIMIT)) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
         with pytest.raises(RequestTooLargeError):
             await client.post(server.url("/echo"), json={"text": "x" * 3000})
     _nothing_sent(server)
 
 
-def test_multipart_body_refused_before_io(server: LiveServer) -> None:
+def test_multipart_body_refused_before_io(hx: Flavour, server: LiveServer) -> None:
     """A multipart upload of known size over the limit raises before any I/O."""
     with (
-        httpx.Client(transport=ResilientTransport(errors=LIMIT)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client,
         pytest.raises(RequestTooLargeError),
     ):
         client.post(server.url("/echo"), files={"file": ("a.bin", io.BytesIO(b"x" * 3000))})
     _nothing_sent(server)
 
 
-def test_body_at_limit_is_sent(server: LiveServer) -> None:
+def test_body_at_limit_is_sent(hx: Flavour, server: LiveServer) -> None:
     """A body of exactly the limit goes out whole."""
-    with httpx.Client(transport=ResilientTransport(errors=LIMIT)) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client:
         response = client.post(server.url("/echo"), content=b"x" * 2500)
     assert response.status_code == 200
     assert len(response.json()["body"]) == 2500
 
 
-def test_per_request_limit(server: LiveServer) -> None:
+def test_per_request_limit(hx: Flavour, server: LiveServer) -> None:
     """A limit set for one request through extensions applies to that request only."""
     override = {"resilience": {"errors": ErrorPolicy(max_request_bytes=10)}}
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         with pytest.raises(RequestTooLargeError):
             client.post(server.url("/echo"), content=b"x" * 11, extensions=override)
         assert client.post(server.url("/echo"), content=b"x" * 11).status_code == 200
@@ -136,11 +134,11 @@ def _no_complete_request(server: LiveServer) -> None:
     assert len(seen[0].body) <= 2500
 
 
-def test_generator_body_stopped_sync(server: LiveServer) -> None:
+def test_generator_body_stopped_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: a generator body of unknown size stops once past the limit, never completed."""
     produced = Produced()
     with (
-        httpx.Client(transport=ResilientTransport(errors=LIMIT)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client,
         pytest.raises(RequestTooLargeError) as excinfo,
     ):
         client.post(server.url("/echo"), content=produced.sync(10))
@@ -150,10 +148,10 @@ def test_generator_body_stopped_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_generator_body_stopped_asyncio(server: LiveServer) -> None:
+async def test_generator_body_stopped_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: an async generator body stops once past the limit, never completed."""
     produced = Produced()
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(errors=LIMIT)) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
         with pytest.raises(RequestTooLargeError) as excinfo:
             await client.post(server.url("/echo"), content=produced.asynchronous(10))
     _check_too_large(excinfo.value, 2501)
@@ -162,10 +160,10 @@ async def test_generator_body_stopped_asyncio(server: LiveServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_generator_body_stopped_trio(server: LiveServer) -> None:
+async def test_generator_body_stopped_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: an async generator body stops once past the limit, never completed."""
     produced = Produced()
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(errors=LIMIT)) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
         with pytest.raises(RequestTooLargeError):
             await client.post(server.url("/echo"), content=produced.asynchronous(10))
     assert produced.count == 3
@@ -173,11 +171,11 @@ async def test_generator_body_stopped_trio(server: LiveServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_stopped_generator_body_finalised_trio(server: LiveServer) -> None:
+async def test_stopped_generator_body_finalised_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: the caller's body generator, stopped past the limit, is closed, not left to the GC."""
     produced = Produced()
     body = produced.asynchronous(10)
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(errors=LIMIT)) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
         with pytest.raises(RequestTooLargeError):
             await client.post(server.url("/echo"), content=body)
         _no_complete_request(server)
@@ -189,19 +187,19 @@ async def test_stopped_generator_body_finalised_trio(server: LiveServer) -> None
         await trio.sleep(0)
 
 
-def test_generator_body_under_limit_sent(server: LiveServer) -> None:
+def test_generator_body_under_limit_sent(hx: Flavour, server: LiveServer) -> None:
     """A generator body under the limit is counted on its way and arrives whole."""
     produced = Produced()
-    with httpx.Client(transport=ResilientTransport(errors=LIMIT)) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client:
         response = client.post(server.url("/echo"), content=produced.sync(2))
     assert response.status_code == 200
     assert response.json()["body"] == (CHUNK * 2).decode()
     assert server.requests()[0].body_complete
 
 
-def test_client_usable_after_stopped_body(server: LiveServer) -> None:
+def test_client_usable_after_stopped_body(hx: Flavour, server: LiveServer) -> None:
     """After a body was stopped mid-send, the same client serves the next request."""
-    with httpx.Client(transport=ResilientTransport(errors=LIMIT)) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client:
         with pytest.raises(RequestTooLargeError):
             client.post(server.url("/echo"), content=Produced().sync(10))
         assert client.get(server.url("/echo")).status_code == 200

@@ -7,16 +7,15 @@ import logging
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
+from _support import Flavour
 from httpx_resilience import (
     Backoff,
     IdempotencyPolicy,
     NetworkError,
     RateLimitError,
     RequestTimeoutError,
-    ResilientTransport,
     RetryEvent,
     RetryPolicy,
     ServiceUnavailableError,
@@ -32,13 +31,13 @@ PAYLOAD = {"prompt": "hello", "n": 1}
 PAYLOAD_BYTES = json.dumps(PAYLOAD).encode()
 
 
-def test_post_503_503_200_same_key_and_body(server: LiveServer) -> None:
+def test_post_503_503_200_same_key_and_body(hx: Flavour, server: LiveServer) -> None:
     """A POST meeting 503, 503, 200 succeeds: one key and one body on all 3 attempts, attempt header 1-2-3, events 1 and 2."""
     sid = new_id()
     events: list[RetryEvent] = []
     retry = STEADY.replace(attempt_header="x-retry-attempt")
-    transport = ResilientTransport(retry=retry, on_retry=events.append)
-    with httpx.Client(transport=transport) as client:
+    transport = hx.ResilientTransport(retry=retry, on_retry=events.append)
+    with hx.httpx.Client(transport=transport) as client:
         response = client.post(server.url(f"/flaky/{sid}", fail=2), content=PAYLOAD_BYTES)
 
     assert response.status_code == 200
@@ -59,10 +58,10 @@ def test_post_503_503_200_same_key_and_body(server: LiveServer) -> None:
         assert event.error.idempotency_key == key
 
 
-def test_caller_key_is_kept(server: LiveServer) -> None:
+def test_caller_key_is_kept(hx: Flavour, server: LiveServer) -> None:
     """A caller-set Idempotency-Key is sent unchanged on every attempt."""
     sid = new_id()
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         response = client.post(
             server.url(f"/flaky/{sid}", fail=2),
             json=PAYLOAD,
@@ -72,11 +71,11 @@ def test_caller_key_is_kept(server: LiveServer) -> None:
     assert response.json()["keys"] == ["caller-key-42"] * 3
 
 
-def test_post_without_key_is_not_retried_on_503(server: LiveServer) -> None:
+def test_post_without_key_is_not_retried_on_503(hx: Flavour, server: LiveServer) -> None:
     """A POST with idempotency keys disabled meeting 503 is sent once and raises."""
     sid = new_id()
     with (
-        httpx.Client(transport=ResilientTransport(idempotency=NO_KEYS)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(idempotency=NO_KEYS)) as client,
         pytest.raises(ServiceUnavailableError) as excinfo,
     ):
         client.post(server.url(f"/flaky/{sid}", fail=2), json=PAYLOAD)
@@ -87,17 +86,17 @@ def test_post_without_key_is_not_retried_on_503(server: LiveServer) -> None:
     assert script.keys == [None]
 
 
-def test_get_is_retried_on_503(server: LiveServer) -> None:
+def test_get_is_retried_on_503(hx: Flavour, server: LiveServer) -> None:
     """A GET meeting 503, 503, 200 is retried to success, without any idempotency key."""
     sid = new_id()
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         response = client.get(server.url(f"/flaky/{sid}", fail=2))
     assert response.status_code == 200
     assert response.json()["seen"] == 3
     assert response.json()["keys"] == [None] * 3
 
 
-def test_generator_body_is_sent_once(server: LiveServer) -> None:
+def test_generator_body_is_sent_once(hx: Flavour, server: LiveServer) -> None:
     """A one-shot generator body meeting 503 is sent exactly once, whole, and the 503 raised."""
     sid = new_id()
     parts = [b"part-1;", b"part-2;", b"part-3"]
@@ -106,7 +105,7 @@ def test_generator_body_is_sent_once(server: LiveServer) -> None:
         yield from parts
 
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(ServiceUnavailableError) as excinfo,
     ):
         # fail=1: a (wrong) second attempt would have met a 200.
@@ -121,12 +120,14 @@ def test_generator_body_is_sent_once(server: LiveServer) -> None:
     assert SCRIPTS.get(sid).seen == 1
 
 
-def test_retried_error_responses_give_back_their_connection(server: LiveServer) -> None:
+def test_retried_error_responses_give_back_their_connection(
+    hx: Flavour, server: LiveServer
+) -> None:
     """20 GETs meeting 503, 503, 200 through a one-connection pool: no PoolTimeout, one TCP connection."""
-    inner = httpx.HTTPTransport(limits=httpx.Limits(max_connections=1))
+    inner = hx.httpx.HTTPTransport(limits=hx.httpx.Limits(max_connections=1))
     ids = [new_id() for _ in range(20)]
-    with httpx.Client(
-        transport=ResilientTransport(inner), timeout=httpx.Timeout(5.0, pool=2.0)
+    with hx.httpx.Client(
+        transport=hx.ResilientTransport(inner), timeout=hx.httpx.Timeout(5.0, pool=2.0)
     ) as client:
         for sid in ids:
             response = client.get(server.url(f"/flaky/{sid}", fail=2))
@@ -136,41 +137,41 @@ def test_retried_error_responses_give_back_their_connection(server: LiveServer) 
     assert server.connections() == 1
 
 
-def _one_retry_delay(server: LiveServer, **params: object) -> list[float]:
+def _one_retry_delay(hx: Flavour, server: LiveServer, **params: object) -> list[float]:
     """The waits asked of an injected sleep for a GET meeting one scripted failure, then 200."""
     sid = new_id()
     delays: list[float] = []
-    with httpx.Client(transport=ResilientTransport(sleep=delays.append)) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(sleep=delays.append)) as client:
         response = client.get(server.url(f"/flaky/{sid}", fail=1, **params))
     assert response.status_code == 200
     assert response.json()["seen"] == 2
     return delays
 
 
-def test_retry_after_seconds_is_the_wait(server: LiveServer) -> None:
+def test_retry_after_seconds_is_the_wait(hx: Flavour, server: LiveServer) -> None:
     """429 with `Retry-After: 1` waits exactly 1 s before the retry."""
-    assert _one_retry_delay(server, status=429, retry_after="1") == [1.0]
+    assert _one_retry_delay(hx, server, status=429, retry_after="1") == [1.0]
 
 
-def test_retry_after_http_date_is_the_wait(server: LiveServer) -> None:
+def test_retry_after_http_date_is_the_wait(hx: Flavour, server: LiveServer) -> None:
     """429 with `Retry-After` as an HTTP-date 2 s ahead waits about 2 s."""
-    delays = _one_retry_delay(server, status=429, retry_after_date=2)
+    delays = _one_retry_delay(hx, server, status=429, retry_after_date=2)
     assert len(delays) == 1
     assert abs(delays[0] - 2.0) <= 1.0
 
 
-def test_retry_after_ms_is_the_wait(server: LiveServer) -> None:
+def test_retry_after_ms_is_the_wait(hx: Flavour, server: LiveServer) -> None:
     """503 with `retry-after-ms: 250` waits 0.25 s."""
-    assert _one_retry_delay(server, status=503, retry_after_ms=250) == [0.25]
+    assert _one_retry_delay(hx, server, status=503, retry_after_ms=250) == [0.25]
 
 
-def test_retry_after_beyond_cap_raises_at_once(server: LiveServer) -> None:
+def test_retry_after_beyond_cap_raises_at_once(hx: Flavour, server: LiveServer) -> None:
     """A one-day `Retry-After` is not slept: the 429 is raised at once with `retry_after` set."""
     sid = new_id()
     delays: list[float] = []
     start = time.monotonic()
     with (
-        httpx.Client(transport=ResilientTransport(sleep=delays.append)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(sleep=delays.append)) as client,
         pytest.raises(RateLimitError) as excinfo,
     ):
         client.get(server.url(f"/flaky/{sid}", fail=1, status=429, retry_after=86400))
@@ -181,7 +182,7 @@ def test_retry_after_beyond_cap_raises_at_once(server: LiveServer) -> None:
     assert SCRIPTS.get(sid).seen == 1
 
 
-def test_total_deadline_with_real_sleeps(server: LiveServer) -> None:
+def test_total_deadline_with_real_sleeps(hx: Flavour, server: LiveServer) -> None:
     """An always-503 route under a 0.6 s total deadline raises phase "total" within it, after several attempts."""
     sid = new_id()
     retry = RetryPolicy(
@@ -191,7 +192,7 @@ def test_total_deadline_with_real_sleeps(server: LiveServer) -> None:
     )
     start = time.monotonic()
     with (
-        httpx.Client(transport=ResilientTransport(retry=retry, sleep=time.sleep)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(retry=retry, sleep=time.sleep)) as client,
         pytest.raises(RequestTimeoutError) as excinfo,
     ):
         client.get(server.url(f"/flaky/{sid}", fail=1000))
@@ -205,13 +206,13 @@ def test_total_deadline_with_real_sleeps(server: LiveServer) -> None:
     assert len(err.history) == err.attempts
 
 
-def test_total_deadline_shortens_a_slow_attempt(server: LiveServer) -> None:
+def test_total_deadline_shortens_a_slow_attempt(hx: Flavour, server: LiveServer) -> None:
     """A route that answers after 2 s is cut off by a 0.5 s total deadline, not waited for."""
     sid = new_id()
     retry = RetryPolicy(timeout=0.5)
     start = time.monotonic()
     with (
-        httpx.Client(transport=ResilientTransport(retry=retry, sleep=time.sleep)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(retry=retry, sleep=time.sleep)) as client,
         pytest.raises(RequestTimeoutError) as excinfo,
     ):
         client.get(server.url(f"/flaky/{sid}", delay=2))
@@ -220,13 +221,13 @@ def test_total_deadline_shortens_a_slow_attempt(server: LiveServer) -> None:
     assert excinfo.value.phase in ("read", "total")
 
 
-def test_retry_after_past_the_deadline_is_not_slept(server: LiveServer) -> None:
+def test_retry_after_past_the_deadline_is_not_slept(hx: Flavour, server: LiveServer) -> None:
     """A `Retry-After: 5` under a 1 s total deadline raises phase "total" at once instead of sleeping."""
     sid = new_id()
     start = time.monotonic()
     with (
-        httpx.Client(
-            transport=ResilientTransport(retry=RetryPolicy(timeout=1.0), sleep=time.sleep)
+        hx.httpx.Client(
+            transport=hx.ResilientTransport(retry=RetryPolicy(timeout=1.0), sleep=time.sleep)
         ) as client,
         pytest.raises(RequestTimeoutError) as excinfo,
     ):
@@ -239,12 +240,12 @@ def test_retry_after_past_the_deadline_is_not_slept(server: LiveServer) -> None:
     assert SCRIPTS.get(sid).seen == 1
 
 
-def test_read_timeout_on_get_is_retried(server: LiveServer) -> None:
+def test_read_timeout_on_get_is_retried(hx: Flavour, server: LiveServer) -> None:
     """A GET whose answers time out is retried: the server sees every attempt."""
     sid = new_id()
     with (
-        httpx.Client(
-            transport=ResilientTransport(), timeout=httpx.Timeout(5.0, read=0.15)
+        hx.httpx.Client(
+            transport=hx.ResilientTransport(), timeout=hx.httpx.Timeout(5.0, read=0.15)
         ) as client,
         pytest.raises(RequestTimeoutError) as excinfo,
     ):
@@ -254,12 +255,13 @@ def test_read_timeout_on_get_is_retried(server: LiveServer) -> None:
     assert SCRIPTS.get(sid).seen == 3
 
 
-def test_read_timeout_on_keyless_post_is_not_retried(server: LiveServer) -> None:
+def test_read_timeout_on_keyless_post_is_not_retried(hx: Flavour, server: LiveServer) -> None:
     """A POST without a key whose answer times out is not resent: it may have run."""
     sid = new_id()
     with (
-        httpx.Client(
-            transport=ResilientTransport(idempotency=NO_KEYS), timeout=httpx.Timeout(5.0, read=0.15)
+        hx.httpx.Client(
+            transport=hx.ResilientTransport(idempotency=NO_KEYS),
+            timeout=hx.httpx.Timeout(5.0, read=0.15),
         ) as client,
         pytest.raises(RequestTimeoutError) as excinfo,
     ):
@@ -269,12 +271,12 @@ def test_read_timeout_on_keyless_post_is_not_retried(server: LiveServer) -> None
     assert SCRIPTS.get(sid).seen == 1
 
 
-def test_read_timeout_on_keyed_post_is_retried(server: LiveServer) -> None:
+def test_read_timeout_on_keyed_post_is_retried(hx: Flavour, server: LiveServer) -> None:
     """A POST carrying an idempotency key is resent after a read timeout, with the same key."""
     sid = new_id()
     with (
-        httpx.Client(
-            transport=ResilientTransport(), timeout=httpx.Timeout(5.0, read=0.15)
+        hx.httpx.Client(
+            transport=hx.ResilientTransport(), timeout=hx.httpx.Timeout(5.0, read=0.15)
         ) as client,
         pytest.raises(RequestTimeoutError) as excinfo,
     ):
@@ -286,10 +288,10 @@ def test_read_timeout_on_keyed_post_is_retried(server: LiveServer) -> None:
     assert keys == [keys[0]] * 3
 
 
-def test_connection_refused_on_keyless_post_is_retried(refused_url: str) -> None:
+def test_connection_refused_on_keyless_post_is_retried(hx: Flavour, refused_url: str) -> None:
     """Connection refused on a keyless POST is retried: the request never left (phase connect)."""
     with (
-        httpx.Client(transport=ResilientTransport(idempotency=NO_KEYS)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(idempotency=NO_KEYS)) as client,
         pytest.raises(NetworkError) as excinfo,
     ):
         client.post(refused_url, json=PAYLOAD)
@@ -299,10 +301,10 @@ def test_connection_refused_on_keyless_post_is_retried(refused_url: str) -> None
     assert [h.error for h in err.history] == ["NetworkError"] * 3
 
 
-def test_keyed_post_executes_once_across_retries(server: LiveServer) -> None:
+def test_keyed_post_executes_once_across_retries(hx: Flavour, server: LiveServer) -> None:
     """A POST whose first two attempts ran but answered 503 executes once: the retries carry the same key."""
     sid = new_id()
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         response = client.post(server.url(f"/once/{sid}", fail=2), json=PAYLOAD)
     assert response.status_code == 200
     assert response.headers["idempotent-replayed"] == "true"
@@ -315,11 +317,11 @@ def test_keyed_post_executes_once_across_retries(server: LiveServer) -> None:
     assert response.json()["key"] == script.keys[0]
 
 
-def test_keyless_post_executes_once_because_not_retried(server: LiveServer) -> None:
+def test_keyless_post_executes_once_because_not_retried(hx: Flavour, server: LiveServer) -> None:
     """Without keys the POST meeting 503 is not retried, so it also executes only once."""
     sid = new_id()
     with (
-        httpx.Client(transport=ResilientTransport(idempotency=NO_KEYS)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(idempotency=NO_KEYS)) as client,
         pytest.raises(ServiceUnavailableError) as excinfo,
     ):
         client.post(server.url(f"/once/{sid}", fail=2), json=PAYLOAD)
@@ -328,11 +330,15 @@ def test_keyless_post_executes_once_because_not_retried(server: LiveServer) -> N
     assert (script.seen, script.executions, script.keys) == (1, 1, [None])
 
 
-def test_keyless_post_forced_retryable_executes_per_attempt(server: LiveServer) -> None:
+def test_keyless_post_forced_retryable_executes_per_attempt(
+    hx: Flavour, server: LiveServer
+) -> None:
     """Control: a keyless POST made retryable by `retry_methods` runs the side effect on every attempt."""
     sid = new_id()
     retry = RetryPolicy(retry_methods={"POST"})
-    with httpx.Client(transport=ResilientTransport(retry=retry, idempotency=NO_KEYS)) as client:
+    with hx.httpx.Client(
+        transport=hx.ResilientTransport(retry=retry, idempotency=NO_KEYS)
+    ) as client:
         response = client.post(server.url(f"/once/{sid}", fail=2), json=PAYLOAD)
     assert response.status_code == 200
     script = SCRIPTS.get(sid)
@@ -343,11 +349,11 @@ CANARY_QUERY = "canary-query-s3cr3t-0xA1"
 CANARY_AUTH = "canary-auth-s3cr3t-0xB2"
 
 
-def _failing_secret_get(server: LiveServer) -> str:
+def _failing_secret_get(hx: Flavour, server: LiveServer) -> str:
     """A GET carrying secrets in `?api_key=` and `Authorization` that meets 503 three times."""
     sid = new_id()
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(ServiceUnavailableError),
     ):
         client.get(
@@ -359,11 +365,11 @@ def _failing_secret_get(server: LiveServer) -> str:
 
 
 def test_retry_log_names_method_url_and_reason(
-    server: LiveServer, caplog: pytest.LogCaptureFixture
+    hx: Flavour, server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each retry logs one INFO record naming the method, the redacted URL and the reason."""
     with caplog.at_level(logging.INFO, logger="httpx_resilience"):
-        sid = _failing_secret_get(server)
+        sid = _failing_secret_get(hx, server)
     infos = [
         r for r in caplog.records if r.name == "httpx_resilience" and r.levelno == logging.INFO
     ]
@@ -378,11 +384,11 @@ def test_retry_log_names_method_url_and_reason(
 
 
 def test_retry_logs_never_show_secrets(
-    server: LiveServer, caplog: pytest.LogCaptureFixture
+    hx: Flavour, server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No record of the `httpx_resilience` logger, at any level, shows a query or header secret."""
     with caplog.at_level(logging.DEBUG, logger="httpx_resilience"):
-        _failing_secret_get(server)
+        _failing_secret_get(hx, server)
     records = [r for r in caplog.records if r.name.startswith("httpx_resilience")]
     assert len(records) >= 3  # two retries, and the failure at DEBUG
     for record in records:

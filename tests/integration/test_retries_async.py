@@ -11,11 +11,10 @@ import time
 from collections.abc import AsyncIterator
 
 import anyio
-import httpx
 import pytest
 
+from _support import Flavour
 from httpx_resilience import (
-    AsyncResilientTransport,
     Backoff,
     RequestTimeoutError,
     RetryEvent,
@@ -29,15 +28,15 @@ from .conftest import SCRIPTS, LiveServer, new_id
 PAYLOAD_BYTES = json.dumps({"prompt": "hello", "n": 1}).encode()
 
 
-async def _post_503_503_200(server: LiveServer) -> None:
+async def _post_503_503_200(hx: Flavour, server: LiveServer) -> None:
     sid = new_id()
     events: list[RetryEvent] = []
     retry = RetryPolicy(
         backoff=Backoff(initial=0.1, multiplier=2.0, jitter="none"),
         attempt_header="x-retry-attempt",
     )
-    transport = AsyncResilientTransport(retry=retry, on_retry=events.append)
-    async with httpx.AsyncClient(transport=transport) as client:
+    transport = hx.AsyncResilientTransport(retry=retry, on_retry=events.append)
+    async with hx.httpx.AsyncClient(transport=transport) as client:
         response = await client.post(server.url(f"/flaky/{sid}", fail=2), content=PAYLOAD_BYTES)
 
     assert response.status_code == 200
@@ -51,18 +50,18 @@ async def _post_503_503_200(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_post_503_503_200_asyncio(server: LiveServer) -> None:
+async def test_post_503_503_200_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: a POST meeting 503, 503, 200 succeeds with one key, one body, attempts 1-2-3."""
-    await _post_503_503_200(server)
+    await _post_503_503_200(hx, server)
 
 
 @pytest.mark.anyio
-async def test_post_503_503_200_trio(server: LiveServer) -> None:
+async def test_post_503_503_200_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: a POST meeting 503, 503, 200 succeeds with one key, one body, attempts 1-2-3."""
-    await _post_503_503_200(server)
+    await _post_503_503_200(hx, server)
 
 
-async def _async_generator_body_sent_once(server: LiveServer) -> None:
+async def _async_generator_body_sent_once(hx: Flavour, server: LiveServer) -> None:
     sid = new_id()
     parts = [b"part-1;", b"part-2;", b"part-3"]
 
@@ -70,7 +69,7 @@ async def _async_generator_body_sent_once(server: LiveServer) -> None:
         for part in parts:
             yield part
 
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(ServiceUnavailableError) as excinfo:
             # fail=1: a (wrong) second attempt would have met a 200.
             await client.post(server.url(f"/flaky/{sid}", fail=1), content=gen())
@@ -82,22 +81,22 @@ async def _async_generator_body_sent_once(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_async_generator_body_sent_once_asyncio(server: LiveServer) -> None:
+async def test_async_generator_body_sent_once_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: an async-generator body meeting 503 is sent once, whole, and the 503 raised."""
-    await _async_generator_body_sent_once(server)
+    await _async_generator_body_sent_once(hx, server)
 
 
 @pytest.mark.anyio
-async def test_async_generator_body_sent_once_trio(server: LiveServer) -> None:
+async def test_async_generator_body_sent_once_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: an async-generator body meeting 503 is sent once, whole, and the 503 raised."""
-    await _async_generator_body_sent_once(server)
+    await _async_generator_body_sent_once(hx, server)
 
 
-async def _connection_reuse(server: LiveServer) -> None:
-    inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1))
+async def _connection_reuse(hx: Flavour, server: LiveServer) -> None:
+    inner = hx.httpx.AsyncHTTPTransport(limits=hx.httpx.Limits(max_connections=1))
     ids = [new_id() for _ in range(20)]
-    async with httpx.AsyncClient(
-        transport=AsyncResilientTransport(inner), timeout=httpx.Timeout(5.0, pool=2.0)
+    async with hx.httpx.AsyncClient(
+        transport=hx.AsyncResilientTransport(inner), timeout=hx.httpx.Timeout(5.0, pool=2.0)
     ) as client:
         for sid in ids:
             response = await client.get(server.url(f"/flaky/{sid}", fail=2))
@@ -109,30 +108,32 @@ async def _connection_reuse(server: LiveServer) -> None:
 
 @pytest.mark.asyncio
 async def test_retried_error_responses_give_back_their_connection_asyncio(
+    hx: Flavour,
     server: LiveServer,
 ) -> None:
     """asyncio: 20 GETs meeting 503, 503, 200 through a one-connection pool use one TCP connection."""
-    await _connection_reuse(server)
+    await _connection_reuse(hx, server)
 
 
 @pytest.mark.anyio
 async def test_retried_error_responses_give_back_their_connection_trio(
+    hx: Flavour,
     server: LiveServer,
 ) -> None:
     """trio: 20 GETs meeting 503, 503, 200 through a one-connection pool use one TCP connection."""
-    await _connection_reuse(server)
+    await _connection_reuse(hx, server)
 
 
-async def _total_deadline(server: LiveServer) -> None:
+async def _total_deadline(hx: Flavour, server: LiveServer) -> None:
     sid = new_id()
     retry = RetryPolicy(
         timeout=0.6,
         max_attempts=20,
         backoff=Backoff(initial=0.1, multiplier=1.0, jitter="none"),
     )
-    transport = AsyncResilientTransport(retry=retry, sleep=anyio.sleep)
+    transport = hx.AsyncResilientTransport(retry=retry, sleep=anyio.sleep)
     start = time.monotonic()
-    async with httpx.AsyncClient(transport=transport) as client:
+    async with hx.httpx.AsyncClient(transport=transport) as client:
         with pytest.raises(RequestTimeoutError) as excinfo:
             await client.get(server.url(f"/flaky/{sid}", fail=1000))
     elapsed = time.monotonic() - start
@@ -145,22 +146,22 @@ async def _total_deadline(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_total_deadline_with_real_sleeps_asyncio(server: LiveServer) -> None:
+async def test_total_deadline_with_real_sleeps_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: an always-503 route under a 0.6 s deadline with real sleeps raises phase "total" in time."""
-    await _total_deadline(server)
+    await _total_deadline(hx, server)
 
 
 @pytest.mark.anyio
-async def test_total_deadline_with_real_sleeps_trio(server: LiveServer) -> None:
+async def test_total_deadline_with_real_sleeps_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: an always-503 route under a 0.6 s deadline with real sleeps raises phase "total" in time."""
-    await _total_deadline(server)
+    await _total_deadline(hx, server)
 
 
-async def _slow_attempt_cut_by_deadline(server: LiveServer) -> None:
+async def _slow_attempt_cut_by_deadline(hx: Flavour, server: LiveServer) -> None:
     sid = new_id()
-    transport = AsyncResilientTransport(retry=RetryPolicy(timeout=0.5), sleep=anyio.sleep)
+    transport = hx.AsyncResilientTransport(retry=RetryPolicy(timeout=0.5), sleep=anyio.sleep)
     start = time.monotonic()
-    async with httpx.AsyncClient(transport=transport) as client:
+    async with hx.httpx.AsyncClient(transport=transport) as client:
         with pytest.raises(RequestTimeoutError) as excinfo:
             await client.get(server.url(f"/flaky/{sid}", delay=2))
     assert time.monotonic() - start <= 0.5 + 0.3
@@ -168,23 +169,25 @@ async def _slow_attempt_cut_by_deadline(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_total_deadline_shortens_a_slow_attempt_asyncio(server: LiveServer) -> None:
+async def test_total_deadline_shortens_a_slow_attempt_asyncio(
+    hx: Flavour, server: LiveServer
+) -> None:
     """asyncio: a route answering after 2 s is cut off by a 0.5 s total deadline."""
-    await _slow_attempt_cut_by_deadline(server)
+    await _slow_attempt_cut_by_deadline(hx, server)
 
 
 @pytest.mark.anyio
-async def test_total_deadline_shortens_a_slow_attempt_trio(server: LiveServer) -> None:
+async def test_total_deadline_shortens_a_slow_attempt_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: a route answering after 2 s is cut off by a 0.5 s total deadline."""
-    await _slow_attempt_cut_by_deadline(server)
+    await _slow_attempt_cut_by_deadline(hx, server)
 
 
-async def _cancel_during_retry_wait(server: LiveServer) -> None:
+async def _cancel_during_retry_wait(hx: Flavour, server: LiveServer) -> None:
     sid = new_id()
-    inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1))
-    transport = AsyncResilientTransport(inner, sleep=anyio.sleep)
-    async with httpx.AsyncClient(
-        transport=transport, timeout=httpx.Timeout(5.0, pool=1.0)
+    inner = hx.httpx.AsyncHTTPTransport(limits=hx.httpx.Limits(max_connections=1))
+    transport = hx.AsyncResilientTransport(inner, sleep=anyio.sleep)
+    async with hx.httpx.AsyncClient(
+        transport=transport, timeout=hx.httpx.Timeout(5.0, pool=1.0)
     ) as client:
         start = time.monotonic()
         with anyio.move_on_after(0.5) as scope:
@@ -204,12 +207,12 @@ async def _cancel_during_retry_wait(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_cancel_during_retry_wait_asyncio(server: LiveServer) -> None:
+async def test_cancel_during_retry_wait_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: cancelling during a 5 s Retry-After wait ends the call promptly and leaks no connection."""
-    await _cancel_during_retry_wait(server)
+    await _cancel_during_retry_wait(hx, server)
 
 
 @pytest.mark.anyio
-async def test_cancel_during_retry_wait_trio(server: LiveServer) -> None:
+async def test_cancel_during_retry_wait_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: cancelling during a 5 s Retry-After wait ends the call promptly and leaks no connection."""
-    await _cancel_during_retry_wait(server)
+    await _cancel_during_retry_wait(hx, server)

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from _support import Flavour
 from httpx_resilience import (
     APIError,
-    AsyncResilientTransport,
     BadRequestError,
     ErrorPolicy,
     NotFoundError,
-    ResilientTransport,
 )
 
 from ._support import leaks
@@ -38,20 +37,18 @@ class Case:
     method: str
     url: str
     errors: ErrorPolicy = field(default_factory=ErrorPolicy)
-    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(5))
+    read_timeout: float = 5.0
     content: bytes | None = None
 
 
-def _case(name: str, server: LiveServer, raw: RawServer, refused_url: str) -> Case:
+def _case(hx: Flavour, name: str, server: LiveServer, raw: RawServer, refused_url: str) -> Case:
     cases = {
         "404": lambda: Case("GET", server.url("/status/404", **{"x-request-id": "req_s"})),
         "429": lambda: Case("GET", server.url("/status/429", **{"retry-after": "1"})),
         "500": lambda: Case("GET", server.url("/status/500", fmt="text")),
         "echo-error-400": lambda: Case("POST", server.url("/echo-error"), content=b"{}"),
         "connect-refused": lambda: Case("GET", refused_url),
-        "read-timeout": lambda: Case(
-            "GET", server.url("/slow", delay=2), timeout=httpx.Timeout(5, read=0.2)
-        ),
+        "read-timeout": lambda: Case("GET", server.url("/slow", delay=2), read_timeout=0.2),
         "stream-error": lambda: Case("GET", raw.url("/stream-abort")),
         "request-too-large": lambda: Case(
             "POST",
@@ -79,31 +76,37 @@ CASE_NAMES = [
 ]
 
 
-def _with_secrets(url: str) -> httpx.URL:
+def _with_secrets(hx: Flavour, url: str) -> httpx.URL:
     # Merged into the URL's own query: httpx's params= would replace it (and the route's
     # retry-after with it).
-    return httpx.URL(url).copy_merge_params(SECRET_PARAMS)
+    return hx.httpx.URL(url).copy_merge_params(SECRET_PARAMS)
 
 
-def _fail_sync(case: Case) -> APIError:
-    transport = ResilientTransport(errors=case.errors)
+def _fail_sync(hx: Flavour, case: Case) -> APIError:
+    transport = hx.ResilientTransport(errors=case.errors)
     with (
-        httpx.Client(transport=transport, headers=SECRET_HEADERS, timeout=case.timeout) as client,
+        hx.httpx.Client(
+            transport=transport,
+            headers=SECRET_HEADERS,
+            timeout=hx.httpx.Timeout(5, read=case.read_timeout),
+        ) as client,
         pytest.raises(APIError) as excinfo,
-        client.stream(case.method, _with_secrets(case.url), content=case.content) as resp,
+        client.stream(case.method, _with_secrets(hx, case.url), content=case.content) as resp,
     ):
         resp.read()
     return excinfo.value
 
 
-async def _fail_async(case: Case) -> APIError:
-    transport = AsyncResilientTransport(errors=case.errors)
-    async with httpx.AsyncClient(
-        transport=transport, headers=SECRET_HEADERS, timeout=case.timeout
+async def _fail_async(hx: Flavour, case: Case) -> APIError:
+    transport = hx.AsyncResilientTransport(errors=case.errors)
+    async with hx.httpx.AsyncClient(
+        transport=transport,
+        headers=SECRET_HEADERS,
+        timeout=hx.httpx.Timeout(5, read=case.read_timeout),
     ) as client:
         with pytest.raises(APIError) as excinfo:
             async with client.stream(
-                case.method, _with_secrets(case.url), content=case.content
+                case.method, _with_secrets(hx, case.url), content=case.content
             ) as response:
                 await response.aread()
     return excinfo.value
@@ -127,6 +130,7 @@ def _check_no_leak(err: APIError, caplog: pytest.LogCaptureFixture) -> None:
 
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_no_secret_in_error_sync(
+    hx: Flavour,
     name: str,
     server: LiveServer,
     raw: RawServer,
@@ -135,13 +139,14 @@ def test_no_secret_in_error_sync(
 ) -> None:
     """Sync: the canary is in no str, repr, to_dict, history or log line of the error."""
     caplog.set_level(logging.DEBUG, logger="httpx_resilience")
-    err = _fail_sync(_case(name, server, raw, refused_url))
+    err = _fail_sync(hx, _case(hx, name, server, raw, refused_url))
     _check_no_leak(err, caplog)
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("name", CASE_NAMES)
 async def test_no_secret_in_error_asyncio(
+    hx: Flavour,
     name: str,
     server: LiveServer,
     raw: RawServer,
@@ -150,13 +155,13 @@ async def test_no_secret_in_error_asyncio(
 ) -> None:
     """asyncio: the canary is in no str, repr, to_dict, history or log line of the error."""
     caplog.set_level(logging.DEBUG, logger="httpx_resilience")
-    err = await _fail_async(_case(name, server, raw, refused_url))
+    err = await _fail_async(hx, _case(hx, name, server, raw, refused_url))
     _check_no_leak(err, caplog)
 
 
-def test_echoed_secrets_scrubbed_from_body(server: LiveServer) -> None:
+def test_echoed_secrets_scrubbed_from_body(hx: Flavour, server: LiveServer) -> None:
     """A server that echoes the credentials into its error body has them scrubbed."""
-    err = _fail_sync(Case("POST", server.url("/echo-error"), content=b"{}"))
+    err = _fail_sync(hx, Case("POST", server.url("/echo-error"), content=b"{}"))
     assert isinstance(err, BadRequestError)
     assert err.response is not None
     assert CANARY in err.response.text  # the server really did echo them
@@ -167,10 +172,10 @@ def test_echoed_secrets_scrubbed_from_body(server: LiveServer) -> None:
     assert CANARY not in repr(err.details)
 
 
-def test_idempotency_key_not_treated_as_secret(server: LiveServer) -> None:
+def test_idempotency_key_not_treated_as_secret(hx: Flavour, server: LiveServer) -> None:
     """The Idempotency-Key value the caller set stays visible where the server echoed it."""
     with (
-        httpx.Client(transport=ResilientTransport(), headers=SECRET_HEADERS) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(), headers=SECRET_HEADERS) as client,
         pytest.raises(BadRequestError) as excinfo,
     ):
         client.post(
@@ -188,10 +193,10 @@ def test_idempotency_key_not_treated_as_secret(server: LiveServer) -> None:
 @pytest.mark.parametrize(
     "param", ["access_token", "client_secret", "password", "signature", "apikey"]
 )
-def test_secret_named_query_params_redacted(server: LiveServer, param: str) -> None:
+def test_secret_named_query_params_redacted(hx: Flavour, server: LiveServer, param: str) -> None:
     """Query parameters named like key/token/secret/password/signature are redacted."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.get(server.url("/status/404"), params={param: CANARY, "page": "2"})
@@ -202,22 +207,22 @@ def test_secret_named_query_params_redacted(server: LiveServer, param: str) -> N
     assert "page=2" in err.url
 
 
-def test_url_without_secrets_reported_as_sent(server: LiveServer) -> None:
+def test_url_without_secrets_reported_as_sent(hx: Flavour, server: LiveServer) -> None:
     """An error's url is the request's URL unchanged when no part of it is secret."""
     url = server.url("/status/404") + "?q=a+b&tags=x,y&path=/v1/items"
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         request = client.build_request("GET", url)
         with pytest.raises(NotFoundError) as excinfo:
             client.send(request)
     assert excinfo.value.url == str(request.url)
 
 
-def test_literal_query_secret_scrubbed_from_echo(server: LiveServer) -> None:
+def test_literal_query_secret_scrubbed_from_echo(hx: Flavour, server: LiveServer) -> None:
     """A query secret written into the URL as it is ('+', '/') is scrubbed where echoed."""
     token = "c2VjcmV0+canary/7f3a9c=="
     url = server.url("/echo-error") + f"?api_key={token}"
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(BadRequestError) as excinfo,
     ):
         client.get(url)
@@ -251,10 +256,10 @@ def _passed_through(client: httpx.Client, url: str) -> httpx.Response:
     ],
 )
 def test_secret_cut_by_message_limit_shows_no_part(
-    server: LiveServer, fmt: str, position: int
+    hx: Flavour, server: LiveServer, fmt: str, position: int
 ) -> None:
     """A secret that the message length limit cuts in two leaves no part of itself shown."""
-    with httpx.Client(transport=ResilientTransport(), headers=SECRET_HEADERS) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(), headers=SECRET_HEADERS) as client:
         probe = _passed_through(client, server.url("/echo-error", fmt=fmt)).json()
         message = probe["error"]["message"] if fmt == "openai" else probe["errors"][0]["detail"]
         # Put the canary 15 or 20 characters before the message limit.
@@ -267,14 +272,14 @@ def test_secret_cut_by_message_limit_shows_no_part(
     assert _shown_prefix(str(err)) == ""
 
 
-def test_secret_cut_by_body_cap_shows_no_part(server: LiveServer) -> None:
+def test_secret_cut_by_body_cap_shows_no_part(hx: Flavour, server: LiveServer) -> None:
     """A secret that max_body_bytes cuts in two leaves no part of itself in body or message."""
-    with httpx.Client(transport=ResilientTransport(), headers=SECRET_HEADERS) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(), headers=SECRET_HEADERS) as client:
         probe = _passed_through(client, server.url("/echo-error")).text
     cap = probe.index(CANARY) + 12  # the cap falls inside the first echoed canary
-    transport = ResilientTransport(errors=ErrorPolicy(max_body_bytes=cap))
+    transport = hx.ResilientTransport(errors=ErrorPolicy(max_body_bytes=cap))
     with (
-        httpx.Client(transport=transport, headers=SECRET_HEADERS) as client,
+        hx.httpx.Client(transport=transport, headers=SECRET_HEADERS) as client,
         pytest.raises(BadRequestError) as excinfo,
     ):
         client.get(server.url("/echo-error"))
@@ -285,11 +290,11 @@ def test_secret_cut_by_body_cap_shows_no_part(server: LiveServer) -> None:
     assert _shown_prefix(json.dumps(err.to_dict())) == ""
 
 
-def test_other_secret_headers_scrubbed_from_echo(server: LiveServer) -> None:
+def test_other_secret_headers_scrubbed_from_echo(hx: Flavour, server: LiveServer) -> None:
     """Proxy-Authorization and headers named like tokens are scrubbed where the server echoes them."""
     headers = {"Proxy-Authorization": f"Basic {CANARY}", "X-Auth-Token": CANARY}
     with (
-        httpx.Client(transport=ResilientTransport(), headers=headers) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(), headers=headers) as client,
         pytest.raises(BadRequestError) as excinfo,
     ):
         client.get(server.url("/echo-error"))

@@ -9,16 +9,15 @@ import time
 import httpx
 import pytest
 
+from _support import Flavour
 from httpx_resilience import (
     APIError,
-    AsyncResilientTransport,
     ClientError,
     ErrorPolicy,
     NotFoundError,
     QuotaExceededError,
     RateLimitError,
     RequestIdPolicy,
-    ResilientTransport,
     ServiceUnavailableError,
     from_response,
 )
@@ -31,11 +30,11 @@ QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and bil
 
 @pytest.mark.parametrize(("status", "cls", "default_code"), STATUS_CASES, ids=STATUS_IDS)
 def test_status_raises_its_class_sync(
-    server: LiveServer, status: int, cls: type[APIError], default_code: str
+    hx: Flavour, server: LiveServer, status: int, cls: type[APIError], default_code: str
 ) -> None:
     """Sync: a real `status` response raises its class with message, code, id and objects."""
     url = status_url(server.base_url, status)
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         request = client.build_request("GET", url)
         with pytest.raises(cls) as excinfo:
             client.send(request)
@@ -45,11 +44,11 @@ def test_status_raises_its_class_sync(
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("status", "cls", "default_code"), STATUS_CASES, ids=STATUS_IDS)
 async def test_status_raises_its_class_asyncio(
-    server: LiveServer, status: int, cls: type[APIError], default_code: str
+    hx: Flavour, server: LiveServer, status: int, cls: type[APIError], default_code: str
 ) -> None:
     """asyncio: a real `status` response raises its class with every field."""
     url = status_url(server.base_url, status)
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         request = client.build_request("GET", url)
         with pytest.raises(cls) as excinfo:
             await client.send(request)
@@ -59,11 +58,11 @@ async def test_status_raises_its_class_asyncio(
 @pytest.mark.anyio
 @pytest.mark.parametrize(("status", "cls", "default_code"), STATUS_CASES, ids=STATUS_IDS)
 async def test_status_raises_its_class_trio(
-    server: LiveServer, status: int, cls: type[APIError], default_code: str
+    hx: Flavour, server: LiveServer, status: int, cls: type[APIError], default_code: str
 ) -> None:
     """trio: a real `status` response raises its class with every field."""
     url = status_url(server.base_url, status)
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         request = client.build_request("GET", url)
         with pytest.raises(cls) as excinfo:
             await client.send(request)
@@ -72,11 +71,11 @@ async def test_status_raises_its_class_trio(
 
 @pytest.mark.parametrize(("status", "cls", "default_code"), STATUS_CASES, ids=STATUS_IDS)
 def test_empty_body_gives_default_code(
-    server: LiveServer, status: int, cls: type[APIError], default_code: str
+    hx: Flavour, server: LiveServer, status: int, cls: type[APIError], default_code: str
 ) -> None:
     """A bodiless error still gets its class's stable code and a message naming the status."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(cls) as excinfo,
     ):
         client.get(server.url(f"/status/{status}", fmt="empty"))
@@ -92,10 +91,10 @@ def test_empty_body_gives_default_code(
     "header",
     ["x-request-id", "request-id", "x-amzn-requestid", "x-amz-request-id", "x-correlation-id"],
 )
-def test_request_id_from_each_default_header(server: LiveServer, header: str) -> None:
+def test_request_id_from_each_default_header(hx: Flavour, server: LiveServer, header: str) -> None:
     """Each default request-id header of the response becomes the error's request_id."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.get(server.url("/status/404", **{header: f"id-from-{header}"}))
@@ -103,48 +102,48 @@ def test_request_id_from_each_default_header(server: LiveServer, header: str) ->
     assert excinfo.value.history[-1].request_id == f"id-from-{header}"
 
 
-def test_request_id_first_listed_header_wins(server: LiveServer) -> None:
+def test_request_id_first_listed_header_wins(hx: Flavour, server: LiveServer) -> None:
     """With several id headers present, the first in the policy's order is the request id."""
     url = server.url("/status/404", **{"request-id": "second", "x-request-id": "first"})
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.get(url)
     assert excinfo.value.request_id == "first"
 
 
-def test_request_id_from_user_named_header(server: LiveServer) -> None:
+def test_request_id_from_user_named_header(hx: Flavour, server: LiveServer) -> None:
     """A header the user adds to the defaults is read as the request id."""
     ids = RequestIdPolicy(
         response_headers=(*RequestIdPolicy().response_headers, "X-DreamEngine-Request-Id")
     )
     url = server.url("/status/500", **{"x-dreamengine-request-id": "dream_1"})
     with (
-        httpx.Client(transport=ResilientTransport(request_ids=ids)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(request_ids=ids)) as client,
         pytest.raises(APIError) as excinfo,
     ):
         client.get(url)
     assert excinfo.value.request_id == "dream_1"
 
 
-def test_request_id_headers_replace_defaults(server: LiveServer) -> None:
+def test_request_id_headers_replace_defaults(hx: Flavour, server: LiveServer) -> None:
     """A policy naming its own headers no longer reads the default ones."""
     ids = RequestIdPolicy(response_headers=("x-trace",))
     url = server.url("/status/404", **{"x-request-id": "ignored", "x-trace": "trace_9"})
     with (
-        httpx.Client(transport=ResilientTransport(request_ids=ids)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(request_ids=ids)) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.get(url)
     assert excinfo.value.request_id == "trace_9"
 
 
-def test_client_request_id_sent_and_used(server: LiveServer) -> None:
+def test_client_request_id_sent_and_used(hx: Flavour, server: LiveServer) -> None:
     """With send_header set, a generated id goes out and names an error the server gave none."""
     ids = RequestIdPolicy(send_header="X-Client-Request-Id")
     with (
-        httpx.Client(transport=ResilientTransport(request_ids=ids)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(request_ids=ids)) as client,
         pytest.raises(NotFoundError) as excinfo,
     ):
         client.get(server.url("/status/404"))
@@ -153,26 +152,26 @@ def test_client_request_id_sent_and_used(server: LiveServer) -> None:
     assert excinfo.value.request_id == sent
 
 
-def test_client_request_id_kept_when_caller_set_one(server: LiveServer) -> None:
+def test_client_request_id_kept_when_caller_set_one(hx: Flavour, server: LiveServer) -> None:
     """A client request id the caller set is sent as it is, not replaced."""
     ids = RequestIdPolicy(send_header="X-Client-Request-Id")
-    with httpx.Client(transport=ResilientTransport(request_ids=ids)) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport(request_ids=ids)) as client:
         response = client.get(server.url("/status/200"), headers={"X-Client-Request-Id": "mine"})
     assert response.status_code == 200
     assert server.requests()[0].headers["x-client-request-id"] == "mine"
     assert response.extensions["request_id"] == "mine"
 
 
-def test_success_response_carries_request_id(server: LiveServer) -> None:
+def test_success_response_carries_request_id(hx: Flavour, server: LiveServer) -> None:
     """A 2xx passes through annotated with the server's request id."""
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         response = client.get(server.url("/status/200", **{"x-request-id": "req_ok"}))
     assert response.status_code == 200
     assert response.extensions["request_id"] == "req_ok"
     assert response.json() == {"status": 200}
 
 
-def test_rate_limit_fields(server: LiveServer) -> None:
+def test_rate_limit_fields(hx: Flavour, server: LiveServer) -> None:
     """A 429 carries retry_after and the x-ratelimit-* window."""
     url = server.url(
         "/status/429",
@@ -185,7 +184,7 @@ def test_rate_limit_fields(server: LiveServer) -> None:
         },
     )
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(RateLimitError) as excinfo,
     ):
         client.get(url)
@@ -195,7 +194,7 @@ def test_rate_limit_fields(server: LiveServer) -> None:
     assert err.retryable is True
 
 
-def test_rate_limit_openai_dialect(server: LiveServer) -> None:
+def test_rate_limit_openai_dialect(hx: Flavour, server: LiveServer) -> None:
     """OpenAI's per-resource headers and durations give limit, remaining and reset."""
     url = server.url(
         "/status/429",
@@ -206,7 +205,7 @@ def test_rate_limit_openai_dialect(server: LiveServer) -> None:
         },
     )
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(RateLimitError) as excinfo,
     ):
         client.get(url)
@@ -214,14 +213,14 @@ def test_rate_limit_openai_dialect(server: LiveServer) -> None:
     assert (err.limit, err.remaining, err.reset) == (60, 59, 360.0)
 
 
-def test_rate_limit_ietf_dialect(server: LiveServer) -> None:
+def test_rate_limit_ietf_dialect(hx: Flavour, server: LiveServer) -> None:
     """The IETF RateLimit-* fields give limit, remaining and reset."""
     url = server.url(
         "/status/429",
         **{"ratelimit-limit": "10", "ratelimit-remaining": "3", "ratelimit-reset": "12"},
     )
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(RateLimitError) as excinfo,
     ):
         client.get(url)
@@ -229,21 +228,21 @@ def test_rate_limit_ietf_dialect(server: LiveServer) -> None:
     assert (err.limit, err.remaining, err.reset) == (10, 3, 12.0)
 
 
-def test_retry_after_ms_on_503(server: LiveServer) -> None:
+def test_retry_after_ms_on_503(hx: Flavour, server: LiveServer) -> None:
     """A 503 with retry-after-ms reports the wait in seconds."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(ServiceUnavailableError) as excinfo,
     ):
         client.get(server.url("/status/503", **{"retry-after-ms": "1500"}))
     assert excinfo.value.retry_after == 1.5
 
 
-def test_retry_after_http_date(server: LiveServer) -> None:
+def test_retry_after_http_date(hx: Flavour, server: LiveServer) -> None:
     """A Retry-After given as an HTTP date becomes the seconds until then."""
     when = email.utils.formatdate(time.time() + 60, usegmt=True)
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(ServiceUnavailableError) as excinfo,
     ):
         client.get(server.url("/status/503", **{"retry-after": when}))
@@ -251,23 +250,23 @@ def test_retry_after_http_date(server: LiveServer) -> None:
     assert 55 <= excinfo.value.retry_after <= 61
 
 
-def test_should_retry_header_sets_retryable(server: LiveServer) -> None:
+def test_should_retry_header_sets_retryable(hx: Flavour, server: LiveServer) -> None:
     """`x-should-retry: false` on a 503 makes the error not retryable."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(ServiceUnavailableError) as excinfo,
     ):
         client.get(server.url("/status/503", **{"x-should-retry": "false"}))
     assert excinfo.value.retryable is False
 
 
-def test_quota_exhausted_429_sync(server: LiveServer) -> None:
+def test_quota_exhausted_429_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: an OpenAI insufficient_quota 429 raises QuotaExceededError, not retryable."""
     url = server.url(
         "/status/429", message=QUOTA_MESSAGE, type="insufficient_quota", code="insufficient_quota"
     )
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(QuotaExceededError) as excinfo,
     ):
         client.get(url)
@@ -279,18 +278,18 @@ def test_quota_exhausted_429_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_quota_exhausted_429_asyncio(server: LiveServer) -> None:
+async def test_quota_exhausted_429_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: an OpenAI insufficient_quota 429 raises QuotaExceededError."""
     url = server.url(
         "/status/429", message=QUOTA_MESSAGE, type="insufficient_quota", code="insufficient_quota"
     )
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
+    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(QuotaExceededError) as excinfo:
             await client.get(url)
     assert excinfo.value.retryable is False
 
 
-def test_rate_limit_wording_429_is_not_quota(server: LiveServer) -> None:
+def test_rate_limit_wording_429_is_not_quota(hx: Flavour, server: LiveServer) -> None:
     """A 429 that speaks of a per-minute rate limit stays a plain RateLimitError."""
     url = server.url(
         "/status/429",
@@ -299,7 +298,7 @@ def test_rate_limit_wording_429_is_not_quota(server: LiveServer) -> None:
         code="rate_limit_exceeded",
     )
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(RateLimitError) as excinfo,
     ):
         client.get(url)
@@ -317,10 +316,10 @@ def _passthrough_url(server: LiveServer) -> str:
     return server.url("/status/404", message="kept", **{"x-request-id": "req_pass"})
 
 
-def test_raise_on_status_false_passes_response_sync(server: LiveServer) -> None:
+def test_raise_on_status_false_passes_response_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: raise_on_status=False hands the error response on, body intact, id annotated."""
-    transport = ResilientTransport(errors=ErrorPolicy(raise_on_status=False))
-    with httpx.Client(transport=transport) as client:
+    transport = hx.ResilientTransport(errors=ErrorPolicy(raise_on_status=False))
+    with hx.httpx.Client(transport=transport) as client:
         response = client.get(_passthrough_url(server))
     _check_passed_through(response)
     err = from_response(response)
@@ -329,28 +328,30 @@ def test_raise_on_status_false_passes_response_sync(server: LiveServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_raise_on_status_false_passes_response_asyncio(server: LiveServer) -> None:
+async def test_raise_on_status_false_passes_response_asyncio(
+    hx: Flavour, server: LiveServer
+) -> None:
     """asyncio: raise_on_status=False hands the error response on, body intact."""
-    transport = AsyncResilientTransport(errors=ErrorPolicy(raise_on_status=False))
-    async with httpx.AsyncClient(transport=transport) as client:
+    transport = hx.AsyncResilientTransport(errors=ErrorPolicy(raise_on_status=False))
+    async with hx.httpx.AsyncClient(transport=transport) as client:
         response = await client.get(_passthrough_url(server))
     _check_passed_through(response)
 
 
 @pytest.mark.anyio
-async def test_raise_on_status_false_passes_response_trio(server: LiveServer) -> None:
+async def test_raise_on_status_false_passes_response_trio(hx: Flavour, server: LiveServer) -> None:
     """trio: raise_on_status=False hands the error response on, body intact."""
-    transport = AsyncResilientTransport(errors=ErrorPolicy(raise_on_status=False))
-    async with httpx.AsyncClient(transport=transport) as client:
+    transport = hx.AsyncResilientTransport(errors=ErrorPolicy(raise_on_status=False))
+    async with hx.httpx.AsyncClient(transport=transport) as client:
         response = await client.get(_passthrough_url(server))
     _check_passed_through(response)
 
 
-def test_raise_on_status_false_streamed_response_readable(server: LiveServer) -> None:
+def test_raise_on_status_false_streamed_response_readable(hx: Flavour, server: LiveServer) -> None:
     """A passed-through error response is still a stream the caller reads, untouched."""
-    transport = ResilientTransport(errors=ErrorPolicy(raise_on_status=False))
+    transport = hx.ResilientTransport(errors=ErrorPolicy(raise_on_status=False))
     with (
-        httpx.Client(transport=transport) as client,
+        hx.httpx.Client(transport=transport) as client,
         client.stream("GET", _passthrough_url(server)) as response,
     ):
         assert not response.is_stream_consumed
@@ -358,17 +359,17 @@ def test_raise_on_status_false_streamed_response_readable(server: LiveServer) ->
         _check_passed_through(response)
 
 
-def test_per_request_override_passes_response(server: LiveServer) -> None:
+def test_per_request_override_passes_response(hx: Flavour, server: LiveServer) -> None:
     """`extensions={"resilience": {"errors": ...}}` switches raising off for one call."""
     override = {"resilience": {"errors": ErrorPolicy(raise_on_status=False)}}
-    with httpx.Client(transport=ResilientTransport()) as client:
+    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
         response = client.get(_passthrough_url(server), extensions=override)
         _check_passed_through(response)
         with pytest.raises(NotFoundError):
             client.get(_passthrough_url(server))
 
 
-def test_user_status_class(server: LiveServer) -> None:
+def test_user_status_class(hx: Flavour, server: LiveServer) -> None:
     """status_classes maps a status to the user's own StatusError subclass."""
 
     class TeapotError(ClientError):
@@ -376,26 +377,26 @@ def test_user_status_class(server: LiveServer) -> None:
 
     policy = ErrorPolicy(status_classes={418: TeapotError})
     with (
-        httpx.Client(transport=ResilientTransport(errors=policy)) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport(errors=policy)) as client,
         pytest.raises(TeapotError) as excinfo,
     ):
         client.get(server.url("/status/418", message="short and stout"))
     assert excinfo.value.message == "short and stout"
 
 
-def test_mounted_transport_raises_typed_errors(server: LiveServer) -> None:
+def test_mounted_transport_raises_typed_errors(hx: Flavour, server: LiveServer) -> None:
     """A transport mounted for one host raises typed errors for that host."""
     with (
-        httpx.Client(mounts={server.base_url: ResilientTransport()}) as client,
+        hx.httpx.Client(mounts={server.base_url: hx.ResilientTransport()}) as client,
         pytest.raises(NotFoundError),
     ):
         client.get(server.url("/status/404"))
 
 
-def test_status_error_pickles(server: LiveServer) -> None:
+def test_status_error_pickles(hx: Flavour, server: LiveServer) -> None:
     """An error from a real response survives a pickle round trip with its attributes."""
     with (
-        httpx.Client(transport=ResilientTransport()) as client,
+        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(RateLimitError) as excinfo,
     ):
         client.get(server.url("/status/429", **{"retry-after": "3", "x-request-id": "req_p"}))

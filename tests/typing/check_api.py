@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import httpx2
 
 from httpx_resilience import (
     APIError,
@@ -11,9 +12,12 @@ from httpx_resilience import (
     RateLimitError,
     RequestIdPolicy,
     ResilientTransport,
+    RetryPolicy,
     StatusError,
     from_response,
 )
+from httpx_resilience.httpx2 import AsyncResilientTransport as AsyncTransport2
+from httpx_resilience.httpx2 import ResilientTransport as Transport2
 
 
 class EngineError(APIError):
@@ -40,3 +44,11 @@ maybe_request: httpx.Request | None = err.request
 as_dict: dict[str, object] = err.to_dict()
 built: APIError = from_response(httpx.Response(404))
 is_status: bool = isinstance(built, StatusError)
+
+# httpx2: the same arguments, into httpx2's clients.
+client2 = httpx2.Client(transport=Transport2(errors=policy, request_ids=ids))
+aclient2 = httpx2.AsyncClient(
+    mounts={"https://": AsyncTransport2(retry=RetryPolicy(max_attempts=5))}
+)
+with Transport2(httpx2.HTTPTransport()) as wrapped:
+    same: Transport2 = wrapped
