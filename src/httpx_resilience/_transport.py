@@ -34,7 +34,13 @@ from ._flow import (
 from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy
-from ._streams import aread_prefix, guard_decoding, read_prefix
+from ._streams import (
+    AsyncMappedStream,
+    SyncMappedStream,
+    aread_prefix,
+    guard_decoding,
+    read_prefix,
+)
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
 
@@ -161,7 +167,9 @@ class SyncDriver:
             else:
                 _, encoded, hand_on = accept(plan, request, response)
                 if hand_on:
-                    return _typed(request, response, encoded, plan.context(1, ()), self._backend)
+                    return _typed(
+                        request, response, encoded, plan.context(1, ()), self._backend.sync_mapped
+                    )
                 first = response
         flow: Flow = request_flow(
             request, self._settings, on_retry=self._on_retry, plan=plan, first=first
@@ -188,7 +196,7 @@ class SyncDriver:
                     command = flow.send(None)
         except StopIteration as stop:
             response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
-        return _typed(request, response, encoded, context, self._backend)
+        return _typed(request, response, encoded, context, self._backend.sync_mapped)
 
     def close(self) -> None:
         self._transport.close()
@@ -247,7 +255,9 @@ class AsyncDriver:
             else:
                 _, encoded, hand_on = accept(plan, request, response)
                 if hand_on:
-                    return _atyped(request, response, encoded, plan.context(1, ()), self._backend)
+                    return _typed(
+                        request, response, encoded, plan.context(1, ()), self._backend.async_mapped
+                    )
                 first = response
         flow: Flow = request_flow(
             request, self._settings, on_retry=self._on_retry, plan=plan, first=first
@@ -273,7 +283,7 @@ class AsyncDriver:
                     command = flow.send(None)
         except StopIteration as stop:
             response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
-        return _atyped(request, response, encoded, context, self._backend)
+        return _typed(request, response, encoded, context, self._backend.async_mapped)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -304,28 +314,11 @@ def _typed(
     response: httpx.Response,
     encoded: bool,
     context: Context,
-    backend: Backend,
+    mapped: type[SyncMappedStream] | type[AsyncMappedStream],
 ) -> httpx.Response:
-    """The response handed to the caller, its body's failures typed."""
-    stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
+    """The response handed to the caller, its body's failures typed by a `mapped` stream."""
     failure = _StreamFailure(request, context, response)
-    response.stream = backend.sync_mapped(stream, failure)
-    if encoded:
-        guard_decoding(response, failure)
-    return response
-
-
-def _atyped(
-    request: httpx.Request,
-    response: httpx.Response,
-    encoded: bool,
-    context: Context,
-    backend: Backend,
-) -> httpx.Response:
-    """The async twin of `_typed`."""
-    stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
-    failure = _StreamFailure(request, context, response)
-    response.stream = backend.async_mapped(stream, failure)
+    response.stream = mapped(response.stream, failure)  # type: ignore[arg-type]
     if encoded:
         guard_decoding(response, failure)
     return response
