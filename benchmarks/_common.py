@@ -30,6 +30,7 @@ from httpx_resilience import AsyncResilientTransport, ResilientTransport
 __all__ = [
     "BARE",
     "FULL",
+    "NO_BUDGET",
     "PASS",
     "QUICK",
     "RESILIENCE",
@@ -57,6 +58,9 @@ PASS = "pass-through"
 RESILIENCE = "httpx-resilience"
 RETRIES = "httpx-retries"
 VARIANTS: tuple[str, ...] = (BARE, PASS, RESILIENCE, RETRIES)
+# httpx-resilience with its retry budget turned off: the outage section shows what the
+# budget (on by default) saves the server.
+NO_BUDGET = "httpx-resilience, budget=None"
 
 
 class PassThrough(httpx.BaseTransport):
@@ -95,6 +99,8 @@ def sync_transport(
         return PassThrough(inner)
     if variant == RESILIENCE:
         return ResilientTransport(inner)
+    if variant == NO_BUDGET:
+        return ResilientTransport(inner, budget=None)
     if variant == RETRIES:
         return RetryTransport(transport=inner, retry=retry)
     raise ValueError(f"unknown variant {variant!r}")
@@ -110,6 +116,8 @@ def async_transport(
         return AsyncPassThrough(inner)
     if variant == RESILIENCE:
         return AsyncResilientTransport(inner)
+    if variant == NO_BUDGET:
+        return AsyncResilientTransport(inner, budget=None)
     if variant == RETRIES:
         return RetryTransport(transport=inner, retry=retry)
     raise ValueError(f"unknown variant {variant!r}")

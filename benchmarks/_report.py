@@ -25,6 +25,7 @@ _COLOURS = {
     "pass-through": "#bdbdbd",
     "httpx-resilience": "#1f77b4",
     "httpx-retries": "#ff7f0e",
+    "httpx-resilience, budget=None": "#aec7e8",
 }
 
 
@@ -89,7 +90,10 @@ def _figure(section: str, record: dict[str, Any]) -> str:
     if section == "stream":
         return f"{record['diff']:+.3f} MB"
     if section == "outage":
-        return f"{record['connections']} connection(s)"
+        return (
+            f"{record['connections']} connection(s), "
+            f"{record['attempts_per_request']:.2f} × requests"
+        )
     if section == "import":
         return f"{record['ratio']:.2f} × httpx"
     return ""
@@ -194,10 +198,11 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
 
     outages = _records(sections, "outage")
     groups = list(dict.fromkeys(f"{r['outage']} outage\n{r['mode']}" for r in outages))
-    width = 0.8 / len(VARIANTS)
-    for index, variant in enumerate(VARIANTS):
+    shown = list(dict.fromkeys(r["variant"] for r in outages)) or list(VARIANTS)
+    width = 0.8 / len(shown)
+    for index, variant in enumerate(shown):
         rows = {f"{r['outage']} outage\n{r['mode']}": r for r in outages if r["variant"] == variant}
-        positions = [g + (index - (len(VARIANTS) - 1) / 2) * width for g in range(len(groups))]
+        positions = [g + (index - (len(shown) - 1) / 2) * width for g in range(len(groups))]
         heights = [rows[g]["attempts_per_request"] if g in rows else 0.0 for g in groups]
         bars = right.bar(positions, heights, width=width, label=variant, color=_COLOURS[variant])
         for bar, group in zip(bars, groups, strict=True):

@@ -6,9 +6,11 @@ Run it as it is:
 
 It starts a throwaway HTTP server on 127.0.0.1 (standard library only) whose endpoints fail
 the way real APIs do. First, retries: a POST that meets 503, 503, 200 and succeeds with one
-idempotency key on all three attempts, a server asking for a day's wait, a total deadline.
-Then the typed error of each failure as one attempt sees it. It checks every result as it goes
-and exits non-zero if anything was not as expected, so CI runs it as a smoke test.
+idempotency key on all three attempts, a server asking for a day's wait, a total deadline,
+the retry budget keeping an outage from tripling the server's load, and a circuit breaker
+that stops calling a failing host. Then the typed error of each failure as one attempt sees
+it. It checks every result as it goes and exits non-zero if anything was not as expected, so
+CI runs it as a smoke test.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from typing import Any, ClassVar, TypeVar
@@ -29,6 +31,8 @@ import httpx_resilience
 from httpx_resilience import (
     AuthenticationError,
     Backoff,
+    CircuitBreaker,
+    CircuitOpenError,
     ErrorPolicy,
     NetworkError,
     NotFoundError,
@@ -39,6 +43,7 @@ from httpx_resilience import (
     RequestTimeoutError,
     RequestTooLargeError,
     ResilientTransport,
+    RetryBudget,
     RetryEvent,
     RetryPolicy,
     ServiceUnavailableError,
@@ -46,6 +51,7 @@ from httpx_resilience import (
     UnprocessableEntityError,
     ValidationError,
 )
+from httpx_resilience.testing import no_wait
 
 SECRET = "sk-live-demo-4f9a2c7e1b3d"
 E = TypeVar("E", bound=httpx_resilience.APIError)
@@ -149,6 +155,9 @@ class Handler(BaseHTTPRequestHandler):
     """Answers every request from `ROUTES`; `/v1/account` echoes the key it was sent."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle's algorithm and the
+    # client's delayed ACK hold every keep-alive response back by 40 ms.
+    disable_nagle_algorithm = True
     request_ids: ClassVar[Iterator[int]] = count(1)
     hits: ClassVar[dict[str, int]] = {}
     # /v1/jobs: the idempotency key of every attempt, and the jobs actually run, per key.
@@ -441,10 +450,53 @@ def case_success(client: httpx.Client) -> None:
     expect(str(response.extensions["request_id"]).startswith("req_"), "no request_id")
 
 
+def outage_load(base_url: str, budget: RetryBudget | None, requests: int) -> int:
+    """How many attempts the server sees for `requests` GETs during a full outage."""
+    before = Handler.hits.get("/v1/busy", 0)
+    transport = ResilientTransport(budget=budget)
+    with no_wait(), httpx.Client(base_url=base_url, transport=transport) as client:
+        for _ in range(requests):
+            try:
+                client.get("/v1/busy")
+            except ServiceUnavailableError as err:
+                last = err
+    print(f"  last error's history: {[(r.error, r.refused) for r in last.history]}")
+    return Handler.hits["/v1/busy"] - before
+
+
+def case_retry_budget(base_url: str) -> None:
+    requests = 500
+    with_budget = outage_load(base_url, RetryBudget(), requests)
+    without = outage_load(base_url, None, requests)
+    print(
+        f"{requests} requests, 3 attempts each, every one a 503: the server saw "
+        f"{with_budget} attempts with the default budget ({with_budget / requests:.2f} x), "
+        f"{without} with budget=None ({without / requests:.2f} x)"
+    )
+    # 10 % of the requests, plus the reserve of 10 retries a second over a 10 s window.
+    expect(with_budget <= requests * 1.1 + 100, f"{with_budget} attempts with the budget")
+    expect(without == 3 * requests, f"{without} attempts without the budget")
+
+
+def case_circuit_breaker(base_url: str) -> None:
+    breaker = CircuitBreaker(min_calls=5, failure_ratio=0.5, open_for=30.0)
+    transport = ResilientTransport(breaker=breaker, retry=RetryPolicy(max_attempts=1))
+    with httpx.Client(base_url=base_url, transport=transport) as client:
+        for _ in range(5):
+            with suppress(ServiceUnavailableError):
+                client.get("/v1/busy")
+        sent = Handler.hits["/v1/busy"]
+        err = raised(lambda: client.get("/v1/busy"), CircuitOpenError)
+    expect(Handler.hits["/v1/busy"] == sent, "a request reached the server while open")
+    expect(err.retry_after is not None and err.retry_after > 29, f"retry_after {err.retry_after}")
+
+
 RETRY_CASES: list[tuple[str, Callable[[str], None]]] = [
     ("retries: a POST meets 503, 503, 200, one idempotency key throughout", case_retried_post),
     ("retries: Retry-After of a day is not slept, it is raised", case_long_retry_after),
     ("retries: a total deadline of 0.5 s across attempts and waits", case_deadline),
+    ("retry budget: a full outage costs the server 1.3 x, not 3 x", case_retry_budget),
+    ("circuit breaker: 5 failures of 5, then CircuitOpenError, nothing sent", case_circuit_breaker),
 ]
 
 CASES: list[tuple[str, Callable[[httpx.Client], None]]] = [

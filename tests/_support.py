@@ -67,6 +67,19 @@ class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
         self.close()
 
 
+class FakeClock:
+    """Monotonic seconds that move only when a test moves them."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class Inner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """An inner transport for both worlds: a handler returns a response or raises."""
 

@@ -26,6 +26,7 @@ TREE = [
     (hr.PollTimeoutError, (hr.RequestTimeoutError, httpx.TimeoutException, TimeoutError)),
     (hr.ProtocolError, (hr.TransportError, httpx.ProtocolError)),
     (hr.StreamError, (hr.TransportError,)),
+    (hr.CircuitOpenError, (hr.TransportError,)),
     (hr.StatusError, (hr.APIError, httpx.HTTPStatusError)),
     (hr.ClientError, (hr.StatusError,)),
     (hr.ValidationError, (hr.ClientError,)),
@@ -168,6 +169,7 @@ def test_to_dict_is_json_and_complete() -> None:
         "error": "ServiceUnavailableError",
         "delay": 0.5,
         "request_id": "r0",
+        "refused": None,
     }
     assert set(FULL) <= set(data)
     assert "request" not in data

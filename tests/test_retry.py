@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from httpx_resilience import (
@@ -112,11 +112,14 @@ def _base_delay(initial: float, multiplier: float, max_delay: float, n: int) -> 
     """SPEC's d = min(initial * multiplier**n, max_delay), computed without overflow."""
     if initial == 0 or max_delay == 0:
         return 0.0
-    if math.log(initial) + n * math.log(multiplier) >= math.log(max_delay):
+    exponent = math.log(initial) + n * math.log(multiplier)
+    if exponent >= math.log(max_delay):
         return max_delay
-    return min(initial * multiplier**n, max_delay)
+    # In logarithms: multiplier**n alone can overflow while the product is small.
+    return min(math.exp(exponent), max_delay)
 
 
+@example(initial=2.2e-309, multiplier=1.35, max_delay=100.0, jitter="none", n=2374, r=0.0)
 @settings(max_examples=400, deadline=None)
 @given(
     initial=st.floats(0, 100),
@@ -221,6 +224,7 @@ def test_backoff_accepts_boundary_values(kwargs: dict[str, Any]) -> None:
         {"retry_statuses": {1000}},
         {"retry_statuses": {True}},
         {"retry_statuses": 503},
+        {"retry_statuses": b"\xc8"},  # bytes iterate as ints: not {200}
         {"respect_retry_after": "yes"},
         {"respect_retry_after": 1},
         {"max_retry_after": -1},

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import httpx_resilience as hr
-from _support import make_settings
+from _support import FakeClock, make_settings
 from httpx_resilience import (
     Backoff,
     ErrorPolicy,
@@ -35,19 +35,6 @@ make = make_settings
 
 
 DEFAULT = make()
-
-
-class FakeClock:
-    """Monotonic seconds that move only when a test moves them."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 Outcome = httpx.Response | BaseException | Callable[[FakeClock], Any]

@@ -7,6 +7,7 @@ from ._errors import (
     AuthenticationError,
     BadGatewayError,
     BadRequestError,
+    CircuitOpenError,
     ClientError,
     ConfigurationError,
     ConflictError,
@@ -31,9 +32,12 @@ from ._errors import (
     UnprocessableEntityError,
     ValidationError,
 )
+from ._events import ResilienceEvent
+from ._guard import CircuitBreaker, MemoryState, RetryBudget
 from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._poll import apoll, poll
+from ._redis import RedisState
 from ._retry import IDEMPOTENT_METHODS, Backoff, RetryEvent, RetryPolicy
 from ._transport import AsyncResilientTransport, ResilientTransport
 from ._version import __version__
@@ -47,6 +51,8 @@ __all__ = [
     "Backoff",
     "BadGatewayError",
     "BadRequestError",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "ClientError",
     "ConfigurationError",
     "ConflictError",
@@ -54,6 +60,7 @@ __all__ = [
     "GatewayTimeoutError",
     "IdempotencyPolicy",
     "InternalServerError",
+    "MemoryState",
     "NetworkError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -63,10 +70,13 @@ __all__ = [
     "ProtocolError",
     "QuotaExceededError",
     "RateLimitError",
+    "RedisState",
     "RequestIdPolicy",
     "RequestTimeoutError",
     "RequestTooLargeError",
+    "ResilienceEvent",
     "ResilientTransport",
+    "RetryBudget",
     "RetryEvent",
     "RetryPolicy",
     "ServerError",

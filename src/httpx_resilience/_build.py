@@ -24,6 +24,7 @@ from ._classify import (
 from ._errors import (
     APIError,
     AttemptRecord,
+    CircuitOpenError,
     QuotaExceededError,
     RequestTimeoutError,
     StreamError,
@@ -38,6 +39,7 @@ from ._streams import read_prefix
 __all__ = [
     "RequestInfo",
     "body_response",
+    "circuit_open_error",
     "deadline_error",
     "decode_content",
     "error_for_exception",
@@ -331,5 +333,16 @@ def deadline_error(info: RequestInfo, timeout: float, last: APIError) -> Request
         request_id=last.request_id,
         retry_after=last.retry_after,
         history=(*info.history, record),
+        **info.common(),
+    )
+
+
+def circuit_open_error(info: RequestInfo, host: str | None, open_for: float) -> CircuitOpenError:
+    """The error for an attempt the host's open circuit stopped before it was sent."""
+    return CircuitOpenError(
+        f"the circuit for {host} is open for {open_for:.3g}s more; the request was not sent",
+        retry_after=open_for,
+        request_id=info.client_request_id,
+        history=info.history,
         **info.common(),
     )

@@ -13,6 +13,7 @@ Our exception hierarchy:
       · PollTimeoutError            `poll` / `apoll` ran out of time before the job was done
     - ProtocolError                 malformed HTTP from either side (also httpx.ProtocolError)
     - StreamError                   a passed-through body failed while the caller read it
+    - CircuitOpenError              the host's circuit breaker is open: nothing was sent
   + StatusError                     HTTP status >= 400 (also httpx.HTTPStatusError)
     - ClientError                   4xx
       · ValidationError             400 and 422 (BadRequestError, UnprocessableEntityError)
@@ -47,6 +48,7 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "CircuitOpenError",
     "ClientError",
     "ConfigurationError",
     "ConflictError",
@@ -81,6 +83,8 @@ class AttemptRecord:
     error: str | None
     delay: float = 0.0
     request_id: str | None = None
+    # What refused the retry that would have followed: "retry_budget", or None.
+    refused: str | None = None
 
 
 # The keyword attributes every error carries, in the order `to_dict()` and `repr` use.
@@ -297,6 +301,17 @@ class TransportError(APIError):
     """Raised when a request failed without an HTTP response."""
 
     default_code = "transport_error"
+
+
+class CircuitOpenError(TransportError):
+    """Raised, without touching the network, while the host's circuit breaker is open.
+
+    `retry_after` is how long the circuit stays open; `attempts` counts the attempts this
+    request made before the circuit stopped it (0 when it stopped the first).
+    """
+
+    default_code = "circuit_open"
+    default_retryable = True
 
 
 class NetworkError(TransportError, httpx.NetworkError):  # type: ignore[misc]

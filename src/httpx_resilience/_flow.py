@@ -24,6 +24,7 @@ from ._backend import HTTPX, Backend
 from ._build import (
     RequestInfo,
     body_response,
+    circuit_open_error,
     deadline_error,
     decode_content,
     error_for_exception,
@@ -32,17 +33,24 @@ from ._build import (
 from ._errors import (
     APIError,
     AttemptRecord,
+    CircuitOpenError,
     ConfigurationError,
     QuotaExceededError,
     RequestTooLargeError,
+    StatusError,
+    TransportError,
 )
+from ._events import EventHook, ResilienceEvent, emit, note_resend
+from ._guard import NO_RULES, Rules, Verdict, host_key, is_failure_status, pause_of
 from ._headers import parse_should_retry, scan_response_headers
 from ._idempotency import IdempotencyPolicy, assign_key
 from ._policies import ErrorPolicy, RequestIdPolicy
-from ._retry import RetryEvent, RetryPolicy, is_replayable, may_resend
+from ._retry import UNSENT_PHASES, RetryEvent, RetryPolicy, is_replayable, may_resend
 
 __all__ = [
     "NO_OUTCOME",
+    "After",
+    "Before",
     "Body",
     "Close",
     "Command",
@@ -52,7 +60,9 @@ __all__ = [
     "Send",
     "Settings",
     "Sleep",
+    "Spend",
     "accept",
+    "outcome_of",
     "plan_request",
     "request_flow",
 ]
@@ -101,7 +111,33 @@ class Sleep:
     delay: float
 
 
-Command = Send | ReadBody | Close | Sleep
+@dataclass(slots=True)
+class Before:
+    """Ask the host's state about the next attempt; the reply is a `Verdict`.
+
+    `first`: this is the logical request's first attempt (the budget counts it). `refund`: this
+    retry spent the budget, which gets it back if the circuit stops the attempt.
+    """
+
+    first: bool
+    refund: bool = False
+
+
+@dataclass(slots=True)
+class After:
+    """Report an attempt's outcome to the host's state; the reply is the circuit's change."""
+
+    failed: bool | None
+    pause: float | None
+    probe: bool
+
+
+@dataclass(slots=True)
+class Spend:
+    """Ask the host's retry budget for one retry; the reply is whether it may be made."""
+
+
+Command = Send | ReadBody | Close | Sleep | Before | After | Spend
 # What a failure of a handed-on body later needs to know of its logical request:
 # (idempotency header, client request id, idempotency key, attempt, history).
 Context = tuple[str, str | None, str | None, int, tuple[AttemptRecord, ...]]
@@ -120,6 +156,8 @@ class Settings:
     idempotency: IdempotencyPolicy
     # The package the transport serves: httpx, or httpx2.
     backend: Backend = HTTPX
+    # What the transport enforces per host: retry budget, circuit breaker, pacing.
+    rules: Rules = NO_RULES
 
     def for_request(self, request: httpx.Request) -> Settings:
         """Apply `request.extensions["resilience"]`, checked like any policy argument."""
@@ -160,7 +198,15 @@ _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 class Plan:
     """What is settled about a logical request before its first attempt."""
 
-    __slots__ = ("client_request_id", "deadline", "key", "replayable", "settings", "timeouts")
+    __slots__ = (
+        "client_request_id",
+        "deadline",
+        "host",
+        "key",
+        "replayable",
+        "settings",
+        "timeouts",
+    )
 
     def __init__(
         self,
@@ -170,8 +216,11 @@ class Plan:
         replayable: bool,
         deadline: float | None,
         timeouts: Any,
+        host: str | None = None,
     ) -> None:
         self.settings = settings
+        # The host the budget, breaker and pacing count for; None when none is on.
+        self.host = host
         self.client_request_id = client_request_id
         self.key = key
         self.replayable = replayable
@@ -208,7 +257,8 @@ def plan_request(
         _limit_request_size(request, errors.max_request_bytes, client_request_id, base.backend)
     deadline = clock() + retry.timeout if retry.timeout is not None else None
     timeouts = request.extensions.get("timeout") if deadline is not None else None
-    return Plan(settings, client_request_id, key, replayable, deadline, timeouts)
+    host = host_key(request.url) if settings.rules.active else None
+    return Plan(settings, client_request_id, key, replayable, deadline, timeouts, host)
 
 
 def accept(
@@ -238,68 +288,116 @@ def request_flow(
     base: Settings,
     *,
     on_retry: RetryHook | None = None,
+    on_event: EventHook | None = None,
     clock: Callable[[], float] = time.monotonic,
     random: Callable[[], float] = _random.random,
     plan: Plan | None = None,
     first: Any = NO_OUTCOME,
+    verdict: Verdict | None = None,
 ) -> Flow:
     """Carry one logical request through its attempts to the response or the typed error.
 
     `clock` (monotonic seconds) and `random` (uniform in [0, 1)) are the flow's only links to
     the world, so tests can drive every decision with fakes. A driver that made the first
     attempt itself (see `plan_request` and `accept`) passes its `plan` and the `first`
-    outcome — a response or an exception — and the flow carries on from there.
+    outcome — a response or an exception, already reported to the host's state — and the
+    flow carries on from there. A driver that already asked the host's state about the first
+    attempt passes its `verdict`.
     """
     if plan is None:
         plan = plan_request(request, base, clock)
     settings = plan.settings
-    errors, retry = settings.errors, settings.retry
+    errors, retry, rules = settings.errors, settings.retry, settings.rules
     client_request_id, key, replayable = plan.client_request_id, plan.key, plan.replayable
     keyed = key is not None
     deadline, timeouts = plan.deadline, plan.timeouts
+    host = plan.host
     history: list[AttemptRecord] = []
     attempt = 1
+    events = _Events(on_event, host, request)
 
     def handed(response: httpx.Response, encoded: bool) -> tuple[httpx.Response, bool, Context]:
         # The response goes to the caller with its context: if its body fails later, the
         # StreamError still tells which attempt it was, after what, with which key.
         return response, encoded, plan.context(attempt, history)
 
+    def give_up(error: APIError, reason: str, made: int | None = None) -> APIError:
+        # `made`: the attempts made, when the last one was not (the circuit stopped it).
+        events.emit("give_up", attempt if made is None else made, reason=reason, error=error)
+        _log_failure(error)
+        return error
+
+    spent = False  # whether the coming retry spent the host's budget
     while True:
-        if retry.attempt_header is not None:
-            request.headers[retry.attempt_header] = str(attempt)
-        if deadline is not None:
-            request.extensions["timeout"] = _shortened(timeouts, deadline - clock())
+        probe = False
+        change: str | None = None  # what this attempt's outcome did to the host's circuit
+        if first is NO_OUTCOME:
+            # Ask the host's state first: an open circuit stops the attempt, a spent
+            # rate-limit window delays it. The budget counts each logical request once.
+            if attempt == 1:
+                if verdict is None and rules.active:
+                    verdict = yield Before(True)
+            else:
+                verdict = (yield Before(False, spent)) if rules.watches else None
+            if verdict is not None:
+                if verdict.change is not None:
+                    events.emit(f"circuit_{verdict.change}", attempt - 1)
+                if verdict.open_for is not None:
+                    info = _info(request, settings, client_request_id, key, attempt - 1, history)
+                    refusal = circuit_open_error(info, host, verdict.open_for)
+                    events.emit("circuit_rejected", attempt - 1, error=refusal)
+                    raise give_up(refusal, "circuit_open", attempt - 1)
+                probe = verdict.probe
+                pace = verdict.pace
+                # A window that reopens later than we agreed to wait (or than the deadline)
+                # is not waited for: the request goes, and the server's answer decides.
+                if 0 < pace <= retry.max_retry_after and (
+                    deadline is None or clock() + pace < deadline
+                ):
+                    events.emit("paced", attempt - 1, delay=pace)
+                    yield Sleep(pace)
+            if retry.attempt_header is not None:
+                request.headers[retry.attempt_header] = str(attempt)
+            if deadline is not None:
+                request.extensions["timeout"] = _shortened(timeouts, deadline - clock())
+            if attempt > 1:
+                note_resend(attempt - 1)
+            outcome: Any
+            try:
+                outcome = yield Send(request)
+            except Exception as exc:
+                outcome = exc
+            if rules.watches:
+                failed, pause = outcome_of(outcome, rules)
+                change = yield After(failed, pause, probe)
+        else:
+            outcome, first, verdict = first, NO_OUTCOME, None
 
         handed_on: httpx.Response | None = None  # what raise_on_status=False returns at the end
         response: httpx.Response | None
-        try:
-            if first is NO_OUTCOME:
-                response = yield Send(request)
-            else:
-                outcome, first = first, NO_OUTCOME
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                response = outcome
-        except APIError as exc:
+        too_long = False  # the server asked for a longer wait than max_retry_after
+        if isinstance(outcome, APIError):
             # From a resilient transport stacked below (which made its own retries), or our
             # own request-size count: passed on as they are.
-            _log_failure(exc)
-            raise
-        except Exception as exc:
+            events.attempt(attempt, change, error=outcome)
+            raise give_up(outcome, "not retryable")
+        if isinstance(outcome, BaseException):
             info = _info(request, settings, client_request_id, key, attempt, history)
-            error = error_for_exception(exc, info)
-            error.__cause__, error.__suppress_context__ = exc, True
+            error = error_for_exception(outcome, info)
+            error.__cause__, error.__suppress_context__ = outcome, True
+            events.attempt(attempt, change, error=error)
             response = None
             resend = (
                 replayable
                 and error.retryable
                 and may_resend(request.method, keyed, error.phase, retry.retry_methods)
             )
-            reason = type(exc).__name__
+            reason = type(outcome).__name__
             delay = retry.backoff.delay(attempt - 1, random) if resend else None
         else:
+            response = outcome
             request_id, encoded, hand_on = accept(plan, request, response)
+            events.attempt(attempt, change, response=response)
             if hand_on:
                 return handed(response, encoded)
             status = response.status_code
@@ -344,35 +442,113 @@ def request_flow(
                 hint = error.retry_after if retry.respect_retry_after else None
                 if hint is not None and hint > retry.max_retry_after:
                     # The server asks for longer than we agreed to wait: the caller decides.
-                    resend = False
+                    resend, too_long = False, True
                 else:
                     delay = hint if hint is not None else retry.backoff.delay(attempt - 1, random)
 
+        stop: str | None = None
+        spent = False
         if not resend or delay is None or attempt >= retry.max_attempts:
+            if too_long:
+                stop = "retry_after"
+            elif error.retryable and attempt >= retry.max_attempts:
+                stop = "attempts exhausted"
+            else:
+                stop = "not retryable"
+        elif deadline is not None and clock() + delay >= deadline:
+            total = deadline_error(info, retry.timeout or 0.0, error)
+            raise give_up(total, "deadline") from error
+        elif rules.budget is not None and error.phase not in UNSENT_PHASES:
+            # A retry of a request that left spends the budget.
+            spent = bool((yield Spend()))
+            if not spent:
+                stop = "retry_budget"
+                _mark_refused(error, stop)
+                events.emit("budget_refused", attempt, error=error)
+        if stop is not None:
             if handed_on is not None:
                 # No retry after all; the caller asked for the response, not the error. Its
                 # body was read and closed: hand on the copy that holds it.
                 return handed(handed_on, False)  # its body is decoded already
-            _log_failure(error)
-            raise error
-        if deadline is not None and clock() + delay >= deadline:
-            total = deadline_error(info, retry.timeout or 0.0, error)
-            _log_failure(total)
-            raise total from error
+            raise give_up(error, stop)
+        assert delay is not None
 
         history.append(
             AttemptRecord(error.status_code, type(error).__name__, delay, error.request_id)
         )
-        _announce(
-            on_retry,
-            RetryEvent(attempt, delay, reason, request, response, error),
-            retry.max_attempts,
-        )
+        retry_event = RetryEvent(attempt, delay, reason, request, response, error)
+        _announce(on_retry, retry_event, retry.max_attempts)
+        events.emit("retry", attempt, delay=delay, reason=reason, response=response, error=error)
         # What this attempt read must not stay alive through the wait and the next attempt:
         # with a large max_body_bytes, that would double the memory a retried error costs.
-        del error, response, handed_on
+        del error, response, handed_on, retry_event, outcome
         yield Sleep(delay)
         attempt += 1
+
+
+class _Events:
+    """The flow's `on_event` calls, built only when a hook listens."""
+
+    __slots__ = ("_hook", "_host", "_request")
+
+    def __init__(self, hook: EventHook | None, host: str | None, request: httpx.Request) -> None:
+        self._hook = hook
+        self._host = (host or host_key(request.url)) if hook is not None else ""
+        self._request = request
+
+    def attempt(
+        self,
+        attempt: int,
+        change: str | None,
+        *,
+        response: httpx.Response | None = None,
+        error: APIError | None = None,
+    ) -> None:
+        """An attempt finished; then what its outcome did to the host's circuit, if anything."""
+        if self._hook is not None:
+            self.emit("attempt", attempt, response=response, error=error)
+            if change is not None:
+                self.emit(f"circuit_{change}", attempt)
+
+    def emit(
+        self,
+        kind: str,
+        attempt: int,
+        *,
+        delay: float = 0.0,
+        reason: str | None = None,
+        response: httpx.Response | None = None,
+        error: APIError | None = None,
+    ) -> None:
+        if self._hook is not None:
+            event = ResilienceEvent(
+                kind, self._host, attempt, delay, reason, self._request, response, error
+            )
+            emit(self._hook, event)
+
+
+def outcome_of(outcome: object, rules: Rules) -> tuple[bool | None, float | None]:
+    """An attempt's outcome as the host's state counts it: (failed, pause)."""
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, StatusError):
+            # From a resilient transport stacked below: its last status is what counts.
+            status = outcome.status_code
+            return (None if status is None else is_failure_status(status, rules)), None
+        if isinstance(outcome, CircuitOpenError) or (
+            isinstance(outcome, APIError) and not isinstance(outcome, TransportError)
+        ):
+            return None, None  # nothing reached the host (a breaker below, a body too large)
+        return (True if rules.breaker is not None else None), None
+    response: httpx.Response = outcome  # type: ignore[assignment]
+    failed = is_failure_status(response.status_code, rules)
+    return failed, pause_of(response) if rules.pacing else None
+
+
+def _mark_refused(error: APIError, refused: str) -> None:
+    """Say in the error's last history record what refused the retry that would have followed."""
+    if error.history:
+        last = error.history[-1]
+        error.history = (*error.history[:-1], dataclasses.replace(last, refused=refused))
 
 
 def _info(

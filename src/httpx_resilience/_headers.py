@@ -93,6 +93,31 @@ def scan_response_headers(headers: Any, ranks: Mapping[bytes, int]) -> tuple[str
     return (best.decode(headers.encoding) if best is not None else None), encoded
 
 
+# The headers through which a server says how much of its rate-limit window is left.
+_REMAINING_HEADERS = frozenset(
+    {b"x-ratelimit-remaining", b"ratelimit-remaining", b"x-ratelimit-remaining-requests"}
+)
+
+
+def mentions_rate_limit(headers: Any) -> bool:
+    """Whether a response may say its rate-limit window is spent: a remaining count of 0, or
+    an IETF `RateLimit` field. One pass over the raw headers; the parsers decide the rest."""
+    items = getattr(headers, "_list", None)
+    if items is None:
+        return any(name in headers for name in ("ratelimit", *_REMAINING_NAMES))
+    for _, key, raw in items:
+        if key in _REMAINING_HEADERS:
+            digits = raw.strip()
+            if digits and not digits.strip(b"0"):  # "0", also written "00"
+                return True
+        elif key == b"ratelimit":
+            return True
+    return False
+
+
+_REMAINING_NAMES = tuple(name.decode("ascii") for name in _REMAINING_HEADERS)
+
+
 def find_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:
     """The value of the first of `names` present (case-insensitively) in `headers`."""
     for name in names:

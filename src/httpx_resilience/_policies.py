@@ -72,6 +72,16 @@ def materialise(policy: object, *names: str) -> None:
             object.__setattr__(policy, name, tuple(value))
 
 
+def is_statuses(value: object) -> bool:
+    """A collection of HTTP statuses: ints in 100-999 (not bools, and not bytes, whose items
+    would pass as ints)."""
+    return (
+        isinstance(value, Iterable)
+        and not isinstance(value, (str, bytes))
+        and all(isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 999 for s in value)
+    )
+
+
 def is_header_name(value: object) -> bool:
     """A non-empty str."""
     return isinstance(value, str) and value != ""

@@ -16,6 +16,7 @@ The rules, in the order `request_flow` applies them:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -23,10 +24,19 @@ import httpx
 
 from ._classify import DEFAULT_RETRY_STATUSES
 from ._errors import APIError
-from ._policies import Policy, check, is_header_name, is_names, is_number, materialise
+from ._policies import (
+    Policy,
+    check,
+    is_header_name,
+    is_names,
+    is_number,
+    is_statuses,
+    materialise,
+)
 
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "UNSENT_PHASES",
     "Backoff",
     "RetryEvent",
     "RetryPolicy",
@@ -37,7 +47,7 @@ __all__ = [
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _JITTER_MODES = ("full", "equal", "none")
 # Phases in which the request provably never reached the server.
-_UNSENT_PHASES = frozenset({"connect", "pool"})
+UNSENT_PHASES = frozenset({"connect", "pool"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +81,9 @@ class Backoff(Policy):
         try:
             base = min(self.initial * self.multiplier**retry, self.max_delay)
         except OverflowError:
-            # multiplier**retry outgrew a float: the cap, unless there was nothing to grow.
-            base = self.max_delay if self.initial > 0 else 0.0
+            # multiplier**retry outgrew a float, though the product may not have (a tiny
+            # `initial`): compared in logarithms instead.
+            base = _log_scaled(self.initial, self.multiplier, retry, self.max_delay)
         jitter = self.jitter
         if jitter == "full":
             wait = random() * base
@@ -84,6 +95,14 @@ class Backoff(Policy):
             spread = float(jitter)
             wait = base * (1 - spread) + random() * 2 * spread * base
         return min(max(wait, 0.0), self.max_delay)
+
+
+def _log_scaled(initial: float, multiplier: float, retry: int, cap: float) -> float:
+    """`min(initial * multiplier**retry, cap)` where the power alone overflows a float."""
+    if initial <= 0 or cap <= 0:
+        return 0.0
+    exponent = math.log(initial) + retry * math.log(multiplier)
+    return cap if exponent >= math.log(cap) else math.exp(exponent)
 
 
 def _methods(value: Iterable[str]) -> frozenset[str]:
@@ -115,14 +134,7 @@ class RetryPolicy(Policy):
         )
         check(isinstance(self.backoff, Backoff), name, "backoff must be a Backoff")
         statuses = self.retry_statuses
-        check(
-            isinstance(statuses, Iterable)
-            and all(
-                isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 999 for s in statuses
-            ),
-            name,
-            "retry_statuses must be a set of HTTP statuses",
-        )
+        check(is_statuses(statuses), name, "retry_statuses must be a set of HTTP statuses")
         respect = self.respect_retry_after
         check(isinstance(respect, bool), name, "respect_retry_after must be a bool")
         check(
@@ -174,4 +186,4 @@ def is_replayable(request: httpx.Request) -> bool:
 
 def may_resend(method: str, keyed: bool, phase: str | None, retry_methods: frozenset[str]) -> bool:
     """Whether resending is safe: never sent, an idempotent method, or an idempotency key."""
-    return phase in _UNSENT_PHASES or method in retry_methods or keyed
+    return phase in UNSENT_PHASES or method in retry_methods or keyed

@@ -8,7 +8,7 @@ response it hands on so a failure mid-body is typed too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -18,8 +18,11 @@ from . import _waits
 from ._backend import HTTPX, Backend
 from ._build import RequestInfo, stream_error
 from ._errors import APIError, ConfigurationError
+from ._events import ResilienceEvent
 from ._flow import (
     NO_OUTCOME,
+    After,
+    Before,
     Body,
     Context,
     Flow,
@@ -27,10 +30,13 @@ from ._flow import (
     Send,
     Settings,
     Sleep,
+    Spend,
     accept,
+    outcome_of,
     plan_request,
     request_flow,
 )
+from ._guard import CircuitBreaker, MemoryState, RetryBudget, Rules, State, clear
 from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy
@@ -53,8 +59,9 @@ def _settings(
     idempotency: object,
     request_ids: object,
     errors: object,
-    on_retry: object,
+    hooks: Mapping[str, object],
     backend: Backend,
+    rules: Rules,
 ) -> Settings:
     for name, value, expected in (
         ("retry", retry, RetryPolicy),
@@ -64,15 +71,40 @@ def _settings(
     ):
         if not isinstance(value, expected):
             raise ConfigurationError(f"{name} must be a {expected.__name__}, got {value!r}")
-    if on_retry is not None and not callable(on_retry):
-        raise ConfigurationError(f"on_retry must be None or a callable, got {on_retry!r}")
+    for name, hook in hooks.items():
+        if hook is not None and not callable(hook):
+            raise ConfigurationError(f"{name} must be None or a callable, got {hook!r}")
     return Settings(
         errors=errors,  # type: ignore[arg-type]
         request_ids=request_ids,  # type: ignore[arg-type]
         retry=retry,  # type: ignore[arg-type]
         idempotency=idempotency,  # type: ignore[arg-type]
         backend=backend,
+        rules=rules,
     )
+
+
+def _rules(budget: object, breaker: object, pacing: object) -> Rules:
+    if budget is not None and not isinstance(budget, RetryBudget):
+        raise ConfigurationError(f"budget must be a RetryBudget or None, got {budget!r}")
+    if breaker is not None and not isinstance(breaker, CircuitBreaker):
+        raise ConfigurationError(f"breaker must be a CircuitBreaker or None, got {breaker!r}")
+    if not isinstance(pacing, bool):
+        raise ConfigurationError(f"pacing must be a bool, got {pacing!r}")
+    return Rules(budget=budget, breaker=breaker, pacing=pacing)
+
+
+def _state(state: object) -> State:
+    if state is None:
+        return MemoryState()
+    if isinstance(state, type) or not (
+        hasattr(state, "sync_store") and hasattr(state, "async_store")
+    ):
+        raise ConfigurationError(
+            "state must be a MemoryState or a RedisState instance, got "
+            + (f"the class {state.__name__}" if isinstance(state, type) else type(state).__name__)
+        )
+    return cast(State, state)
 
 
 def _check_sleep(sleep: object) -> None:
@@ -143,11 +175,22 @@ class SyncDriver:
         errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
         on_retry: Callable[[RetryEvent], None] | None = None,
         sleep: Callable[[float], None] | None = None,
+        budget: RetryBudget | None = RetryBudget(),  # noqa: B008
+        breaker: CircuitBreaker | None = None,
+        pacing: bool = False,
+        state: State | None = None,
+        on_event: Callable[[ResilienceEvent], None] | None = None,
         **transport_kwargs: Any,
     ) -> None:
         backend = self._backend
-        self._settings = _settings(retry, idempotency, request_ids, errors, on_retry, backend)
+        rules = self._rules = _rules(budget, breaker, pacing)
+        hooks = {"on_retry": on_retry, "on_event": on_event}
+        self._settings = _settings(retry, idempotency, request_ids, errors, hooks, backend, rules)
         self._on_retry = on_retry
+        self._on_event = on_event
+        # The first attempt may skip the flow's generator unless every step must be told.
+        self._direct = on_event is None
+        self._store = _state(state).sync_store()
         _check_sleep(sleep)
         self._sleep = sleep or _waits.sleep
         self._transport: Any = _inner(
@@ -156,23 +199,33 @@ class SyncDriver:
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         plan = plan_request(request, self._settings)
+        store, rules, host = self._store, self._rules, plan.host or ""
+        verdict = None if plan.host is None else store.before(host, rules, True)
         first: object = NO_OUTCOME
-        if plan.direct:
+        if self._direct and plan.direct and clear(verdict):
             # The first attempt without the flow's generator: most requests succeed at once,
             # and `accept` is the same decision the flow would make.
             try:
-                response: httpx.Response = self._transport.handle_request(request)
+                outcome: Any = self._transport.handle_request(request)
             except Exception as exc:
-                first = exc
-            else:
-                _, encoded, hand_on = accept(plan, request, response)
+                outcome = exc
+            if rules.watches:
+                probe = verdict is not None and verdict.probe
+                store.after(host, rules, *outcome_of(outcome, rules), probe)
+            if not isinstance(outcome, Exception):
+                _, encoded, hand_on = accept(plan, request, outcome)
                 if hand_on:
-                    return _typed(
-                        request, response, encoded, plan.context(1, ()), self._backend.sync_mapped
-                    )
-                first = response
+                    context = plan.context(1, ())
+                    return _typed(request, outcome, encoded, context, self._backend.sync_mapped)
+            first = outcome
         flow: Flow = request_flow(
-            request, self._settings, on_retry=self._on_retry, plan=plan, first=first
+            request,
+            self._settings,
+            on_retry=self._on_retry,
+            on_event=self._on_event,
+            plan=plan,
+            first=first,
+            verdict=verdict,
         )
         try:
             command = next(flow)
@@ -191,6 +244,13 @@ class SyncDriver:
                 elif isinstance(command, Sleep):
                     self._sleep(command.delay)
                     command = flow.send(None)
+                elif isinstance(command, Before):
+                    command = flow.send(store.before(host, rules, command.first, command.refund))
+                elif isinstance(command, After):
+                    change = store.after(host, rules, command.failed, command.pause, command.probe)
+                    command = flow.send(change)
+                elif isinstance(command, Spend):
+                    command = flow.send(store.spend(host, rules))
                 else:
                     _close(command.response)
                     command = flow.send(None)
@@ -229,11 +289,22 @@ class AsyncDriver:
         errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
         on_retry: Callable[[RetryEvent], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        budget: RetryBudget | None = RetryBudget(),  # noqa: B008
+        breaker: CircuitBreaker | None = None,
+        pacing: bool = False,
+        state: State | None = None,
+        on_event: Callable[[ResilienceEvent], None] | None = None,
         **transport_kwargs: Any,
     ) -> None:
         backend = self._backend
-        self._settings = _settings(retry, idempotency, request_ids, errors, on_retry, backend)
+        rules = self._rules = _rules(budget, breaker, pacing)
+        hooks = {"on_retry": on_retry, "on_event": on_event}
+        self._settings = _settings(retry, idempotency, request_ids, errors, hooks, backend, rules)
         self._on_retry = on_retry
+        self._on_event = on_event
+        # The first attempt may skip the flow's generator unless every step must be told.
+        self._direct = on_event is None
+        self._store = _state(state).async_store()
         _check_sleep(sleep)
         self._sleep = sleep or _waits.async_sleep
         self._transport: Any = _inner(
@@ -246,21 +317,31 @@ class AsyncDriver:
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         plan = plan_request(request, self._settings)
+        store, rules, host = self._store, self._rules, plan.host or ""
+        verdict = None if plan.host is None else await store.before(host, rules, True)
         first: object = NO_OUTCOME
-        if plan.direct:
+        if self._direct and plan.direct and clear(verdict):
             try:
-                response: httpx.Response = await self._transport.handle_async_request(request)
+                outcome: Any = await self._transport.handle_async_request(request)
             except Exception as exc:
-                first = exc
-            else:
-                _, encoded, hand_on = accept(plan, request, response)
+                outcome = exc
+            if rules.watches:
+                probe = verdict is not None and verdict.probe
+                await store.after(host, rules, *outcome_of(outcome, rules), probe)
+            if not isinstance(outcome, Exception):
+                _, encoded, hand_on = accept(plan, request, outcome)
                 if hand_on:
-                    return _typed(
-                        request, response, encoded, plan.context(1, ()), self._backend.async_mapped
-                    )
-                first = response
+                    context = plan.context(1, ())
+                    return _typed(request, outcome, encoded, context, self._backend.async_mapped)
+            first = outcome
         flow: Flow = request_flow(
-            request, self._settings, on_retry=self._on_retry, plan=plan, first=first
+            request,
+            self._settings,
+            on_retry=self._on_retry,
+            on_event=self._on_event,
+            plan=plan,
+            first=first,
+            verdict=verdict,
         )
         try:
             command = next(flow)
@@ -278,6 +359,16 @@ class AsyncDriver:
                 elif isinstance(command, Sleep):
                     await self._sleep(command.delay)
                     command = flow.send(None)
+                elif isinstance(command, Before):
+                    verdict = await store.before(host, rules, command.first, command.refund)
+                    command = flow.send(verdict)
+                elif isinstance(command, After):
+                    change = await store.after(
+                        host, rules, command.failed, command.pause, command.probe
+                    )
+                    command = flow.send(change)
+                elif isinstance(command, Spend):
+                    command = flow.send(await store.spend(host, rules))
                 else:
                     await _aclose(command.response)
                     command = flow.send(None)

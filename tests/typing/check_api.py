@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import httpx
 import httpx2
+import redis
+import redis.asyncio
 
 from httpx_resilience import (
     APIError,
     AsyncResilientTransport,
+    CircuitBreaker,
+    CircuitOpenError,
     ErrorPolicy,
+    MemoryState,
     RateLimitError,
+    RedisState,
     RequestIdPolicy,
+    ResilienceEvent,
     ResilientTransport,
+    RetryBudget,
     RetryPolicy,
     StatusError,
     from_response,
@@ -52,3 +60,25 @@ aclient2 = httpx2.AsyncClient(
 )
 with Transport2(httpx2.HTTPTransport()) as wrapped:
     same: Transport2 = wrapped
+
+
+# Protection per host: the budget (on by default), a breaker, pacing, shared state, events.
+def on_event(event: ResilienceEvent) -> None:
+    kind: str = event.kind
+    error: APIError | None = event.error
+    print(kind, error)
+
+
+shared = MemoryState()
+protected = ResilientTransport(
+    budget=RetryBudget(ratio=0.2),
+    breaker=CircuitBreaker(failure_statuses={429, 503}, open_for=10.0),
+    pacing=True,
+    state=shared,
+    on_event=on_event,
+)
+unbudgeted = AsyncResilientTransport(budget=None, state=shared)
+fleet = ResilientTransport(state=RedisState(redis.Redis(), prefix="my-sdk"))
+afleet = AsyncResilientTransport(state=RedisState(redis.asyncio.Redis()))
+open_for: float | None = CircuitOpenError("open", retry_after=2.0).retry_after
+refused: str | None = err.history[-1].refused if err.history else None

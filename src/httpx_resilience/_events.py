@@ -1,0 +1,94 @@
+"""What a transport tells the outside world: `on_event` events and OpenTelemetry attributes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from ._errors import APIError
+
+__all__ = ["EVENT_KINDS", "EventHook", "ResilienceEvent", "emit", "note_resend"]
+
+logger = logging.getLogger("httpx_resilience")
+
+EVENT_KINDS = frozenset(
+    {
+        "attempt",
+        "retry",
+        "give_up",
+        "budget_refused",
+        "paced",
+        "circuit_open",
+        "circuit_half_open",
+        "circuit_closed",
+        "circuit_rejected",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ResilienceEvent:
+    """One thing that happened to a request, or to a host's circuit, as `on_event` hears it.
+
+    `kind` is one of:
+
+    * "attempt": an attempt finished; `response` or `error` tells how.
+    * "retry": a retry will follow after `delay` seconds (what `on_retry` hears, too).
+    * "give_up": the typed `error` is about to be raised; `reason` says why no retry followed
+      ("not retryable", "attempts exhausted", "retry_budget", "deadline", "retry_after",
+      "circuit_open").
+    * "budget_refused": the retry budget refused the retry that would have followed.
+    * "paced": the request waits `delay` seconds for the host's rate-limit window to reopen.
+    * "circuit_open", "circuit_half_open", "circuit_closed": the host's circuit changed state.
+    * "circuit_rejected": an attempt was not made because the circuit is open.
+
+    `host` is "scheme://host", with ":port" when the port is not the scheme's default;
+    `attempt` is the 1-based attempt the event is about (for "give_up", the number made; 0
+    before the first).
+    """
+
+    kind: str
+    host: str
+    attempt: int = 0
+    delay: float = 0.0
+    reason: str | None = None
+    request: httpx.Request | None = None
+    response: httpx.Response | None = None
+    error: APIError | None = None
+
+
+EventHook = Callable[[ResilienceEvent], None]
+
+
+def emit(hook: EventHook | None, event: ResilienceEvent) -> None:
+    """Call the hook; a metrics hook that raises must not fail the request."""
+    if hook is None:
+        return
+    try:
+        hook(event)
+    except Exception:
+        logger.warning("on_event hook raised; the request goes on", exc_info=True)
+
+
+_RESEND_COUNT = "http.request.resend_count"
+
+
+def note_resend(count: int) -> None:
+    """Set `http.request.resend_count` on the current OpenTelemetry span, if there is one.
+
+    Only when the application already imported `opentelemetry.trace`: without it there is no
+    span to annotate, and importing it here would cost every process that never traces.
+    """
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return
+    try:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute(_RESEND_COUNT, count)
+    except Exception:  # a broken tracing setup must not fail the request
+        logger.debug("could not set %s on the current span", _RESEND_COUNT, exc_info=True)

@@ -1,0 +1,435 @@
+"""Per-host protection beyond one request: the retry budget, the circuit breaker, pacing.
+
+Retries help one request and can sink a struggling server: with three attempts, an outage
+triples the load. The rules here bound that across all the requests to one host:
+
+* `RetryBudget` (on by default): retries may add at most `ratio` of the requests of the last
+  `window` seconds, plus a reserve of `min_per_second` retries per second so a quiet client
+  still retries. The shape of Finagle's retry budget; the 10 % share is the one the Google SRE
+  book recommends.
+* `CircuitBreaker` (opt-in): when at least `failure_ratio` of at least `min_calls` attempts in
+  `window` seconds failed, the host's circuit opens for `open_for` seconds and requests fail at
+  once with `CircuitOpenError`; then one probe is let through, and its outcome closes the
+  circuit or opens it again. Polly's defaults.
+* Pacing (opt-in): when a response says the host's rate-limit window is spent, later requests
+  to that host wait for it to reopen instead of being sent to be rejected.
+
+Where the counts live is a `State`: `MemoryState` (one process, the default) or `RedisState`
+(a fleet of processes, `httpx-resilience[redis]`). A state answers three questions, each in
+one step (one lock, or one Lua script): `before` an attempt (deposit, may it go, how long to
+wait; a retry the circuit stops gets its budget back), `after` it (the breaker's count, the
+pacing pause), and `spend` (may this retry go). Times are passed as durations, never as
+clock readings: each state keeps its own clock, so processes on machines whose clocks
+disagree still share one view.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import httpx
+
+from ._headers import mentions_rate_limit, parse_rate_limit, parse_retry_after
+from ._policies import Policy, check, is_number, is_statuses, materialise
+
+__all__ = [
+    "CLEAR",
+    "NO_RULES",
+    "AsyncStore",
+    "CircuitBreaker",
+    "MemoryState",
+    "RetryBudget",
+    "Rules",
+    "State",
+    "Store",
+    "Verdict",
+    "clear",
+    "host_key",
+    "is_failure_status",
+    "pause_of",
+]
+
+# Each window is kept as this many slots, so it slides in steps of a tenth of its length.
+SLOTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudget(Policy):
+    """Retries to a host may add at most `ratio` of its requests in the last `window` seconds.
+
+    On top of that share, `min_per_second` retries per second (so `min_per_second * window`
+    per window) are always allowed, so a client that sends little still retries. A retry the
+    budget refuses is not made: the last attempt's typed error is raised as it is, its last
+    history record saying `refused="retry_budget"`. A retry after a failure in which the
+    request never left (connect or pool phase) costs nothing.
+    """
+
+    ratio: float = 0.1
+    window: float = 10.0
+    min_per_second: float = 10.0
+
+    def __post_init__(self) -> None:
+        name = "RetryBudget"
+        check(is_number(self.ratio) and self.ratio >= 0, name, "ratio must be a number >= 0")
+        check(is_number(self.window) and self.window > 0, name, "window must be seconds > 0")
+        check(
+            is_number(self.min_per_second) and self.min_per_second >= 0,
+            name,
+            "min_per_second must be a number >= 0",
+        )
+
+    @property
+    def reserve(self) -> float:
+        """Retries always allowed per window."""
+        return self.min_per_second * self.window
+
+
+# Polly's and Microsoft.Extensions.Http.Resilience's notion of a transient HTTP failure.
+DEFAULT_FAILURE_STATUSES = frozenset({408, 429, *range(500, 600)})
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreaker(Policy):
+    """Stop calling a host that fails: Polly's circuit breaker, with Polly's defaults.
+
+    Every attempt is a call; it failed when it raised a transport error or got a status in
+    `failure_statuses`. When at least `min_calls` calls of the last `window` seconds were made
+    and at least `failure_ratio` of them failed, the circuit opens: for `open_for` seconds,
+    requests fail at once with `CircuitOpenError` without touching the network. Then one
+    probe is let through; a success closes the circuit, a failure opens it again. A probe that
+    never reports back (its task was cancelled) is replaced after another `open_for`.
+    """
+
+    failure_ratio: float = 0.1
+    min_calls: int = 100
+    window: float = 30.0
+    open_for: float = 5.0
+    # Any set of ints (a literal `{429, 503}` too); kept as a frozenset.
+    failure_statuses: AbstractSet[int] = DEFAULT_FAILURE_STATUSES
+
+    def __post_init__(self) -> None:
+        name = "CircuitBreaker"
+        materialise(self, "failure_statuses")
+        ratio = self.failure_ratio
+        check(is_number(ratio) and 0 < ratio <= 1, name, "failure_ratio must be in (0, 1]")
+        calls = self.min_calls
+        check(
+            isinstance(calls, int) and not isinstance(calls, bool) and calls >= 1,
+            name,
+            "min_calls must be an int >= 1",
+        )
+        check(is_number(self.window) and self.window > 0, name, "window must be seconds > 0")
+        check(is_number(self.open_for) and self.open_for > 0, name, "open_for must be seconds > 0")
+        statuses = self.failure_statuses
+        check(is_statuses(statuses), name, "failure_statuses must be a set of HTTP statuses")
+        object.__setattr__(self, "failure_statuses", frozenset(statuses))
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What a transport enforces per host; `None` / False for what is off."""
+
+    budget: RetryBudget | None
+    breaker: CircuitBreaker | None
+    pacing: bool
+
+    @property
+    def active(self) -> bool:
+        return self.budget is not None or self.breaker is not None or self.pacing
+
+    @property
+    def watches(self) -> bool:
+        """Whether attempts' outcomes must be reported (`after`)."""
+        return self.breaker is not None or self.pacing
+
+
+class Verdict(NamedTuple):
+    """A state's answer before an attempt.
+
+    `open_for`: the circuit is open (or its probe is out) for this many more seconds, so the
+    attempt must not be made; `None` when it may. `pace`: seconds until the host's rate-limit
+    window reopens (0 when it is open). `probe`: this attempt is the half-open probe.
+    `change`: the breaker state this call moved the circuit to ("half_open"), if any.
+    """
+
+    open_for: float | None = None
+    pace: float = 0.0
+    probe: bool = False
+    change: str | None = None
+
+
+CLEAR = Verdict()
+
+
+def clear(verdict: Verdict | None) -> bool:
+    """Whether an attempt may go at once: no verdict asked, or nothing open and no pace."""
+    return verdict is None or verdict is CLEAR or (verdict.open_for is None and not verdict.pace)
+
+
+NO_RULES = Rules(budget=None, breaker=None, pacing=False)
+
+
+class Store(Protocol):
+    """The synchronous face of a state, as the sync transport uses it."""
+
+    def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict: ...
+
+    def after(
+        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+    ) -> str | None: ...
+
+    def spend(self, host: str, rules: Rules) -> bool: ...
+
+
+class AsyncStore(Protocol):
+    """The asynchronous face of a state, as the async transport uses it."""
+
+    async def before(
+        self, host: str, rules: Rules, first: bool, refund: bool = False
+    ) -> Verdict: ...
+
+    async def after(
+        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+    ) -> str | None: ...
+
+    async def spend(self, host: str, rules: Rules) -> bool: ...
+
+
+class State(Protocol):
+    """Where the per-host counts live; gives a transport the face it needs."""
+
+    def sync_store(self) -> Store: ...
+
+    def async_store(self) -> AsyncStore: ...
+
+
+class _Window:
+    """Two counters over a sliding window kept as `SLOTS` slots of `window / SLOTS` seconds."""
+
+    __slots__ = ("_cells", "_width")
+
+    def __init__(self, window: float) -> None:
+        self._width = window / SLOTS
+        self._cells: dict[int, list[int]] = {}
+
+    def add(self, now: float, first: int, second: int) -> None:
+        slot = int(now / self._width)
+        cell = self._cells.get(slot)
+        if cell is None:
+            oldest = slot - SLOTS + 1
+            for stale in [s for s in self._cells if s < oldest]:
+                del self._cells[stale]
+            cell = self._cells[slot] = [0, 0]
+        cell[0] += first
+        cell[1] += second
+
+    def sums(self, now: float) -> tuple[int, int]:
+        oldest = int(now / self._width) - SLOTS + 1
+        first = second = 0
+        for slot, (a, b) in self._cells.items():
+            if slot >= oldest:
+                first += a
+                second += b
+        return first, second
+
+    def clear(self) -> None:
+        self._cells.clear()
+
+
+class _Host:
+    """One host's counts in memory."""
+
+    __slots__ = ("budget", "calls", "circuit", "paused_until", "reopens_at")
+
+    def __init__(self) -> None:
+        self.budget: _Window | None = None  # (requests, retries)
+        self.calls: _Window | None = None  # (calls, failures)
+        self.circuit = "closed"  # "closed", "open" or "half_open"
+        # When open: when the probe may go; when half-open: when the probe's lease ends.
+        self.reopens_at = 0.0
+        self.paused_until = 0.0
+
+
+class MemoryState:
+    """Per-host counts in this process's memory: the default.
+
+    Each transport gets its own unless given one: pass the same `MemoryState()` to several
+    transports (sync and async alike) for them to share one budget, circuit and pace per host.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._hosts: dict[str, _Host] = {}
+        self._lock = threading.Lock()
+
+    def sync_store(self) -> Store:
+        return self
+
+    def async_store(self) -> AsyncStore:
+        return _AsyncMemory(self)
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host()
+        return state
+
+    def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
+        budget, breaker = rules.budget, rules.breaker
+        with self._lock:
+            now = self._clock()
+            state = self._hosts.get(host) or self._host(host)
+            verdict = CLEAR
+            if breaker is not None or rules.pacing:
+                verdict = self._verdict(state, now, breaker, rules.pacing)
+                if verdict.open_for is not None:
+                    # Stopped before the host: a request earns the budget nothing, and a
+                    # retry (`refund`) gives back what it spent.
+                    if refund and state.budget is not None:
+                        state.budget.add(now, 0, -1)
+                    return verdict
+            if first and budget is not None:
+                # Every request pays for this deposit, so the common case is written out.
+                window = state.budget
+                if window is None:
+                    window = state.budget = _Window(budget.window)
+                cell = window._cells.get(int(now / window._width))
+                if cell is None:
+                    window.add(now, 1, 0)
+                else:
+                    cell[0] += 1
+            return verdict
+
+    @staticmethod
+    def _verdict(state: _Host, now: float, breaker: CircuitBreaker | None, pacing: bool) -> Verdict:
+        pace = max(state.paused_until - now, 0.0) if pacing else 0.0
+        if breaker is None or state.circuit == "closed":
+            return Verdict(pace=pace) if pace else CLEAR
+        left = state.reopens_at - now
+        if left > 0:  # open, or half-open with its probe out
+            return Verdict(open_for=left, pace=pace)
+        change = "half_open" if state.circuit == "open" else None
+        state.circuit = "half_open"
+        state.reopens_at = now + breaker.open_for  # the probe's lease
+        return Verdict(pace=pace, probe=True, change=change)
+
+    def after(
+        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+    ) -> str | None:
+        breaker = rules.breaker
+        with self._lock:
+            now = self._clock()
+            state = self._host(host)
+            if pause is not None and rules.pacing:
+                state.paused_until = max(state.paused_until, now + pause)
+            if breaker is None or failed is None:
+                return None
+            if probe:
+                if state.circuit != "half_open":
+                    return None
+                if failed:
+                    state.circuit, state.reopens_at = "open", now + breaker.open_for
+                    return "open"
+                state.circuit = "closed"  # its counts were cleared when it opened
+                return "closed"
+            if state.circuit != "closed":
+                return None  # an attempt sent before the circuit opened: already counted
+            calls = state.calls
+            if calls is None:
+                calls = state.calls = _Window(breaker.window)
+            calls.add(now, 1, 1 if failed else 0)
+            if not failed:
+                return None
+            total, failures = calls.sums(now)
+            if total >= breaker.min_calls and failures >= breaker.failure_ratio * total:
+                state.circuit, state.reopens_at = "open", now + breaker.open_for
+                calls.clear()
+                return "open"
+            return None
+
+    def spend(self, host: str, rules: Rules) -> bool:
+        budget = rules.budget
+        if budget is None:
+            return True
+        with self._lock:
+            now = self._clock()
+            state = self._host(host)
+            window = state.budget
+            if window is None:
+                window = state.budget = _Window(budget.window)
+            requests, retries = window.sums(now)
+            if retries + 1 > budget.reserve + budget.ratio * requests:
+                return False
+            window.add(now, 0, 1)
+            return True
+
+
+class _AsyncMemory:
+    """`MemoryState` for the async transport: no I/O, so no awaiting inside."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
+
+    async def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
+        return self._state.before(host, rules, first, refund)
+
+    async def after(
+        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+    ) -> str | None:
+        return self._state.after(host, rules, failed, pause, probe)
+
+    async def spend(self, host: str, rules: Rules) -> bool:
+        return self._state.spend(host, rules)
+
+
+_HOST_KEYS: dict[tuple[str, str, int | None], str] = {}
+
+
+def host_key(url: httpx.URL) -> str:
+    """The host the counts are kept for: "scheme://host[:port]" (never any credentials)."""
+    # Every request needs this: read from httpx's parsed reference, and the text made once.
+    ref = getattr(url, "_uri_reference", url)
+    parts = (ref.scheme, ref.host, ref.port)
+    key = _HOST_KEYS.get(parts)
+    if key is None:
+        if len(_HOST_KEYS) >= 4096:  # a process that talks to very many hosts: start over
+            _HOST_KEYS.clear()
+        scheme, host, port = parts
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
+        key = _HOST_KEYS[parts] = f"{scheme}://{host}" + ("" if port is None else f":{port}")
+    return key
+
+
+def is_failure_status(status: int, rules: Rules) -> bool | None:
+    """Whether an attempt that got `status` failed, for the breaker (None when it is off)."""
+    breaker = rules.breaker
+    return None if breaker is None else status in breaker.failure_statuses
+
+
+def pause_of(response: httpx.Response, now: float | None = None) -> float | None:
+    """How long the host asked not to be called again, if this response says its window is spent.
+
+    A 429 with `Retry-After` (or `retry-after-ms`); else `x-ratelimit-remaining: 0` (or the
+    IETF `RateLimit` field with `r=0`) with a reset.
+    """
+    headers: Mapping[str, str] = response.headers
+    status = response.status_code
+    if status != 429 and not mentions_rate_limit(headers):
+        return None  # most responses: one pass over the raw headers, nothing parsed
+    now = time.time() if now is None else now
+    if status == 429:
+        hint = parse_retry_after(headers, now)
+        if hint is not None:
+            return hint
+    info = parse_rate_limit(headers, now)
+    if info.remaining == 0 and info.reset is not None and math.isfinite(info.reset):
+        return max(info.reset, 0.0)
+    return None

@@ -1,0 +1,568 @@
+"""`RedisState`: the per-host counts in Redis, shared by every process that points at it.
+
+Each operation (`before`, `after`, `spend`) is one Lua script, so it is atomic on the server
+however many processes race. The scripts mirror `MemoryState` step for step, on the Redis
+server's clock (`TIME`): processes on machines whose clocks disagree still share one view, and
+only durations cross the wire. One hash per host, `{prefix}:{host}`:
+
+* `bw`, `cw`: the slot width of the budget's and the breaker's window (the first one wins, as
+  in `MemoryState`);
+* `b:<slot>`, `c:<slot>`: `"<requests> <retries>"` and `"<calls> <failures>"` of one slot of
+  width `window / SLOTS`; stale slots are deleted when a new slot is opened;
+* `circuit`, `reopens`: the breaker's state and its deadline (server time, seconds);
+* `paused`: when the host's rate-limit window reopens (server time, seconds).
+
+The key expires once the host has been idle for a few times its longest window (or
+`open_for`, or what is left of a pause), plus `ttl_slack`.
+
+`redis` is imported here only, and only when a `RedisState` is made: the package itself does
+not need it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._errors import ConfigurationError
+from ._guard import CLEAR, SLOTS, AsyncStore, Rules, Store, Verdict
+from ._policies import is_number
+
+if TYPE_CHECKING:
+    from redis import Redis, RedisCluster
+    from redis.asyncio import Redis as AsyncRedis
+    from redis.asyncio import RedisCluster as AsyncRedisCluster
+
+__all__ = ["RedisState"]
+
+logger = logging.getLogger("httpx_resilience")
+
+# At most one "Redis is failing" warning per state in this many seconds.
+WARN_EVERY = 60.0
+# An idle host's key lives this many times its longest window / open_for (plus the slack).
+TTL_FACTOR = 3
+
+# What every script starts with. ARGV[1]: SLOTS; ARGV[2]: the key's expiry (ms) for these
+# rules; ARGV[3]: the slack (ms) added to what is left of a pause.
+_PRELUDE = """
+local key = KEYS[1]
+local SLOTS = tonumber(ARGV[1])
+local base_ttl = tonumber(ARGV[2])
+local slack = tonumber(ARGV[3])
+-- Redis < 5 replicates scripts verbatim unless told otherwise, and a verbatim replay of a
+-- script that read TIME would not be the same; from Redis 5 on this is the default.
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local raw = redis.call('HGETALL', key)
+local h = {}
+for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
+local dirty = false
+
+local function set(field, value)
+  h[field] = value
+  redis.call('HSET', key, field, value)
+  dirty = true
+end
+
+-- Moments are kept to the microsecond; durations go back with every digit, as strings
+-- (a Lua number is truncated to an integer on its way to the client).
+local function stamp(x) return string.format('%.6f', x) end
+local function dur(x) return string.format('%.17g', x) end
+
+-- A window of SLOTS slots: fields '<p>:<slot>' = '<a> <b>', the slot width in '<p>w'.
+local function width(p, given)
+  local w = h[p .. 'w']
+  if w == nil then
+    set(p .. 'w', given)
+    w = given
+  end
+  return tonumber(w)
+end
+
+local function slots(p)
+  local found = {}
+  local pattern = '^' .. p .. ':(%d+)$'
+  for field, value in pairs(h) do
+    local s = string.match(field, pattern)
+    if s then found[#found + 1] = {field, tonumber(s), value} end
+  end
+  return found
+end
+
+local function counts(value)
+  local a, b = string.match(value, '^(%d+) (%d+)$')
+  return tonumber(a), tonumber(b)
+end
+
+local function window_add(p, w, a, b)
+  local slot = math.floor(now / w)
+  local field = p .. ':' .. string.format('%.0f', slot)
+  local value = h[field]
+  if value == nil then
+    local oldest = slot - SLOTS + 1
+    for _, cell in ipairs(slots(p)) do
+      if cell[2] < oldest then
+        h[cell[1]] = nil
+        redis.call('HDEL', key, cell[1])
+      end
+    end
+    value = '0 0'
+  end
+  local x, y = counts(value)
+  set(field, string.format('%.0f %.0f', x + a, y + b))
+end
+
+local function window_sums(p, w)
+  local oldest = math.floor(now / w) - SLOTS + 1
+  local a, b = 0, 0
+  for _, cell in ipairs(slots(p)) do
+    if cell[2] >= oldest then
+      local x, y = counts(cell[3])
+      a = a + x
+      b = b + y
+    end
+  end
+  return a, b
+end
+
+local function window_clear(p)
+  for _, cell in ipairs(slots(p)) do
+    h[cell[1]] = nil
+    redis.call('HDEL', key, cell[1])
+  end
+end
+
+local function open_circuit(open_for)
+  set('circuit', 'open')
+  set('reopens', stamp(now + open_for))
+end
+
+-- The key outlives its host's last write by base_ttl, or by what is left of a pause plus the
+-- slack; it is only ever lengthened, so rules with shorter windows do not cut others' short.
+local function expire()
+  if not dirty then return end
+  local want = base_ttl
+  local paused = tonumber(h['paused'])
+  if paused ~= nil and paused > now then
+    want = math.max(want, math.ceil((paused - now) * 1000) + slack)
+  end
+  if redis.call('PTTL', key) < want then
+    redis.call('PEXPIRE', key, want)
+  end
+end
+"""
+
+# ARGV[4]: '1' to deposit a request in the budget, 'r' to refund a retry the circuit stops,
+# '0' for neither; ARGV[5]: the budget's slot width;
+# ARGV[6]: '1' when pacing; ARGV[7]: the breaker's open_for ('' when there is no breaker).
+# Returns {open_for or '', pace, probe '0'/'1', change or ''}.
+_BEFORE = (
+    _PRELUDE
+    + """
+local pacing = ARGV[6] == '1'
+local open_for = tonumber(ARGV[7])
+local result
+if open_for == nil and not pacing then
+  result = {'', '0', '0', ''}
+else
+  local pace = 0
+  if pacing then pace = math.max((tonumber(h['paused']) or 0) - now, 0) end
+  local circuit = h['circuit'] or 'closed'
+  if open_for == nil or circuit == 'closed' then
+    result = {'', dur(pace), '0', ''}
+  else
+    local left = (tonumber(h['reopens']) or 0) - now
+    if left > 0 then
+      result = {dur(left), dur(pace), '0', ''}
+    else
+      local change = ''
+      if circuit == 'open' then change = 'half_open' end
+      set('circuit', 'half_open')
+      set('reopens', stamp(now + open_for))
+      result = {'', dur(pace), '1', change}
+    end
+  end
+end
+-- A request the open circuit stops never reaches the host: it earns the budget nothing, and
+-- a retry it stops gives back what it spent.
+if result[1] == '' then
+  if ARGV[4] == '1' then window_add('b', width('b', ARGV[5]), 1, 0) end
+elseif ARGV[4] == 'r' then
+  window_add('b', width('b', ARGV[5]), 0, -1)
+end
+expire()
+return result
+"""
+)
+
+# ARGV[4]: the pause ('' for none); ARGV[5]: failed ('' when not counted, '0', '1');
+# ARGV[6]: probe '0'/'1'; ARGV[7]: open_for; ARGV[8]: the breaker's slot width;
+# ARGV[9]: min_calls; ARGV[10]: failure_ratio. Returns the change: '', 'open' or 'closed'.
+_AFTER = (
+    _PRELUDE
+    + """
+local result = ''
+local pause = tonumber(ARGV[4])
+if pause ~= nil then
+  local reopens = now + pause
+  if reopens > (tonumber(h['paused']) or 0) then set('paused', stamp(reopens)) end
+end
+local failed = ARGV[5]
+local open_for = tonumber(ARGV[7])
+if open_for ~= nil and failed ~= '' then
+  local circuit = h['circuit'] or 'closed'
+  if ARGV[6] == '1' then
+    if circuit == 'half_open' then
+      if failed == '1' then
+        open_circuit(open_for)
+        result = 'open'
+      else
+        set('circuit', 'closed')
+        window_clear('c')
+        result = 'closed'
+      end
+    end
+  elseif circuit == 'closed' then
+    local w = width('c', ARGV[8])
+    local failure = 0
+    if failed == '1' then failure = 1 end
+    window_add('c', w, 1, failure)
+    if failure == 1 then
+      local total, failures = window_sums('c', w)
+      if total >= tonumber(ARGV[9]) and failures >= tonumber(ARGV[10]) * total then
+        open_circuit(open_for)
+        window_clear('c')
+        result = 'open'
+      end
+    end
+  end
+end
+expire()
+return result
+"""
+)
+
+# ARGV[4]: the budget's slot width; ARGV[5]: its reserve; ARGV[6]: its ratio.
+# Returns 1 when the retry may go (and is counted), else 0.
+_SPEND = (
+    _PRELUDE
+    + """
+local w = width('b', ARGV[4])
+local requests, retries = window_sums('b', w)
+local result = 0
+if retries + 1 <= tonumber(ARGV[5]) + tonumber(ARGV[6]) * requests then
+  window_add('b', w, 0, 1)
+  result = 1
+end
+expire()
+return result
+"""
+)
+
+# `scheme://user:password@` in a message, whatever the scheme.
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _verdict(raw: Sequence[object]) -> Verdict:
+    open_for, pace, probe, change = (_text(part) for part in raw)
+    verdict = Verdict(
+        open_for=float(open_for) if open_for else None,
+        pace=float(pace),
+        probe=probe == "1",
+        change=change or None,
+    )
+    return CLEAR if verdict == CLEAR else verdict
+
+
+def _number(value: float) -> str:
+    return repr(float(value))
+
+
+class RedisState:
+    """Per-host counts in Redis: one retry budget, circuit and pace for a fleet of processes.
+
+    `client` is a `redis.Redis` (or `redis.RedisCluster`) for `ResilientTransport`, or a
+    `redis.asyncio.Redis` (or `redis.asyncio.RedisCluster`) for `AsyncResilientTransport`
+    under asyncio. Every process that passes a `RedisState` with the same `prefix` on the
+    same Redis shares the counts of each host; a host's key is `{prefix}:{host}`, so one host
+    lives in one cluster slot. Each check is one Lua script on the server's clock. A host's
+    key expires once the host has been idle for three times its longest window (or
+    `open_for`, or the rest of a pause) plus `ttl_slack` seconds.
+
+    Redis must never make a request fail: when it is unreachable or errs, the checks fail
+    open (the attempt goes, the retry is allowed, nothing is counted) and one WARNING per
+    minute is logged on the `httpx_resilience` logger. A check waits as long as the client
+    lets it, so give the client a small `socket_timeout` and `socket_connect_timeout` (say
+    0.1 s) and few retries of its own, e.g.
+    `redis.Redis(..., socket_timeout=0.1, socket_connect_timeout=0.1, retry=Retry(NoBackoff(), 1))`:
+    redis-py's default retries a refused connection ten times with backoff, up to seconds
+    on every check while Redis is down.
+
+    Needs `pip install 'httpx-resilience[redis]'`.
+    """
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster | AsyncRedis | AsyncRedisCluster,
+        *,
+        prefix: str = "httpx-resilience",
+        ttl_slack: float = 60.0,
+    ) -> None:
+        try:
+            import redis
+            import redis.asyncio
+        except ImportError as exc:
+            raise ImportError(
+                "RedisState needs the redis package: pip install 'httpx-resilience[redis]'",
+                name="redis",
+            ) from exc
+        name = "RedisState"
+        self._sync: Redis | RedisCluster | None = None
+        self._async: AsyncRedis | AsyncRedisCluster | None = None
+        if isinstance(client, (redis.Redis, redis.RedisCluster)):
+            self._sync = client
+        elif isinstance(client, (redis.asyncio.Redis, redis.asyncio.RedisCluster)):
+            self._async = client
+        else:
+            raise ConfigurationError(
+                f"{name}: client must be a redis.Redis or a redis.asyncio.Redis client, "
+                f"not {type(client).__name__}"
+            )
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"{name}: prefix must be a str")
+        if not (is_number(ttl_slack) and ttl_slack >= 0):
+            raise ConfigurationError(f"{name}: ttl_slack must be seconds >= 0")
+        self._prefix = prefix
+        self._ttl_slack = float(ttl_slack)
+        self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+        self._warn_lock = threading.Lock()
+        self._warned_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisState(prefix={self._prefix!r})"
+
+    def sync_store(self) -> Store:
+        if self._sync is None:
+            raise ConfigurationError(
+                "RedisState: its client is a redis.asyncio client, which the sync "
+                "ResilientTransport cannot use: give it a redis.Redis client"
+            )
+        return _SyncRedisStore(self, self._sync)
+
+    def async_store(self) -> AsyncStore:
+        if self._async is None:
+            raise ConfigurationError(
+                "RedisState: its client is a sync redis.Redis client, which the "
+                "AsyncResilientTransport cannot use: give it a redis.asyncio.Redis client"
+            )
+        return _AsyncRedisStore(self, self._async)
+
+    # The script calls: keys and arguments, or None when the rules leave nothing to do.
+
+    def key(self, host: str) -> str:
+        """The Redis key of `host`'s counts."""
+        return f"{self._prefix}:{host}"
+
+    def _common(self, rules: Rules) -> list[str]:
+        longest = 0.0
+        if rules.budget is not None:
+            longest = rules.budget.window
+        if rules.breaker is not None:
+            longest = max(longest, rules.breaker.window, rules.breaker.open_for)
+        slack = self._ttl_slack
+        # Rounded first, so that 3 * 0.2 s is 600 ms and not 601.
+        base = math.ceil(round((TTL_FACTOR * longest + slack) * 1000, 6))
+        return [str(SLOTS), str(max(base, 1)), str(math.ceil(round(slack * 1000, 6)))]
+
+    def _before_args(self, rules: Rules, first: bool, refund: bool) -> list[str] | None:
+        budget, breaker = rules.budget, rules.breaker
+        deposit = first and budget is not None
+        if not deposit and breaker is None and not rules.pacing:
+            return None
+        budgeted = budget is not None
+        return [
+            *self._common(rules),
+            "1" if deposit else "r" if refund and budgeted and breaker is not None else "0",
+            _number(budget.window / SLOTS) if budget is not None else "",
+            "1" if rules.pacing else "0",
+            _number(breaker.open_for) if breaker is not None else "",
+        ]
+
+    def _after_args(
+        self, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+    ) -> list[str] | None:
+        breaker = rules.breaker
+        pause = pause if rules.pacing else None
+        counted = breaker is not None and failed is not None
+        if pause is None and not counted:
+            return None
+        args = [
+            *self._common(rules),
+            "" if pause is None else _number(pause),
+            ("1" if failed else "0") if counted else "",
+            "1" if probe else "0",
+        ]
+        if breaker is None:
+            return [*args, "", "", "", ""]
+        return [
+            *args,
+            _number(breaker.open_for),
+            _number(breaker.window / SLOTS),
+            str(breaker.min_calls),
+            _number(breaker.failure_ratio),
+        ]
+
+    def _spend_args(self, rules: Rules) -> list[str] | None:
+        budget = rules.budget
+        if budget is None:
+            return None
+        return [
+            *self._common(rules),
+            _number(budget.window / SLOTS),
+            _number(budget.reserve),
+            _number(budget.ratio),
+        ]
+
+    def _failed(self, exc: BaseException) -> None:
+        """Log that Redis failed, at most once every `WARN_EVERY` seconds."""
+        now = time.monotonic()
+        with self._warn_lock:
+            if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
+                return
+            self._warned_at = now
+        message = _CREDENTIALS.sub(r"\1[REDACTED]@", str(exc))
+        logger.warning(
+            "RedisState(prefix=%r): Redis failed (%s: %s); requests go on without the shared "
+            "retry budget, circuit breaker and pacing until it answers (next warning in %d s "
+            "at the earliest)",
+            self._prefix,
+            type(exc).__name__,
+            message,
+            WARN_EVERY,
+        )
+
+
+class _SyncRedisStore:
+    """`RedisState` for the sync transport."""
+
+    __slots__ = ("_after", "_before", "_spend", "_state")
+
+    def __init__(self, state: RedisState, client: Redis | RedisCluster) -> None:
+        self._state = state
+        self._before = client.register_script(_BEFORE)
+        self._after = client.register_script(_AFTER)
+        self._spend = client.register_script(_SPEND)
+
+    def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
+        state = self._state
+        args = state._before_args(rules, first, refund)
+        if args is None:
+            return CLEAR
+        try:
+            raw = self._before(keys=[state.key(host)], args=args)
+        except state._errors as exc:
+            state._failed(exc)
+            return CLEAR
+        return _verdict(raw)
+
+    def after(
+        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+    ) -> str | None:
+        state = self._state
+        args = state._after_args(rules, failed, pause, probe)
+        if args is None:
+            return None
+        try:
+            raw = self._after(keys=[state.key(host)], args=args)
+        except state._errors as exc:
+            state._failed(exc)
+            return None
+        return _text(raw) or None
+
+    def spend(self, host: str, rules: Rules) -> bool:
+        state = self._state
+        args = state._spend_args(rules)
+        if args is None:
+            return True
+        try:
+            raw = self._spend(keys=[state.key(host)], args=args)
+        except state._errors as exc:
+            state._failed(exc)
+            return True
+        return int(raw) == 1
+
+
+def _check_asyncio() -> None:
+    """redis.asyncio needs asyncio's loop: under trio every call would fail obscurely."""
+    import asyncio  # loaded already wherever a redis.asyncio client runs
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise ConfigurationError(
+            "RedisState: a redis.asyncio client runs on asyncio only, not under trio; "
+            "use MemoryState there"
+        ) from None
+
+
+class _AsyncRedisStore:
+    """`RedisState` for the async transport (redis.asyncio: asyncio only)."""
+
+    __slots__ = ("_after", "_before", "_spend", "_state")
+
+    def __init__(self, state: RedisState, client: AsyncRedis | AsyncRedisCluster) -> None:
+        self._state = state
+        self._before = client.register_script(_BEFORE)
+        self._after = client.register_script(_AFTER)
+        self._spend = client.register_script(_SPEND)
+
+    async def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
+        state = self._state
+        args = state._before_args(rules, first, refund)
+        if args is None:
+            return CLEAR
+        _check_asyncio()
+        try:
+            raw = await self._before(keys=[state.key(host)], args=args)
+        except state._errors as exc:
+            state._failed(exc)
+            return CLEAR
+        return _verdict(raw)
+
+    async def after(
+        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+    ) -> str | None:
+        state = self._state
+        args = state._after_args(rules, failed, pause, probe)
+        if args is None:
+            return None
+        _check_asyncio()
+        try:
+            raw = await self._after(keys=[state.key(host)], args=args)
+        except state._errors as exc:
+            state._failed(exc)
+            return None
+        return _text(raw) or None
+
+    async def spend(self, host: str, rules: Rules) -> bool:
+        state = self._state
+        args = state._spend_args(rules)
+        if args is None:
+            return True
+        _check_asyncio()
+        try:
+            raw = await self._spend(keys=[state.key(host)], args=args)
+        except state._errors as exc:
+            state._failed(exc)
+            return True
+        return int(raw) == 1
