@@ -467,6 +467,22 @@ def test_a_lost_probe_is_replaced_after_its_lease(state: MemoryState, clock: Fak
     assert state.after(HOST, HALF_OF_4, False, None, True) == "closed"
 
 
+def test_a_paced_probe_holds_its_lease_through_the_pace(
+    state: MemoryState, clock: FakeClock
+) -> None:
+    """A probe that must first wait out the host's pace keeps its lease for that wait too: no
+    second probe goes while the first is still waiting."""
+    rule = dataclasses.replace(HALF_OF_4, pacing=True)
+    opened(state)
+    state.after(HOST, rule, None, 20.0, False)  # the host asked for 20 s
+    clock.advance(OPEN_FOR)
+    probe = state.before(HOST, rule, True)
+    assert probe.probe
+    assert probe.pace == pytest.approx(20.0 - OPEN_FOR)
+    clock.advance(probe.pace + OPEN_FOR - 0.1)  # past open_for, still within pace + open_for
+    assert state.before(HOST, rule, True).open_for == pytest.approx(0.1)
+
+
 def test_outcomes_of_other_attempts_are_ignored_while_not_closed(
     state: MemoryState, clock: FakeClock
 ) -> None:

@@ -319,7 +319,8 @@ def test_agrees_with_memory_on_random_sequences(client: Any, prefix: str) -> Non
     # The sequence went through every kind of answer, so the agreement means something.
     assert {True, False} <= seen["spend"]
     assert {None, "open", "closed"} <= seen["after"]
-    assert {(True, "half_open", True), (True, None, True), (False, None, True)} <= seen["before"]
+    # (A lost probe replaced: BREAKER_STEPS. Here a paced probe's lease outlasts the run.)
+    assert {(True, "half_open", True), (False, None, True)} <= seen["before"]
 
 
 def test_states_share_by_prefix(client: Any, prefix: str) -> None:

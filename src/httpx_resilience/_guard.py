@@ -291,7 +291,7 @@ class MemoryState:
                 if verdict.open_for is not None:
                     # Stopped before the host: a request earns the budget nothing, and a
                     # retry (`refund`) gives back what it spent.
-                    if refund and state.budget is not None:
+                    if refund and not first and state.budget is not None:
                         state.budget.add(now, 0, -1)
                     return verdict
             if first and budget is not None:
@@ -316,7 +316,8 @@ class MemoryState:
             return Verdict(open_for=left, pace=pace)
         change = "half_open" if state.circuit == "open" else None
         state.circuit = "half_open"
-        state.reopens_at = now + breaker.open_for  # the probe's lease
+        # The probe's lease: long enough for it to wait out the pace first.
+        state.reopens_at = now + pace + breaker.open_for
         return Verdict(pace=pace, probe=True, change=change)
 
     def after(

@@ -184,7 +184,7 @@ else
       local change = ''
       if circuit == 'open' then change = 'half_open' end
       set('circuit', 'half_open')
-      set('reopens', stamp(now + open_for))
+      set('reopens', stamp(now + pace + open_for))  -- the probe may wait out the pace first
       result = {'', dur(pace), '1', change}
     end
   end
