@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from _common import (
+    NO_BUDGET,
     RESILIENCE,
     RETRIES,
     VARIANTS,
@@ -121,12 +122,17 @@ OVERHEAD_COLUMNS = (
 )
 
 
+# The direct calls also run httpx-resilience without its retry budget (on by default), so one
+# run shows what the budget's per-request count costs.
+DIRECT_VARIANTS = (*VARIANTS, NO_BUDGET)
+
+
 def _us_per_call(elapsed_ns: int, count: int) -> float:
     return elapsed_ns / count / 1000
 
 
 def _direct_sync(method: str, scale: Scale) -> dict[str, list[float]]:
-    transports = {v: sync_transport(v, httpx.MockTransport(_ok)) for v in VARIANTS}
+    transports = {v: sync_transport(v, httpx.MockTransport(_ok)) for v in DIRECT_VARIANTS}
 
     def batch(variant: str, count: int = scale.direct_batch) -> float:
         handle = transports[variant].handle_request
@@ -138,13 +144,13 @@ def _direct_sync(method: str, scale: Scale) -> dict[str, list[float]]:
             elapsed = perf_counter_ns() - start
         return _us_per_call(elapsed, count)
 
-    for variant in VARIANTS:
+    for variant in DIRECT_VARIANTS:
         batch(variant, max(scale.direct_batch // 4, 5))
-    return interleave(VARIANTS, scale.direct_rounds, batch)
+    return interleave(DIRECT_VARIANTS, scale.direct_rounds, batch)
 
 
 def _direct_async(method: str, scale: Scale) -> dict[str, list[float]]:
-    transports = {v: async_transport(v, httpx.MockTransport(_ok)) for v in VARIANTS}
+    transports = {v: async_transport(v, httpx.MockTransport(_ok)) for v in DIRECT_VARIANTS}
 
     async def batch(variant: str, count: int = scale.direct_batch) -> float:
         handle = transports[variant].handle_async_request
@@ -158,9 +164,9 @@ def _direct_async(method: str, scale: Scale) -> dict[str, list[float]]:
         return _us_per_call(elapsed, count)
 
     async def run() -> dict[str, list[float]]:
-        for variant in VARIANTS:
+        for variant in DIRECT_VARIANTS:
             await batch(variant, max(scale.direct_batch // 4, 5))
-        return await interleave_async(VARIANTS, scale.direct_rounds, batch)
+        return await interleave_async(DIRECT_VARIANTS, scale.direct_rounds, batch)
 
     return asyncio.run(run())
 
@@ -173,7 +179,8 @@ def direct_section(scale: Scale) -> list[Table]:
         note=(
             "`transport.handle_request(request)` then `response.read()` (the body path a "
             "client drives); fresh requests built outside the timed loop. `added µs` = variant "
-            "− bare, paired by round. Target: httpx-resilience adds ≤ 1 µs."
+            "− bare, paired by round. `httpx-resilience, budget=None`: the same without the "
+            "retry budget's count per request. Target: httpx-resilience adds ≤ 1 µs."
         ),
     )
     for mode, method in CASES:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import httpx
@@ -138,15 +138,14 @@ class Rules:
     budget: RetryBudget | None
     breaker: CircuitBreaker | None
     pacing: bool
+    # Worked out once: every request asks.
+    active: bool = field(init=False)  # anything on at all
+    watches: bool = field(init=False)  # attempts' outcomes must be reported (`after`)
 
-    @property
-    def active(self) -> bool:
-        return self.budget is not None or self.breaker is not None or self.pacing
-
-    @property
-    def watches(self) -> bool:
-        """Whether attempts' outcomes must be reported (`after`)."""
-        return self.breaker is not None or self.pacing
+    def __post_init__(self) -> None:
+        watches = self.breaker is not None or self.pacing
+        object.__setattr__(self, "watches", watches)
+        object.__setattr__(self, "active", watches or self.budget is not None)
 
 
 class Verdict(NamedTuple):
@@ -281,13 +280,13 @@ class MemoryState:
         return state
 
     def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
-        budget, breaker = rules.budget, rules.breaker
+        budget = rules.budget
         with self._lock:
             now = self._clock()
             state = self._hosts.get(host) or self._host(host)
             verdict = CLEAR
-            if breaker is not None or rules.pacing:
-                verdict = self._verdict(state, now, breaker, rules.pacing)
+            if rules.watches:
+                verdict = self._verdict(state, now, rules.breaker, rules.pacing)
                 if verdict.open_for is not None:
                     # Stopped before the host: a request earns the budget nothing, and a
                     # retry (`refund`) gives back what it spent.
