@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import anyio
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from _support import Flavour, flavour
+from _support import FakeClock, Flavour, flavour
 from httpx_resilience import (
     APIError,
     CircuitBreaker,
@@ -292,14 +291,16 @@ def test_refused_connects_do_not_spend(
 
 # --- The circuit breaker: no connection, no request while open -----------------------------
 
-BREAKER = CircuitBreaker(failure_ratio=0.5, min_calls=5, open_for=0.1)
+# The circuit's clock is a fake one the tests move: on a loaded machine a real open_for could
+# run out in the middle of a burst of requests and let a probe through early.
+BREAKER = CircuitBreaker(failure_ratio=0.5, min_calls=5, open_for=5.0)
 
 
-def wait_out(err: APIError) -> None:
-    """Wait (really) until the circuit that raised `err` lets its probe go."""
+def wait_out(err: APIError, clock: FakeClock) -> None:
+    """Move the circuit's clock until the circuit that raised `err` lets its probe go."""
     assert err.retry_after is not None
     assert 0 < err.retry_after <= BREAKER.open_for
-    time.sleep(err.retry_after + 0.05)
+    clock.advance(err.retry_after + 0.05)
 
 
 def test_open_circuit_reaches_neither_socket_nor_server(
@@ -312,7 +313,8 @@ def test_open_circuit_reaches_neither_socket_nor_server(
     run = tag()
     failing = f"{proxy.base_url}/status/503?run={run}"
     working = f"{proxy.base_url}/status/200?run={run}"
-    state = MemoryState()
+    clock = FakeClock()
+    state = MemoryState(clock=clock)
     kwargs: dict[str, Any] = {
         "breaker": BREAKER,
         "budget": None,
@@ -332,7 +334,7 @@ def test_open_circuit_reaches_neither_socket_nor_server(
     assert seen(server, run) == 5
     assert proxy.connections() == connections
 
-    wait_out(again[-1])
+    wait_out(again[-1], clock)
     probe = client.many([working, working, working])
     assert [o.status_code for o in probe] == [200, 200, 200]
     assert seen(server, run) == 8
@@ -348,24 +350,25 @@ def test_failed_probe_reopens(
     failing = f"{proxy.base_url}/status/503?run={run}"
     working = f"{proxy.base_url}/status/200?run={run}"
     events: list[ResilienceEvent] = []
+    clock = FakeClock()
     client = Client(
         hx,
         mode,
         breaker=BREAKER,
         budget=None,
         retry=ONE_ATTEMPT,
-        state=MemoryState(),
+        state=MemoryState(clock=clock),
         on_event=events.append,
     )
     opened = client.many([failing] * 6)
     assert isinstance(opened[-1], CircuitOpenError)
-    wait_out(opened[-1])
+    wait_out(opened[-1], clock)
     reopened = client.many([failing, working])
     assert type(reopened[0]) is ServiceUnavailableError
     assert type(reopened[1]) is CircuitOpenError
     assert seen(server, run) == 6
     connections = proxy.connections()
-    wait_out(reopened[1])
+    wait_out(reopened[1], clock)
     closed = client.many([working])
     assert closed[0].status_code == 200
     assert seen(server, run) == 7
