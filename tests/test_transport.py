@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import logging
@@ -13,6 +14,7 @@ import anyio
 import httpcore
 import httpx
 import pytest
+import trio
 
 import httpx_resilience as hr
 from _support import Caller, Chunks, Inner
@@ -705,6 +707,27 @@ def test_corrupt_gzip_success_body_is_a_stream_error(call: Caller) -> None:
     with pytest.raises(hr.StreamError) as info:
         call(inner)
     assert isinstance(info.value.__cause__, httpx.DecodingError)
+
+
+def test_corrupt_gzip_body_leaves_no_generator_to_finalise_under_trio() -> None:
+    """When httpx's decoder fails above our body wrapper, the wrapper leaves no async generator
+    half-run for the garbage collector: trio would report it (a ResourceWarning, an error
+    here) from outside the event loop."""
+
+    async def main() -> None:
+        stream = Chunks([b"definitely not gzip", b"more"])
+        inner = Inner(
+            lambda r: httpx.Response(200, stream=stream, headers={"content-encoding": "gzip"})
+        )
+        transport = hr.AsyncResilientTransport(inner)
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(hr.StreamError):
+                await client.get("https://api.example.com/v1/thing")
+        gc.collect()  # what would be left half-run is found now, not at some later moment
+        await trio.lowlevel.checkpoint()
+
+    trio.run(main)
+    gc.collect()
 
 
 def test_good_gzip_success_body_decodes_as_usual(call: Caller) -> None:

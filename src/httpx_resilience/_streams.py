@@ -189,19 +189,37 @@ class AsyncMappedStream(httpx.AsyncByteStream):
         self._stream = stream
         self._map = map_error
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._stream:
-                yield chunk
-        except APIError:
-            raise
-        except Exception as exc:
-            raise self._map(exc) from exc
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # An iterator object, not an async generator: when a reader above stops half-way
+        # (httpx's decoder failing on a corrupt gzip body), nothing is left for the garbage
+        # collector to finalise outside the event loop, which trio reports.
+        return _MappedChunks(self._stream.__aiter__(), self._map)
 
     async def aclose(self) -> None:
         try:
             await self._stream.aclose()
         except APIError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc
+
+
+class _MappedChunks:
+    """`AsyncMappedStream`'s iterator: the inner chunks, their failures typed."""
+
+    __slots__ = ("_chunks", "_map")
+
+    def __init__(self, chunks: AsyncIterator[bytes], map_error: ErrorFactory) -> None:
+        self._chunks = chunks
+        self._map = map_error
+
+    def __aiter__(self) -> _MappedChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        except (StopAsyncIteration, APIError):
             raise
         except Exception as exc:
             raise self._map(exc) from exc
