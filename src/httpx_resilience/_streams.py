@@ -183,20 +183,26 @@ class SyncMappedStream(httpx.SyncByteStream):
 class AsyncMappedStream(httpx.AsyncByteStream):
     """The async twin of `SyncMappedStream`."""
 
-    __slots__ = ("_map", "_stream")
+    __slots__ = ("_chunks", "_map", "_stream")
 
     def __init__(self, stream: httpx.AsyncByteStream, map_error: ErrorFactory) -> None:
         self._stream = stream
         self._map = map_error
+        self._chunks: AsyncIterator[bytes] | None = None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        # An iterator object, not an async generator: when a reader above stops half-way
-        # (httpx's decoder failing on a corrupt gzip body), nothing is left for the garbage
-        # collector to finalise outside the event loop, which trio reports.
-        return _MappedChunks(self._stream.__aiter__(), self._map)
+        # An iterator object, not an async generator, and the inner iterator kept: when a
+        # reader above stops half-way (httpx's decoder failing on a corrupt gzip body),
+        # `aclose` finalises it here, in the event loop, rather than leave it to the garbage
+        # collector, which trio reports.
+        chunks = self._chunks = self._stream.__aiter__()
+        return _MappedChunks(chunks, self._map)
 
     async def aclose(self) -> None:
+        chunks, self._chunks = self._chunks, None
         try:
+            if inspect.isasyncgen(chunks):
+                await chunks.aclose()
             await self._stream.aclose()
         except APIError:
             raise
