@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from httpx_resilience import (
+    APIError,
     AsyncResilientTransport,
     ErrorPolicy,
     IdempotencyPolicy,
@@ -78,6 +79,23 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@dataclasses.dataclass
+class FlowRun:
+    """What driving `request_flow` by hand produced: the response it returned, or its error."""
+
+    result: Any = None
+
+    @property
+    def error(self) -> APIError:
+        assert isinstance(self.result, APIError), f"expected an error, got {self.result!r}"
+        return self.result
+
+    @property
+    def response(self) -> httpx.Response:
+        assert isinstance(self.result, httpx.Response), f"expected a response, got {self.result!r}"
+        return self.result
 
 
 class Inner(httpx.BaseTransport, httpx.AsyncBaseTransport):

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import httpx_resilience as hr
-from _support import FakeClock, make_settings
+from _support import FakeClock, FlowRun, make_settings
 from httpx_resilience import ErrorPolicy, RetryPolicy
 from httpx_resilience._errors import AttemptRecord
 from httpx_resilience._events import ResilienceEvent
@@ -823,10 +823,9 @@ BREAKER = rules(breaker=CircuitBreaker())
 
 
 @dataclass
-class Run:
+class Run(FlowRun):
     """What driving the flow produced: its result or error, every command, the events."""
 
-    result: Any = None
     commands: list[Any] = field(default_factory=list)
     events: list[ResilienceEvent] = field(default_factory=list)
 
@@ -840,16 +839,6 @@ class Run:
     @property
     def kinds(self) -> list[str]:
         return [event.kind for event in self.events]
-
-    @property
-    def error(self) -> hr.APIError:
-        assert isinstance(self.result, hr.APIError), f"expected an error, got {self.result!r}"
-        return self.result
-
-    @property
-    def response(self) -> httpx.Response:
-        assert isinstance(self.result, httpx.Response), f"expected a response, got {self.result!r}"
-        return self.result
 
 
 def drive(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import httpx_resilience as hr
-from _support import FakeClock, make_settings
+from _support import FakeClock, FlowRun, make_settings
 from httpx_resilience import (
     Backoff,
     ErrorPolicy,
@@ -51,24 +51,13 @@ class Sent:
 
 
 @dataclass
-class Run:
+class Run(FlowRun):
     """What driving the flow produced: its result or error, the waits, the sends, the commands."""
 
-    result: Any = None
     sleeps: list[float] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     events: list[RetryEvent] = field(default_factory=list)
-
-    @property
-    def error(self) -> hr.APIError:
-        assert isinstance(self.result, hr.APIError), f"expected an error, got {self.result!r}"
-        return self.result
-
-    @property
-    def response(self) -> httpx.Response:
-        assert isinstance(self.result, httpx.Response), f"expected a response, got {self.result!r}"
-        return self.result
 
 
 def drive(

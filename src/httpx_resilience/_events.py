@@ -11,23 +11,9 @@ import httpx
 
 from ._errors import APIError
 
-__all__ = ["EVENT_KINDS", "EventHook", "ResilienceEvent", "emit", "note_resend"]
+__all__ = ["EventHook", "ResilienceEvent", "emit", "note_resend"]
 
 logger = logging.getLogger("httpx_resilience")
-
-EVENT_KINDS = frozenset(
-    {
-        "attempt",
-        "retry",
-        "give_up",
-        "budget_refused",
-        "paced",
-        "circuit_open",
-        "circuit_half_open",
-        "circuit_closed",
-        "circuit_rejected",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

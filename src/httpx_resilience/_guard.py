@@ -295,7 +295,7 @@ class MemoryState:
                     return CLEAR
         with self._lock:
             now = self._clock()
-            state = self._hosts.get(host) or self._host(host)
+            state = self._host(host)
             verdict = CLEAR
             if rules.watches:
                 verdict = self._verdict(state, now, rules.breaker, rules.pacing)
@@ -306,15 +306,10 @@ class MemoryState:
                         state.budget.add(now, 0, -1)
                     return verdict
             if first and budget is not None:
-                # Every request pays for this deposit, so the common case is written out.
                 window = state.budget
                 if window is None:
                     window = state.budget = _Window(budget.window)
-                cell = window._cells.get(int(now / window._width))
-                if cell is None:
-                    window.add(now, 1, 0)
-                else:
-                    cell[0] += 1
+                window.add(now, 1, 0)
             return verdict
 
     @staticmethod

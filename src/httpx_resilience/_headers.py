@@ -93,10 +93,14 @@ def scan_response_headers(headers: Any, ranks: Mapping[bytes, int]) -> tuple[str
     return (best.decode(headers.encoding) if best is not None else None), encoded
 
 
-# The headers through which a server says how much of its rate-limit window is left.
-_REMAINING_HEADERS = frozenset(
-    {b"x-ratelimit-remaining", b"ratelimit-remaining", b"x-ratelimit-remaining-requests"}
+# The headers through which a server says how much of its rate-limit window is left, the
+# first present winning.
+_REMAINING_NAMES = (
+    "x-ratelimit-remaining",
+    "ratelimit-remaining",
+    "x-ratelimit-remaining-requests",
 )
+_REMAINING_HEADERS = frozenset(name.encode("ascii") for name in _REMAINING_NAMES)
 
 
 def mentions_rate_limit(headers: Any) -> bool:
@@ -113,9 +117,6 @@ def mentions_rate_limit(headers: Any) -> bool:
         elif key == b"ratelimit":
             return True
     return False
-
-
-_REMAINING_NAMES = tuple(name.decode("ascii") for name in _REMAINING_HEADERS)
 
 
 def find_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:
@@ -194,10 +195,7 @@ def parse_rate_limit(headers: Mapping[str, str], now: float) -> RateLimitInfo:
     limit = _first_int(
         headers, ("x-ratelimit-limit", "ratelimit-limit", "x-ratelimit-limit-requests")
     )
-    remaining = _first_int(
-        headers,
-        ("x-ratelimit-remaining", "ratelimit-remaining", "x-ratelimit-remaining-requests"),
-    )
+    remaining = _first_int(headers, _REMAINING_NAMES)
     reset = None
     for name in ("x-ratelimit-reset", "ratelimit-reset", "x-ratelimit-reset-requests"):
         value = headers.get(name)

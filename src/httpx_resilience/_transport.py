@@ -36,7 +36,7 @@ from ._flow import (
     plan_request,
     request_flow,
 )
-from ._guard import CLEAR, CircuitBreaker, MemoryState, RetryBudget, Rules, State, clear
+from ._guard import CircuitBreaker, MemoryState, RetryBudget, Rules, State, clear
 from ._idempotency import IdempotencyPolicy
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._retry import RetryEvent, RetryPolicy
@@ -202,7 +202,7 @@ class SyncDriver:
         store, rules, host = self._store, self._rules, plan.host or ""
         verdict = None if plan.host is None else store.before(host, rules, True)
         first: object = NO_OUTCOME
-        if self._direct and plan.direct and (verdict is None or verdict is CLEAR or clear(verdict)):
+        if self._direct and plan.direct and clear(verdict):
             # The first attempt without the flow's generator: most requests succeed at once,
             # and `accept` is the same decision the flow would make.
             try:
@@ -320,7 +320,7 @@ class AsyncDriver:
         store, rules, host = self._store, self._rules, plan.host or ""
         verdict = None if plan.host is None else await store.before(host, rules, True)
         first: object = NO_OUTCOME
-        if self._direct and plan.direct and (verdict is None or verdict is CLEAR or clear(verdict)):
+        if self._direct and plan.direct and clear(verdict):
             try:
                 outcome: Any = await self._transport.handle_async_request(request)
             except Exception as exc:
