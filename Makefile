@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench
+.PHONY: demo test bench mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,11 @@ test: $(BIN)/python
 bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e . -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# make mutation   mutates the pure modules one change at a time and runs each one's unit tests
+#                 (tools/mutation.py; not part of CI). make mutation MODULES=_headers,_retry
+#                 picks modules; MUTATION_ARGS=--jobs=2 runs two test runs at once.
+mutation: $(BIN)/python
+	$(BIN)/python -c 'import pytest, hypothesis, trio' 2>/dev/null \
+		|| $(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python tools/mutation.py $(if $(MODULES),--modules $(MODULES)) $(MUTATION_ARGS)

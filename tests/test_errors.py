@@ -231,3 +231,169 @@ def test_old_httpx_handlers_still_catch() -> None:
         raise hr.NetworkError("refused", phase="connect")
     with pytest.raises(ValueError, match="too big"):
         raise hr.RequestTooLargeError("too big")
+
+
+# --- Pickles hold no credentials (issue 12, item 10) ----------------------------------------
+
+SECRET = "sk-live-canary-4d2b9e"
+SECRET_URL = f"https://alice:{SECRET}@api.example.com/v1/x?api_key={SECRET}&sig={SECRET}&page=2"
+
+
+class TeapotError(hr.ClientError):
+    """A user's own status class, as ErrorPolicy.status_classes would raise it."""
+
+    default_code = "teapot"
+
+
+def _secret_request() -> httpx.Request:
+    return httpx.Request(
+        "POST",
+        SECRET_URL,
+        headers={
+            "Authorization": f"Bearer {SECRET}",
+            "Cookie": f"session={SECRET}",
+            "X-Amz-Credential": SECRET,
+            "Idempotency-Key": "idem-visible-1",
+        },
+        content=f"client_secret={SECRET}".encode(),
+    )
+
+
+@pytest.mark.parametrize("cls", [*ALL_ERRORS, TeapotError], ids=lambda c: c.__name__)
+def test_pickle_holds_no_request_secret(cls: type[hr.APIError]) -> None:
+    """No error's pickle holds the credentials, URL password or body of its request."""
+    request = _secret_request()
+    request.read()
+    err = cls("went wrong", request=request, **FULL)
+    assert SECRET.encode() not in pickle.dumps(err)
+
+
+@pytest.mark.parametrize("cls", [*ALL_ERRORS, TeapotError], ids=lambda c: c.__name__)
+def test_pickle_keeps_class_and_attributes_with_a_request(cls: type[hr.APIError]) -> None:
+    """An error with a request and response comes back with its class and every attribute."""
+    request = _secret_request()
+    response = httpx.Response(429, content=b'{"error": "x"}', request=request)
+    err = cls("went wrong", request=request, response=response, **FULL)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is cls
+    assert back.to_dict() == err.to_dict()
+    assert str(back) == str(err)
+    assert repr(back) == repr(err)
+    assert back.response is not None
+    assert back.response.json() == {"error": "x"}
+
+
+def test_pickled_request_is_a_redacted_copy() -> None:
+    """The unpickled request has the method, the redacted URL and headers, and no body."""
+    err = hr.BadRequestError("no", request=_secret_request())
+    back = pickle.loads(pickle.dumps(err))
+    assert back.request is not None
+    assert back.request.method == "POST"
+    assert back.request.url.params["api_key"] == "[REDACTED]"
+    assert back.request.url.params["sig"] == "[REDACTED]"
+    assert back.request.url.params["page"] == "2"
+    assert back.request.headers["authorization"] == "Bearer [REDACTED]"
+    assert back.request.headers["cookie"] == "session=[REDACTED]"
+    assert back.request.headers["x-amz-credential"] == "[REDACTED]"
+    assert back.request.headers["idempotency-key"] == "idem-visible-1"
+    assert back.request.content == b""
+
+
+def test_pickle_leaves_the_error_in_memory_alone() -> None:
+    """Pickling does not change the error's own request and response."""
+    request = _secret_request()
+    response = httpx.Response(400, content=SECRET.encode(), request=request)
+    err = hr.BadRequestError("no", request=request, response=response)
+    pickle.dumps(err)
+    assert err.request is request
+    assert err.response is response
+    assert request.headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_pickled_response_is_scrubbed() -> None:
+    """The response's echo of the request's secrets and its Set-Cookie are redacted."""
+    request = _secret_request()
+    response = httpx.Response(
+        400,
+        headers={"Set-Cookie": f"sid={SECRET}; HttpOnly"},
+        content=f'{{"echo": "Bearer {SECRET}"}}'.encode(),
+        request=request,
+    )
+    err = hr.BadRequestError("no", request=request, response=response)
+    data = pickle.dumps(err)
+    assert SECRET.encode() not in data
+    back = pickle.loads(data)
+    assert back.response.json() == {"echo": "Bearer [REDACTED]"}
+    assert back.response.headers["set-cookie"] == "sid=[REDACTED]; HttpOnly"
+    assert back.response.request.headers["authorization"] == "Bearer [REDACTED]"
+
+
+def test_pickle_of_response_only_error_redacts_its_request() -> None:
+    """An error with only a response pickles that response's request redacted."""
+    response = httpx.Response(404, content=b"{}", request=_secret_request())
+    err = hr.NotFoundError("no", response=response)
+    data = pickle.dumps(err)
+    assert SECRET.encode() not in data
+    back = pickle.loads(data)
+    assert back.request is None
+    assert back.response.request.headers["authorization"] == "Bearer [REDACTED]"
+
+
+def test_pickle_of_response_without_request() -> None:
+    """A response built without a request pickles too."""
+    err = hr.ServerError("down", response=httpx.Response(500, content=b"oops"))
+    back = pickle.loads(pickle.dumps(err))
+    assert back.response.content == b"oops"
+
+
+def test_pickle_drops_unpicklable_request_extensions() -> None:
+    """A request whose extensions hold a trace hook (a lambda) still pickles."""
+    request = httpx.Request("GET", "https://h/x", extensions={"trace": lambda *a: None})
+    err = hr.NetworkError("refused", request=request)
+    back = pickle.loads(pickle.dumps(err))
+    assert back.request.url == request.url
+
+
+def test_pickle_uses_the_redaction_the_error_was_built_with() -> None:
+    """An error built by a transport pickles with its extra names and idempotency header."""
+    from httpx_resilience._redact import Redactor
+
+    request = httpx.Request(
+        "GET", "https://h/x?pin=12345678", headers={"X-Pin": "98765432", "X-Idem": "key-1"}
+    )
+    redactor = Redactor.for_request(request, "X-Idem", frozenset({"pin", "x-pin"}))
+    err = hr.NotFoundError("no", request=request, _redactor=redactor)
+    data = pickle.dumps(err)
+    assert b"12345678" not in data
+    assert b"98765432" not in data
+    back = pickle.loads(data)
+    assert back.request.headers["x-idem"] == "key-1"
+
+
+def test_pickled_error_pickles_again() -> None:
+    """An unpickled error (a redacted request already) pickles once more, unchanged."""
+    err = hr.BadRequestError("no", request=_secret_request(), **FULL)
+    once = pickle.loads(pickle.dumps(err))
+    twice = pickle.loads(pickle.dumps(once))
+    assert twice.to_dict() == err.to_dict()
+    assert twice.request.headers == once.request.headers
+
+
+def test_to_dict_is_strict_json_whatever_the_body_held() -> None:
+    """NaN and Infinity, which Python's JSON parser accepts in a body, become null in
+    `to_dict()` (as JSON.stringify does), so the result is valid JSON, nested or not."""
+    body = b'{"message": "boom", "retry_in": NaN, "load": Infinity, "deep": {"x": [-Infinity]}}'
+    response = httpx.Response(
+        500,
+        content=body,
+        headers={"content-type": "application/json"},
+        request=httpx.Request("GET", "https://api.example.com/v1"),
+    )
+    data = hr.from_response(response).to_dict()
+    assert data["details"]["retry_in"] is None
+    assert data["details"]["load"] is None
+    assert data["details"]["deep"] == {"x": [None]}
+    json.dumps(data, allow_nan=False)
+    error = hr.RateLimitError("slow down", retry_after=float("inf"), limit=float("nan"))
+    assert error.to_dict()["retry_after"] is None
+    json.dumps(error.to_dict(), allow_nan=False)

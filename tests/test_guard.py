@@ -14,6 +14,9 @@ import json
 import logging
 import math
 import pickle
+import sys
+import threading
+import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +48,7 @@ from httpx_resilience._flow import (
 )
 from httpx_resilience._guard import (
     CLEAR,
+    MAX_PAUSE,
     NO_RULES,
     CircuitBreaker,
     MemoryState,
@@ -535,6 +539,67 @@ def test_a_request_the_open_circuit_stops_deposits_nothing(
     assert spends(state, both) == 1
 
 
+# A reserve of 2 retries per 20 s (ten slots of 2 s), and a circuit that opens at the first
+# failure: a retry the open circuit stops (`refund=True`) gives back what it spent.
+REFUNDS = rules(
+    budget=RetryBudget(ratio=0, window=20, min_per_second=0.1),
+    breaker=CircuitBreaker(failure_ratio=1.0, min_calls=1, window=60, open_for=1000),
+)
+
+
+def refund(state: MemoryState) -> None:
+    """A retry of HOST that the open circuit stops, asking for its spend back."""
+    assert state.before(HOST, REFUNDS, False, True).open_for is not None
+
+
+def test_a_refund_gives_back_one_spend(state: MemoryState) -> None:
+    """A retry stopped by the open circuit gives back its spend: one more retry is allowed."""
+    assert spends(state, REFUNDS) == 2
+    assert state.after(HOST, REFUNDS, True, None, False) == "open"
+    refund(state)
+    assert spends(state, REFUNDS) == 1
+
+
+def test_a_refund_in_a_later_slot_gives_back_a_spend(state: MemoryState, clock: FakeClock) -> None:
+    """A refund in a slot with no deposits nor spends still gives back the spend made earlier."""
+    assert spends(state, REFUNDS) == 2
+    state.after(HOST, REFUNDS, True, None, False)
+    clock.advance(5)  # two slots on
+    refund(state)
+    assert spends(state, REFUNDS) == 1
+
+
+def test_a_refund_with_nothing_spent_gives_nothing(state: MemoryState) -> None:
+    """With no spend in the window, a refund has nothing to give back: the reserve stays 2."""
+    assert state.before(HOST, REFUNDS, True) is CLEAR  # a request: the window exists, no spend
+    state.after(HOST, REFUNDS, True, None, False)
+    refund(state)
+    refund(state)
+    assert spends(state, REFUNDS) == 2
+
+
+def test_a_refund_after_the_spend_left_the_window_gives_nothing(
+    state: MemoryState, clock: FakeClock
+) -> None:
+    """A spend that has slid out of the window is no longer counted, so refunding it adds nothing."""
+    assert spends(state, REFUNDS) == 2
+    state.after(HOST, REFUNDS, True, None, False)
+    clock.advance(20)  # the spends' slot has left the window
+    refund(state)
+    assert spends(state, REFUNDS) == 2
+
+
+def test_a_refund_never_outlives_its_spend(state: MemoryState, clock: FakeClock) -> None:
+    """A refund made in a later slot leaves the window with its spend, not after it."""
+    assert spends(state, REFUNDS) == 2  # at 1000
+    state.after(HOST, REFUNDS, True, None, False)
+    clock.advance(10)
+    refund(state)  # at 1010: one of the two spends given back
+    assert spends(state, REFUNDS) == 1  # spent at 1010
+    clock.advance(10)  # at 1020: the spends of 1000 have left; the one of 1010 is counted
+    assert spends(state, REFUNDS) == 1
+
+
 def test_circuits_are_per_host(state: MemoryState, clock: FakeClock) -> None:
     """One host's open circuit leaves another host's closed."""
     opened(state)
@@ -590,6 +655,17 @@ def test_a_later_pause_ending_later_extends_the_pace(state: MemoryState, clock: 
     assert state.before(HOST, PACING, True) == Verdict(pace=2.0)
 
 
+@pytest.mark.parametrize("pause", [MAX_PAUSE + 1, 1.7e12, math.inf])
+def test_a_pause_is_never_longer_than_max_pause(
+    state: MemoryState, clock: FakeClock, pause: float
+) -> None:
+    """A pause past MAX_PAUSE (a reset misread, a hostile server) paces the host MAX_PAUSE at most."""
+    state.after(HOST, PACING, None, pause, False)
+    assert state.before(HOST, PACING, True) == Verdict(pace=MAX_PAUSE)
+    clock.advance(MAX_PAUSE)
+    assert state.before(HOST, PACING, True) is CLEAR
+
+
 @pytest.mark.parametrize(
     "rule",
     [rules(breaker=CircuitBreaker()), rules(budget=RetryBudget())],
@@ -627,6 +703,85 @@ def test_pace_and_open_circuit_together(state: MemoryState, clock: FakeClock) ->
     assert state.before(HOST, both, True) == Verdict(open_for=OPEN_FOR, pace=8.0)
 
 
+# --- MemoryState: forgetting hosts -------------------------------------------------------------
+
+ALL_RULES = rules(budget=RetryBudget(), breaker=CircuitBreaker(), pacing=True)
+
+
+def visit(state: MemoryState, host: str, rule: Rules) -> None:
+    """One request to `host`: its deposit, and a success reported when the rule watches."""
+    state.before(host, rule, True)
+    if rule.watches:
+        state.after(host, rule, False, None, False)
+
+
+@pytest.mark.parametrize(
+    ("rule", "bound"),
+    # The hosts of the last window are live: 1,000 (10 s) and 3,000 (the breaker's 30 s).
+    [(rules(budget=RetryBudget()), 1_500_000), (ALL_RULES, 5_000_000)],
+    ids=["budget", "all"],
+)
+def test_memory_for_20000_hosts_seen_once_stays_bounded(rule: Rules, bound: int) -> None:
+    """20,000 hosts seen once, 10 ms apart (a crawler): the hosts whose windows emptied are dropped."""
+    clock = FakeClock()
+    state = MemoryState(clock=clock)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):
+            visit(state, f"https://host-{i}.example.com", rule)
+            clock.advance(0.01)
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert used < bound  # 11.4 MB and 19.4 MB when every host was kept
+    # The hosts still counted in a window (the last 10 s: 1000 hosts) are all kept.
+    assert {f"https://host-{i}.example.com" for i in range(19_100, 20_000)} <= set(state._hosts)
+
+
+def test_a_host_is_dropped_only_once_its_state_holds_nothing(clock: FakeClock) -> None:
+    """Sweeping keeps every host with counts in a window, an open circuit or a pause; drops the rest."""
+    state = MemoryState(clock=clock)
+    budget_only = rules(budget=RetryBudget(window=10))
+    opened(state)  # HOST: circuit open
+    state.after(OTHER, PACING, None, 100.0, False)  # OTHER: paused
+    visit(state, "https://recent.example", budget_only)  # deposits in its window
+    visit(state, "https://old.example", budget_only)
+    clock.advance(5)
+    visit(state, "https://recent.example", budget_only)
+    clock.advance(6)  # old's window has emptied; recent's has not
+    for i in range(5000):  # enough new hosts for a sweep
+        state.before(f"https://new-{i}.example", NO_RULES, True)
+    assert "https://old.example" not in state._hosts
+    assert {HOST, OTHER, "https://recent.example"} <= set(state._hosts)
+    assert state.before(HOST, HALF_OF_4, True).probe  # still open: the next call is its probe
+    assert state.before(OTHER, PACING, True).pace == pytest.approx(89.0)
+
+
+def test_a_dropped_host_starts_afresh(clock: FakeClock) -> None:
+    """A host dropped after its window emptied has the budget of a host never seen."""
+    state = MemoryState(clock=clock)
+    rule = rules(budget=RetryBudget(ratio=1.0, window=10, min_per_second=0))
+    state.before(HOST, rule, True)
+    assert spends(state, rule) == 1
+    clock.advance(11)
+    for i in range(5000):
+        state.before(f"https://new-{i}.example", NO_RULES, True)
+    assert HOST not in state._hosts
+    assert spends(state, rule) == 0
+    state.before(HOST, rule, True)
+    assert spends(state, rule) == 1
+
+
+def test_a_closed_circuit_with_calls_in_its_window_is_kept(clock: FakeClock) -> None:
+    """Failures still in the breaker's window matter: the host is kept and they still count."""
+    state = MemoryState(clock=clock)
+    assert report(state, "FFF") == [None, None, None]
+    for i in range(5000):
+        state.before(f"https://new-{i}.example", NO_RULES, True)
+    assert report(state, "F") == ["open"]
+
+
 # --- pause_of: when a response says the host's window is spent ---------------------------------
 
 
@@ -649,6 +804,20 @@ def http_date(offset: float) -> str:
         (200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "7"}, 7.0),
         (200, {"x-ratelimit-remaining": " 00 ", "x-ratelimit-reset": "7"}, 7.0),
         (200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 12)}, 12.0),
+        (
+            200,
+            {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW * 1000) + 12_000)},
+            12.0,
+        ),
+        (200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) - 12)}, 0.0),
+        (200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "999999999"}, MAX_PAUSE),
+        (200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "999999999h"}, MAX_PAUSE),
+        (429, {"Retry-After": "99999999999"}, MAX_PAUSE),
+        (429, {"Retry-After": "Mon, 01 Jan 9999 00:00:00 GMT"}, MAX_PAUSE),
+        (429, {"Retry-After": "3, 3"}, 3.0),
+        (200, {"x-ratelimit-remaining": "0, 0", "x-ratelimit-reset": "7, 7"}, 7.0),
+        (200, [("x-ratelimit-remaining", "0")] * 2 + [("x-ratelimit-reset", "7")] * 2, 7.0),
+        (200, [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "7, 9")], 7.0),
         (200, {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}, 360.0),
         (200, {"RateLimit": '"default";r=0;t=9'}, 9.0),
         (200, {"RateLimit": "limit=100, remaining=0, reset=4"}, 4.0),
@@ -661,7 +830,9 @@ def http_date(offset: float) -> str:
     ],
     ids=repr,
 )
-def test_pause_of(status: int, headers: dict[str, str], pause: float | None) -> None:
+def test_pause_of(
+    status: int, headers: dict[str, str] | list[tuple[str, str]], pause: float | None
+) -> None:
     """A 429's Retry-After, or a remaining count of 0 with a reset, is the pause; else None."""
     assert pause_of(httpx.Response(status, headers=headers), NOW) == pause
 
@@ -722,6 +893,9 @@ TRICKY_VALUES = [
     "Thu, 01 Jan 1970 00:00:00 GMT",
     '"default";r=0;t=5',
     "r=0;t=99999999999999",
+    str(int(NOW * 1000) + 5000),
+    "100000000000000",
+    "5, 5",
 ]
 HEADER_VALUES = st.one_of(
     st.binary(max_size=40),
@@ -739,9 +913,9 @@ HEADER_VALUES = st.one_of(
 def test_pause_of_never_raises(
     status: int, headers: list[tuple[bytes, bytes]], now: float | None
 ) -> None:
-    """On any header values, pause_of returns None or a finite number of seconds >= 0."""
+    """On any header values, pause_of returns None or a number of seconds in [0, MAX_PAUSE]."""
     pause = pause_of(httpx.Response(status, headers=headers), now)
-    assert pause is None or (isinstance(pause, float) and math.isfinite(pause) and pause >= 0)
+    assert pause is None or (isinstance(pause, float) and 0 <= pause <= MAX_PAUSE)
 
 
 # --- outcome_of: what an attempt's outcome counts as -------------------------------------------
@@ -812,6 +986,48 @@ def test_host_key_never_holds_credentials() -> None:
         assert key == HOST
         for secret in ["alice", "s3cr3t", "tok", "@"]:
             assert secret not in key
+
+
+def test_host_key_cache_bound_holds_under_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads making keys for ever new hosts at once never grow the cache past its bound, and get the right keys."""
+    from httpx_resilience import _guard
+
+    class Cache(dict[tuple[str, str, int | None], str]):
+        """The cache, noting the most keys it ever held."""
+
+        most = 0
+
+        def __setitem__(self, key: tuple[str, str, int | None], value: str) -> None:
+            super().__setitem__(key, value)
+            self.most = max(self.most, len(self))
+
+    cache = Cache()
+    monkeypatch.setattr(_guard, "_HOST_KEYS", cache)
+    monkeypatch.setattr(_guard, "HOST_KEYS_MAX", 16)  # the cache fills and starts over all the time
+    wrong: list[str] = []
+    start = threading.Barrier(8)
+    interval = sys.getswitchinterval()
+
+    def work(n: int) -> None:
+        start.wait(timeout=10)
+        for i in range(6000):
+            host = f"t{n}-{i}.example"
+            if host_key(httpx.URL(f"https://{host}:8443/")) != f"https://{host}:8443":
+                wrong.append(host)
+
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(thread.is_alive() for thread in threads)
+    assert not wrong
+    most = cache.most
+    assert most == 16, f"the cache held {most} keys"
 
 
 # --- The flow, driven by hand --------------------------------------------------------------------
@@ -1284,3 +1500,32 @@ def test_mark_refused_changes_only_the_last_record() -> None:
     bare = hr.APIError("x")
     _mark_refused(bare, "retry_budget")
     assert bare.history == ()
+
+
+@pytest.mark.parametrize(("after", "kept"), [(29.0, True), (31.0, False)])
+def test_a_circuit_left_open_long_ago_is_forgotten(
+    clock: FakeClock, after: float, kept: bool
+) -> None:
+    """An open circuit nobody probed is kept for three breaker windows (30 s here) past the
+    time its probe could go, as a Redis key would live; then the host is forgotten like any
+    idle one, so a crawler that met many dead hosts does not keep them all for ever."""
+    state = MemoryState(clock=clock)
+    opened(state)
+    clock.advance(OPEN_FOR + after)
+    for i in range(5000):  # enough new hosts for a sweep
+        state.before(f"https://new-{i}.example", NO_RULES, True)
+    assert (HOST in state._hosts) is kept
+
+
+def test_a_probe_whose_lease_ran_out_long_ago_is_forgotten(clock: FakeClock) -> None:
+    """A half-open circuit whose probe never reported back is forgotten three windows after
+    its lease ended; the host then starts closed, as one never seen."""
+    state = MemoryState(clock=clock)
+    opened(state)
+    clock.advance(OPEN_FOR)
+    assert state.before(HOST, HALF_OF_4, True).probe
+    clock.advance(OPEN_FOR + 31.0)
+    for i in range(5000):
+        state.before(f"https://new-{i}.example", NO_RULES, True)
+    assert HOST not in state._hosts
+    assert not state.before(HOST, HALF_OF_4, True).probe

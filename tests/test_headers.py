@@ -194,6 +194,85 @@ def test_retry_after_alone_never_raises_property(seconds: str) -> None:
     assert result is None or (isinstance(result, float) and math.isfinite(result) and result >= 0)
 
 
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("Retry-After", "5"), ("Retry-After", "5")],
+        [("Retry-After", "5"), ("Retry-After", "9")],
+        [("Retry-After", "soon"), ("Retry-After", "5")],
+        [("Retry-After", "-1"), ("Retry-After", "5"), ("Retry-After", "9")],
+        [("Retry-After", "5, 5")],
+        [("Retry-After", "soon, 5, 9")],
+    ],
+    ids=repr,
+)
+def test_repeated_retry_after_takes_the_first_valid(pairs: list[tuple[str, str]]) -> None:
+    """Repeated `Retry-After` headers (httpx joins them as "5, 5") give the first valid value."""
+    assert parse_retry_after(headers(*pairs), NOW) == 5.0
+
+
+def test_repeated_retry_after_in_a_plain_mapping() -> None:
+    """A plain mapping holding the joined value reads the same as the repeated headers."""
+    assert parse_retry_after({"retry-after": "5, 9"}, NOW) == 5.0
+
+
+def test_repeated_retry_after_dates_take_the_first() -> None:
+    """Two HTTP dates (each with its own comma) joined: the first one is read."""
+    first, second = http_date(NOW + 30), http_date(NOW + 90)
+    joined = parse_retry_after({"retry-after": f"{first}, {second}"}, NOW)
+    repeated = parse_retry_after(headers(("Retry-After", first), ("Retry-After", second)), NOW)
+    assert joined == repeated == pytest.approx(30.0, abs=1.0)
+
+
+def test_repeated_retry_after_date_after_garbage() -> None:
+    """A garbage value before a date does not hide the date."""
+    h = {"retry-after": f"soon, {http_date(NOW + 30)}, 5"}
+    assert parse_retry_after(h, NOW) == pytest.approx(30.0, abs=1.0)
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("retry-after-ms", "250"), ("retry-after-ms", "250")],
+        [("retry-after-ms", "soon"), ("retry-after-ms", "250"), ("Retry-After", "9")],
+        [("retry-after-ms", "250, 900")],
+    ],
+    ids=repr,
+)
+def test_repeated_retry_after_ms_takes_the_first_valid(pairs: list[tuple[str, str]]) -> None:
+    """Repeated `retry-after-ms` headers give the first valid value, still ahead of Retry-After."""
+    assert parse_retry_after(headers(*pairs), NOW) == pytest.approx(0.25)
+
+
+def test_repeated_retry_after_all_garbage_is_none() -> None:
+    """Repeated values none of which is valid give None."""
+    h = headers(("Retry-After", "soon"), ("Retry-After", "-1"), ("Retry-After", "later, nan"))
+    assert parse_retry_after(h, NOW) is None
+
+
+RETRY_AFTER_GARBAGE = st.sampled_from(["soon", "-1", "nan", "", "1e3", "Mon, 99 Foo"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.lists(RETRY_AFTER_GARBAGE, max_size=4),
+    first=st.integers(0, 10**6),
+    after=st.lists(st.one_of(RETRY_AFTER_GARBAGE, st.integers(0, 10**6).map(str)), max_size=4),
+    joined=st.booleans(),
+)
+def test_retry_after_first_valid_property(
+    before: list[str], first: int, after: list[str], joined: bool
+) -> None:
+    """Whatever garbage comes before it and whatever follows, the first valid number wins."""
+    values = [*before, str(first), *after]
+    h = (
+        headers(("Retry-After", ", ".join(values)))
+        if joined
+        else headers(*[("Retry-After", v) for v in values])
+    )
+    assert parse_retry_after(h, NOW) == float(first)
+
+
 # --- parse_should_retry -------------------------------------------------------
 
 
@@ -246,6 +325,77 @@ def test_x_ratelimit_reset_epoch_in_past_is_not_negative() -> None:
     reset = parse_rate_limit(h, NOW).reset
     assert reset is not None
     assert reset >= 0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("45", 45.0),  # seconds from now
+        ("999999999", 999999999.0),  # the largest number read as seconds from now (31 years)
+        (str(int(NOW) + 45), 45.0),  # epoch seconds
+        ("1000000000", 0.0),  # the smallest epoch second (2001-09-09): long past
+        (str(int(NOW * 1000) + 45_000), 45.0),  # epoch milliseconds
+        (str(int(NOW * 1000) + 1500), 1.5),
+        ("100000000000", 0.0),  # the smallest epoch millisecond (1973): long past
+        ("99999999999", 99999999999.0 - NOW),  # the largest epoch second (year 5138)
+        (f"{NOW + 45:.3f}", 45.0),  # epoch seconds with a fraction
+    ],
+)
+def test_x_ratelimit_reset_seconds_epoch_seconds_and_epoch_millis(
+    value: str, expected: float
+) -> None:
+    """A numeric reset under 1e9 is seconds from now, under 1e11 epoch seconds, under 1e14 epoch ms."""
+    assert parse_rate_limit(headers(("x-ratelimit-reset", value)), NOW).reset == pytest.approx(
+        expected
+    )
+
+
+@pytest.mark.parametrize("value", ["100000000000000", "123456789012345", "999999999999999"])
+def test_x_ratelimit_reset_beyond_epoch_millis_is_none(value: str) -> None:
+    """A number too large for epoch milliseconds (past year 5138) is no reset at all."""
+    assert parse_rate_limit(headers(("x-ratelimit-reset", value)), NOW).reset is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    delta=st.floats(0, 10**6),
+    now=st.floats(1.2e9, 4e9),
+    form=st.sampled_from(["relative", "epoch", "epoch_ms"]),
+)
+def test_reset_forms_agree_property(delta: float, now: float, form: str) -> None:
+    """Seconds from now, epoch seconds and epoch milliseconds of the same moment give the same reset."""
+    value = {
+        "relative": f"{delta:.3f}",
+        "epoch": f"{now + delta:.3f}",
+        "epoch_ms": f"{(now + delta) * 1000:.0f}",
+    }[form]
+    reset = parse_rate_limit(headers(("x-ratelimit-reset", value)), now).reset
+    assert reset == pytest.approx(delta, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        (
+            [("x-ratelimit-remaining", "0"), ("x-ratelimit-remaining", "0")],
+            RateLimitInfo(remaining=0),
+        ),
+        (
+            [("x-ratelimit-limit", "100, 100"), ("x-ratelimit-reset", "soon, 30")],
+            RateLimitInfo(limit=100, reset=30.0),
+        ),
+        (
+            [("x-ratelimit-reset", "30"), ("x-ratelimit-reset", "90")],
+            RateLimitInfo(reset=30.0),
+        ),
+    ],
+    ids=repr,
+)
+def test_repeated_rate_limit_headers_take_the_first_valid(
+    pairs: list[tuple[str, str]], expected: RateLimitInfo
+) -> None:
+    """Repeated rate-limit headers (joined by httpx) are read like Retry-After: the first valid value."""
+    assert parse_rate_limit(headers(*pairs), NOW) == expected
 
 
 @pytest.mark.parametrize(

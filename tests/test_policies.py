@@ -260,3 +260,32 @@ def test_error_policy_is_hashable() -> None:
     assert a == b
     assert hash(a) == hash(b)
     assert {a: 1}[b] == 1
+
+
+# --- ErrorPolicy.redact_names (issue 12, item 8) ---------------------------------------------
+
+
+def test_redact_names_default_empty() -> None:
+    """By default no name is added to the built-in secret names."""
+    assert ErrorPolicy().redact_names == frozenset()
+
+
+def test_redact_names_stored_lower_case_frozenset() -> None:
+    """Names of any collection, generator included, are kept as a lower-case frozenset."""
+    policy = ErrorPolicy(redact_names=(n for n in ["X-Tenant-Pin", "PIN"]))  # type: ignore[arg-type]
+    assert policy.redact_names == frozenset({"x-tenant-pin", "pin"})
+
+
+@pytest.mark.parametrize("names", ["pin", b"pin", ["pin", 3], [""], None, 5])
+def test_redact_names_rejects_bad_values(names: Any) -> None:
+    """A single string, a non-string item, an empty name or a non-collection is refused."""
+    with pytest.raises(ConfigurationError, match="redact_names"):
+        ErrorPolicy(redact_names=names)
+
+
+def test_redact_names_part_of_equality_and_hash() -> None:
+    """Policies differing only in redact_names differ; equal ones hash alike."""
+    a = ErrorPolicy(redact_names={"Pin"})
+    assert a == ErrorPolicy(redact_names=["pin"])  # type: ignore[arg-type]
+    assert hash(a) == hash(ErrorPolicy(redact_names=["pin"]))  # type: ignore[arg-type]
+    assert a != ErrorPolicy()

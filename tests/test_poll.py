@@ -442,6 +442,17 @@ def test_poll_refuses_an_async_client_and_apoll_a_sync_one() -> None:
         asyncio.run(apoll(client, URL, until=succeeded, timeout=1))  # type: ignore[arg-type]
 
 
+def test_poll_refuses_httpx2_clients_of_the_wrong_kind() -> None:
+    """The same mix-up with httpx2's clients (the OpenAI and Anthropic SDKs') is refused too,
+    whatever package the client comes from."""
+    import httpx2
+
+    with pytest.raises(ConfigurationError, match="apoll"):
+        poll(httpx2.AsyncClient(), URL, until=succeeded, timeout=1)  # type: ignore[arg-type]
+    with httpx2.Client() as client, pytest.raises(ConfigurationError, match="poll"):
+        asyncio.run(apoll(client, URL, until=succeeded, timeout=1))  # type: ignore[arg-type]
+
+
 def test_skipped_waits_still_count_against_the_deadline() -> None:
     """Under testing.no_wait() (the suite's default), waits are skipped but counted: a job that
     never finishes gives the same 10 polls (every 10 s within 95 s) at once."""

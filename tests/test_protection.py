@@ -14,7 +14,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -530,6 +530,78 @@ def test_breaker_failures(mode: str, item: Item, opens: bool) -> None:
     else:
         assert statuses(outcomes)[2:] == [503, 503, "CircuitOpenError"]
         assert len(inner.requests) == 4
+
+
+class _ReadsFirst(Inner):
+    """Reads the request body before answering, as a real transport sends it."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        return super().handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return await super().handle_async_request(request)
+
+
+def _posts(mode: str, inner: Inner, sizes: Sequence[int], **kwargs: Any) -> list[Outcome]:
+    """A POST of each size, its body of unknown size to the transport (a generator), in `mode`."""
+
+    def body(size: int) -> Iterator[bytes]:
+        yield b"x" * size
+
+    async def abody(size: int) -> AsyncIterator[bytes]:
+        yield b"x" * size
+
+    if mode == "sync":
+        outcomes: list[Outcome] = []
+        with httpx.Client(transport=ResilientTransport(inner, **kwargs)) as client:
+            for size in sizes:
+                try:
+                    outcomes.append(client.post(URL, content=body(size)))
+                except APIError as exc:
+                    outcomes.append(exc)
+        return outcomes
+
+    async def go() -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        transport = AsyncResilientTransport(inner, **kwargs)
+        async with httpx.AsyncClient(transport=transport) as client:
+            for size in sizes:
+                try:
+                    outcomes.append(await client.post(URL, content=abody(size)))
+                except APIError as exc:
+                    outcomes.append(exc)
+        return outcomes
+
+    return run_in(mode, go)
+
+
+@pytest.mark.parametrize(
+    ("mistake", "raised"),
+    [
+        (httpx.UnsupportedProtocol("unsupported protocol 'ftp://'"), TransportError),
+        (httpx.LocalProtocolError("Illegal header value"), hr.ProtocolError),
+        (None, hr.RequestTooLargeError),
+    ],
+    ids=["UnsupportedProtocol", "LocalProtocolError", "RequestTooLargeError"],
+)
+def test_callers_mistakes_are_no_host_failures(
+    mode: str, mistake: BaseException | None, raised: type[APIError]
+) -> None:
+    """A request the caller got wrong (an unsupported scheme, an illegal header, a body over
+    `max_request_bytes`) says nothing of the host: two of them leave a breaker of half of 2
+    calls closed, and only the two 503s after them open it."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_ratio=0.5, min_calls=2)
+    kwargs = breaker_kwargs(clock, breaker=breaker, errors=ErrorPolicy(max_request_bytes=10))
+    if mistake is None:  # the first two bodies are stopped at 10 bytes as they are sent
+        inner: Inner = _ReadsFirst(answers(503).handler)
+    else:
+        inner = answers(mistake, mistake, 503)
+    outcomes = _posts(mode, inner, [100, 100, 5, 5, 5], **kwargs)
+    assert [type(o) for o in outcomes[:2]] == [raised] * 2
+    assert statuses(outcomes)[2:] == [503, 503, "CircuitOpenError"]
 
 
 def test_breaker_failure_statuses_are_configurable(mode: str) -> None:

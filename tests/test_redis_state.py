@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -34,6 +36,7 @@ import _redis_server
 from _redis_server import RedisServer, free_port, redis_server
 from httpx_resilience._errors import ConfigurationError
 from httpx_resilience._guard import (
+    MAX_PAUSE,
     SLOTS,
     CircuitBreaker,
     MemoryState,
@@ -41,7 +44,7 @@ from httpx_resilience._guard import (
     Rules,
     Verdict,
 )
-from httpx_resilience._redis import RedisState
+from httpx_resilience._redis import MAX_TTL, RedisState
 
 HOST = "https://api.example.com:443"
 # How far the two states' answers may drift apart (they are asked a moment apart), and how far
@@ -214,8 +217,42 @@ REFUND_STEPS = [
     _spend(False),
 ]
 
+# Refunds across slot boundaries, on both clocks: a reserve of 2 retries per 2 s window (ten
+# slots of 0.2 s; slot edges differ between the two clocks, so every check is at least a slot
+# clear of one), and a circuit that opens at the first failure, for 0.5 s.
+SHORT_OPEN = 0.5
+SLOT_REFUND = Rules(
+    budget=RetryBudget(ratio=0, window=2.0, min_per_second=1.0),
+    breaker=CircuitBreaker(failure_ratio=1.0, min_calls=1, window=30, open_for=SHORT_OPEN),
+    pacing=False,
+)
+SLOT_REFUND_STEPS = [
+    _after(True, "open"),
+    # A refund into an empty slot, with nothing spent in the window: nothing to give back.
+    _before(first=False, refund=True, open_for=SHORT_OPEN),
+    _spend(True),
+    _spend(True),
+    _spend(False),
+    _sleep(0.9),  # slots later; the circuit's open_for is over
+    _before(probe=True, change="half_open"),
+    _after(True, "open", probe=True),
+    # A refund in a slot that holds no spend gives back one made slots before.
+    _before(first=False, refund=True, open_for=SHORT_OPEN),
+    _spend(True),
+    _spend(False),
+    _sleep(1.2),  # the first spends have left the window; the last one has not
+    _spend(True),
+    _spend(False),
+    _before(probe=True, change="half_open"),
+    _after(True, "open", probe=True),
+    _before(first=False, refund=True, open_for=SHORT_OPEN),
+    _spend(True),
+    _spend(False),
+]
+
 SCENARIOS = {
     "refund": (REFUND, REFUND_STEPS),
+    "slot_refund": (SLOT_REFUND, SLOT_REFUND_STEPS),
     "budget": (BUDGET, BUDGET_STEPS),
     "sliding": (SLIDING, SLIDING_STEPS),
     "breaker": (BREAKER, BREAKER_STEPS),
@@ -396,6 +433,102 @@ def test_key_expires(client: Any, prefix: str) -> None:
     # And rules with shorter windows never shorten it.
     store.before(HOST, rules, True)
     assert client.pttl(key) >= 29_000
+
+
+PACE_ONLY = Rules(budget=None, breaker=None, pacing=True)
+
+
+@pytest.mark.parametrize("pause", [1.7e12, MAX_PAUSE * 10])
+def test_a_huge_pause_is_bounded(client: Any, prefix: str, pause: float) -> None:
+    """A pause past MAX_PAUSE paces MAX_PAUSE at most, and the key expires within it plus the slack."""
+    store = RedisState(client, prefix=prefix, ttl_slack=1.0).sync_store()
+    store.after(HOST, PACE_ONLY, None, pause, False)
+    verdict = store.before(HOST, PACE_ONLY, True)
+    assert MAX_PAUSE - 5 < verdict.pace <= MAX_PAUSE
+    assert 0 < client.pttl(f"{prefix}:{HOST}") <= (MAX_PAUSE + 1) * 1000
+
+
+def test_a_huge_pause_already_stored_is_bounded(client: Any, prefix: str) -> None:
+    """The scripts bound a pause found in the hash (written by an older version) themselves."""
+    key = f"{prefix}:{HOST}"
+    client.hset(key, "paused", "1700000000000.5")
+    store = RedisState(client, prefix=prefix, ttl_slack=1.0).sync_store()
+    paced_budget = Rules(budget=RetryBudget(), breaker=None, pacing=True)
+    # A deposit: a write, after which the key's expiry is set.
+    assert MAX_PAUSE - 5 < store.before(HOST, paced_budget, True).pace <= MAX_PAUSE
+    assert 0 < client.pttl(key) <= (MAX_PAUSE + 1) * 1000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rules"),
+    [
+        ({"ttl_slack": 1e300}, BUDGET),
+        ({}, Rules(budget=RetryBudget(window=1e300), breaker=None, pacing=False)),
+    ],
+    ids=["slack", "window"],
+)
+def test_an_absurd_expiry_is_bounded(
+    client: Any, prefix: str, kwargs: dict[str, Any], rules: Rules
+) -> None:
+    """An absurd window or ttl_slack still gives the key an expiry Redis takes, and a bounded one."""
+    store = RedisState(client, prefix=prefix, **kwargs).sync_store()
+    assert store.spend(HOST, rules) is True
+    ttl = client.pttl(f"{prefix}:{HOST}")
+    assert 0 < ttl <= MAX_TTL * 1000
+    fields = client.hgetall(f"{prefix}:{HOST}")
+    assert [v for f, v in fields.items() if f.startswith(b"b:")] == [b"0 1"]  # really counted
+
+
+def _current_slot(client: Any, width: float) -> int:
+    seconds, micros = client.time()
+    return math.floor((int(seconds) + int(micros) / 1e6) / width)
+
+
+@pytest.mark.parametrize("value", [b"0 -1", b"-3 -1", b"garbage", b"1 2 3", b"", b"1e400 1"])
+def test_an_unreadable_slot_counts_nothing(
+    client: Any, prefix: str, caplog: pytest.LogCaptureFixture, value: bytes
+) -> None:
+    """A slot the scripts cannot read (an older version's refund, garbage) counts nothing and breaks nothing."""
+    caplog.set_level(logging.WARNING, logger="httpx_resilience")
+    assert BUDGET.budget is not None
+    width = BUDGET.budget.window / SLOTS
+    key = f"{prefix}:{HOST}"
+    client.hset(key, mapping={"bw": repr(width), f"b:{_current_slot(client, width)}": value})
+    store = RedisState(client, prefix=prefix).sync_store()
+    assert [store.spend(HOST, BUDGET) for _ in range(4)] == [True, True, True, False]  # reserve 3
+    assert not _warnings(caplog)
+
+
+@pytest.mark.parametrize("value", [b"garbage", b"0", b"-1", b""])
+def test_an_unreadable_width_is_replaced(
+    client: Any, prefix: str, caplog: pytest.LogCaptureFixture, value: bytes
+) -> None:
+    """A slot width the scripts cannot use is replaced by the rules' own, not a script error."""
+    caplog.set_level(logging.WARNING, logger="httpx_resilience")
+    key = f"{prefix}:{HOST}"
+    client.hset(key, "bw", value)
+    store = RedisState(client, prefix=prefix).sync_store()
+    assert [store.spend(HOST, BUDGET) for _ in range(4)] == [True, True, True, False]
+    assert not _warnings(caplog)
+    assert float(client.hget(key, "bw")) == 3.0
+
+
+def test_a_refund_in_a_new_slot_leaves_the_hash_readable(
+    client: Any, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refund landing in a slot with no deposits writes no negative count; every slot stays "<a> <b>"."""
+    caplog.set_level(logging.WARNING, logger="httpx_resilience")
+    store = RedisState(client, prefix=prefix).sync_store()
+    key = f"{prefix}:{HOST}"
+    assert store.after(HOST, REFUND, True, None, False) == "open"
+    assert store.spend(HOST, REFUND)
+    client.hdel(key, *[f for f in client.hkeys(key) if f.startswith(b"b:")])  # as if slots later
+    assert store.before(HOST, REFUND, False, True).open_for is not None
+    assert [store.spend(HOST, REFUND) for _ in range(3)] == [True, True, False]  # nothing refunded
+    for field, value in client.hgetall(key).items():
+        if field.startswith(b"b:"):
+            assert re.fullmatch(rb"\d+ \d+", value), (field, value)
+    assert not _warnings(caplog)
 
 
 def test_stale_slots_are_pruned(client: Any, prefix: str) -> None:
@@ -612,7 +745,7 @@ _WORKER_COMMON = """
 import json, sys, time
 import redis
 from httpx_resilience._guard import CircuitBreaker, RetryBudget, Rules
-from httpx_resilience._redis import RedisState
+from httpx_resilience._redis import MAX_TTL, RedisState
 
 port, prefix = int(sys.argv[1]), sys.argv[2]
 client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)

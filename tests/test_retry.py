@@ -20,7 +20,7 @@ from httpx_resilience import (
     ConfigurationError,
     RetryPolicy,
 )
-from httpx_resilience._retry import is_replayable, may_resend
+from httpx_resilience._retry import is_replayable, may_resend, rewind
 
 URL = "https://api.example.com/v1/thing"
 
@@ -375,12 +375,11 @@ def test_replayable_bodies(kwargs: dict[str, Any]) -> None:
     [
         _gen,
         lambda: iter([b"a", b"b"]),
-        lambda: io.BytesIO(b"file body"),
     ],
-    ids=["generator", "iterator", "file object"],
+    ids=["generator", "iterator"],
 )
 def test_one_shot_bodies_are_not_replayable(make_content: Any) -> None:
-    """A generator, an iterator or a file object passed as content is a one-shot body."""
+    """A generator or an iterator passed as content is a one-shot body."""
     assert is_replayable(httpx.Request("POST", URL, content=make_content())) is False
 
 
@@ -423,3 +422,148 @@ def test_may_resend_follows_custom_retry_methods() -> None:
     assert may_resend("PUT", False, "read", methods) is False
     assert may_resend("PUT", True, "read", methods) is True
     assert may_resend("PUT", False, "connect", methods) is True
+
+
+# --- file bodies: replayable when they can be rewound, and rewound before each retry ----------
+
+FILE_BODY = b"0123456789" * 10_000  # larger than httpx's 64 KiB reads
+
+
+class _ReadOnly:
+    """A pipe-like stream: `read()` and iteration, but no `seek`, `tell` or `seekable`."""
+
+    def __init__(self, data: bytes) -> None:
+        self._file = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(lambda: self.read(65536), b"")
+
+
+class _NotSeekable(io.BytesIO):
+    """A stream whose `seekable()` is False, though its `seek` would work."""
+
+    def seekable(self) -> bool:
+        return False
+
+
+class _SeekFails(io.BytesIO):
+    """A stream that says it is seekable but whose `seek` raises."""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        raise OSError("illegal seek")
+
+
+@pytest.fixture(params=["httpx", "httpx2"])
+def hxm(request: pytest.FixtureRequest) -> Any:
+    """The package the request is built with: httpx, or httpx2 (same stream classes, by name)."""
+    if request.param == "httpx":
+        return httpx
+    return pytest.importorskip("httpx2")
+
+
+def _sent(request: httpx.Request) -> bytes:
+    """What one attempt would send: one pass over the request's stream."""
+    return b"".join(request.stream)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "make_file",
+    [_ReadOnly, _NotSeekable, _SeekFails],
+    ids=["no seek", "seekable false", "seek raises"],
+)
+def test_multipart_with_a_file_that_cannot_rewind_is_not_replayable(
+    hxm: Any, make_file: Any
+) -> None:
+    """A multipart body is one-shot when its file has no seek, says it is not seekable, or fails to seek."""
+    request = hxm.Request("POST", URL, files={"f": ("a.bin", make_file(FILE_BODY))})
+    assert is_replayable(request) is False
+
+
+def test_multipart_with_one_seekable_and_one_unseekable_file_is_not_replayable(hxm: Any) -> None:
+    """One file that cannot be rewound makes the whole multipart body one-shot."""
+    files = {"a": ("a.bin", io.BytesIO(FILE_BODY)), "b": ("b.bin", _ReadOnly(FILE_BODY))}
+    assert is_replayable(hxm.Request("POST", URL, files=files)) is False
+
+
+def test_multipart_with_seekable_files_and_bytes_is_replayable(hxm: Any) -> None:
+    """A multipart body of seekable files, bytes and form fields is replayable."""
+    files = {"a": ("a.bin", io.BytesIO(FILE_BODY)), "b": ("b.txt", b"inline")}
+    request = hxm.Request("POST", URL, data={"field": "value"}, files=files)
+    assert is_replayable(request) is True
+
+
+@pytest.mark.parametrize(
+    ("make_content", "expected"),
+    [(io.BytesIO, True), (_ReadOnly, False), (_NotSeekable, False), (_SeekFails, False)],
+    ids=["bytesio", "no seek", "seekable false", "seek raises"],
+)
+def test_content_file_is_replayable_only_when_seekable(
+    hxm: Any, make_content: Any, expected: bool
+) -> None:
+    """A `content=` file is replayable only if it is seekable and its seek works."""
+    request = hxm.Request("POST", URL, content=make_content(FILE_BODY))
+    assert is_replayable(request) is expected
+
+
+def test_real_file_content_is_replayable(hxm: Any, tmp_path: Any) -> None:
+    """A file opened 'rb' passed as `content=` is replayable."""
+    path = tmp_path / "body.bin"
+    path.write_bytes(FILE_BODY)
+    with path.open("rb") as file:
+        assert is_replayable(hxm.Request("POST", URL, content=file)) is True
+
+
+def test_rewind_resends_a_content_file_from_its_first_position(hxm: Any) -> None:
+    """A `content=` file the caller had read into is sent again from where it stood, not from 0."""
+    file = io.BytesIO(FILE_BODY)
+    file.read(100)
+    request = hxm.Request("POST", URL, content=file)
+    assert is_replayable(request) is True
+    assert _sent(request) == FILE_BODY[100:]
+    assert _sent(request) == b""  # what a retry carried before: the file was used up
+    rewind(request)
+    assert _sent(request) == FILE_BODY[100:]
+
+
+def test_rewind_seeks_every_multipart_file_to_its_start(hxm: Any) -> None:
+    """Rewinding a multipart body puts each of its files back at 0, as httpx reads them."""
+    first, second = io.BytesIO(FILE_BODY), io.BytesIO(b"second")
+    files = {"a": ("a.bin", first), "b": ("b.bin", second)}
+    request = hxm.Request("POST", URL, files=files)
+    assert is_replayable(request) is True
+    whole = _sent(request)
+    assert (first.tell(), second.tell()) == (len(FILE_BODY), len(b"second"))
+    rewind(request)
+    assert (first.tell(), second.tell()) == (0, 0)
+    assert _sent(request) == whole
+
+
+def test_rewind_reaches_through_the_request_size_wrapper(hxm: Any) -> None:
+    """A body inside the size limit's counting stream is judged and rewound as the caller's body."""
+    from httpx_resilience._backend import register
+
+    file = io.BytesIO(FILE_BODY)
+    file.read(10)
+    request = hxm.Request("POST", URL, content=file)
+    stream = request.stream
+
+    def too_large(sent: int) -> Any:
+        raise AssertionError(f"{sent} bytes is far below the limit")
+
+    request.stream = register(hxm).counted(stream, 10**9, too_large)
+    assert is_replayable(request) is True
+    assert _sent(request) == FILE_BODY[10:]
+    rewind(request)
+    assert _sent(request) == FILE_BODY[10:]
+
+
+def test_rewind_leaves_a_bytes_body_alone(hxm: Any) -> None:
+    """Rewinding a bytes body changes nothing: it is sent whole every time anyway."""
+    request = hxm.Request("POST", URL, content=b"payload")
+    stream = request.stream
+    rewind(request)
+    assert request.stream is stream
+    assert _sent(request) == b"payload"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 import httpx
@@ -106,6 +108,55 @@ def test_no_wait_is_left_when_the_block_raises() -> None:
     """An exception inside no_wait() still turns the skipping off again."""
     with pytest.raises(RuntimeError), no_wait():
         raise RuntimeError("boom")
+    assert not _waits.waits_skipped()
+
+
+@pytest.fixture
+def fast_thread_switches() -> Iterator[None]:
+    """Switch threads as often as the interpreter can, so a race shows within a short test."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def run_threads(work: Callable[[], None], count: int = 8) -> None:
+    """Run `work` in `count` threads at once; fail if one raised or did not end in time."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def target() -> None:
+        try:
+            start.wait(timeout=10)
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a thread never finished"
+    assert not errors, errors
+
+
+@pytest.mark.usefixtures("waits_on", "fast_thread_switches")
+def test_no_wait_from_many_threads_at_once() -> None:
+    """Threads entering and leaving no_wait() at once: each sees waits skipped inside, and the depth returns to 0."""
+    outside: list[bool] = []
+
+    def work() -> None:
+        for _ in range(50_000):
+            with no_wait():
+                if not _waits.waits_skipped():
+                    outside.append(True)
+
+    run_threads(work)
+    assert not outside, f"{len(outside)} times a thread inside no_wait() saw waits on"
+    assert _waits._skip_depth == 0
     assert not _waits.waits_skipped()
 
 

@@ -7,10 +7,13 @@ freely; the success path never calls into this module.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
+import itertools
 import logging
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -33,7 +36,7 @@ from ._errors import (
 from ._headers import find_header, parse_rate_limit, parse_retry_after, parse_should_retry
 from ._parse import ParsedBody, decode_text, parse_error_body
 from ._policies import ErrorPolicy, RequestIdPolicy
-from ._redact import Redactor, redact_url
+from ._redact import Redactor
 from ._streams import read_prefix
 
 __all__ = [
@@ -53,8 +56,9 @@ logger = logging.getLogger("httpx_resilience")
 _PARSED_KEYS = frozenset({"message", "code", "details", "errors"})
 # What an error's copy of a response keeps: no network stream or pool internals.
 _KEPT_EXTENSIONS = ("http_version", "reason_phrase", "request_id")
-# What an error's copy of a response keeps: no network stream or pool internals.
-_KEPT_EXTENSIONS = ("http_version", "reason_phrase", "request_id")
+# What a copy holding the decoded, possibly capped body drops: it has its own length, and an
+# encoding left on it would make httpx decode that body again, without a cap.
+_BODY_HEADERS = frozenset((b"content-encoding", b"content-length", b"transfer-encoding"))
 
 
 class RequestInfo:
@@ -67,6 +71,7 @@ class RequestInfo:
         "history",
         "idempotency_header",
         "idempotency_key",
+        "redact_names",
         "request",
     )
 
@@ -79,8 +84,10 @@ class RequestInfo:
         idempotency_key: str | None = None,
         attempts: int = 1,
         history: Sequence[AttemptRecord] = (),
+        redact_names: frozenset[str] = frozenset(),
     ) -> None:
         self.request = request
+        self.redact_names = redact_names
         self.client_request_id = client_request_id
         self.idempotency_header = idempotency_header
         self.idempotency_key = idempotency_key
@@ -92,7 +99,9 @@ class RequestInfo:
     def redactor(self) -> Redactor:
         """The scrubber for this request's secrets, built on first use (failures only)."""
         if self._redactor is None:
-            self._redactor = Redactor.for_request(self.request, self.idempotency_header)
+            self._redactor = Redactor.for_request(
+                self.request, self.idempotency_header, self.redact_names
+            )
         return self._redactor
 
     def common(self) -> dict[str, Any]:
@@ -106,47 +115,197 @@ class RequestInfo:
             key = request.headers.get(self.idempotency_header)
         return {
             "method": request.method,
-            "url": self.redactor.text(redact_url(request.url)),
+            "url": self.redactor.url(request.url),
             "idempotency_key": key,
             "attempts": self.attempts,
             "request": request,
+            "_redactor": self.redactor,
         }
 
 
 def decode_content(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
     """Undo `Content-Encoding` on an error body, never producing more than `limit` bytes.
 
-    The cap makes a compression bomb cost no more than a plain body would. A truncated
-    gzip/deflate stream still yields what it holds.
+    Every coding of the chain is undone piece by piece, each step's output bounded, so a
+    compression bomb, stacked or not, costs no more than a plain body would. A chain this
+    module cannot undo under that bound (an unknown coding, one whose library is missing, more
+    than `_MAX_CODINGS`, or a body that is not what it claims) leaves the raw capped bytes. A
+    truncated body still yields what it holds.
     """
-    encoding = (content_encoding or "").strip().lower()
-    if encoding in ("", "identity"):
-        return raw if len(raw) <= limit else raw[:limit]
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, limit)
-        if encoding == "deflate":
-            try:
-                return zlib.decompressobj().decompress(raw, limit)
-            except zlib.error:
-                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, limit)
-        # br, zstd and stacked encodings: rare on error bodies, left to httpx's decoders.
-        return httpx.Response(200, headers={"content-encoding": encoding}, content=raw).read()[
-            :limit
-        ]
-    except Exception:
+    if limit <= 0:
+        return b""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    if not codings:
         return raw[:limit]
+    if len(codings) > _MAX_CODINGS:
+        return raw[:limit]
+    # Undone last to first; the raw bytes go in by pieces, so no step copies them whole.
+    pieces: Iterator[bytes] = (raw[i : i + _PIECE] for i in range(0, len(raw), _PIECE))
+    stages: list[Generator[bytes, None, None]] = []
+    for coding in reversed(codings):
+        decoder = _decoder(coding)
+        if decoder is None:
+            return raw[:limit]
+        pieces = decoder(pieces)
+        stages.append(pieces)
+    out = bytearray()
+    try:
+        for piece in pieces:
+            out += piece[: limit - len(out)]
+            if len(out) >= limit:
+                break
+    except Exception:
+        # Not what its Content-Encoding claims: a part decoded would pass for the whole.
+        return raw[:limit]
+    finally:
+        for stage in stages:
+            stage.close()
+    return bytes(out)
+
+
+# The longest chain of codings undone: servers send one, proxies rarely add a second; a longer
+# chain is more likely aimed at the decoder than a body worth reading.
+_MAX_CODINGS = 3
+# The most one decoding step produces (brotli rounds up to its 32 KiB block): what a chain
+# holds at once, per coding.
+_PIECE = 16384
+# RFC 9659: a zstd window over 8 MiB is not for HTTP, and would cost that much memory.
+_ZSTD_MAX_WINDOW = 8 * 1024 * 1024
+
+_Decoder = Callable[[Iterator[bytes]], Generator[bytes, None, None]]
+
+
+def _inflate(pieces: Iterator[bytes], wbits: int) -> Generator[bytes, None, None]:
+    decompressor = zlib.decompressobj(wbits)
+    for piece in pieces:
+        data = piece
+        while True:
+            out = decompressor.decompress(data, _PIECE)
+            if out:
+                yield out
+            data = decompressor.unconsumed_tail
+            # A full piece with no input left may still have output pending: ask again.
+            if decompressor.eof or (not data and len(out) < _PIECE):
+                break
+        if decompressor.eof:
+            # What follows the end of the stream is ignored, as httpx does.
+            return
+
+
+def _gzip(pieces: Iterator[bytes]) -> Generator[bytes, None, None]:
+    return _inflate(pieces, 16 + zlib.MAX_WBITS)
+
+
+def _deflate(pieces: Iterator[bytes]) -> Generator[bytes, None, None]:
+    # "deflate" means zlib framing, but servers also send raw deflate: the first two bytes
+    # tell which, as httpx's decoder finds out by trying.
+    head = b""
+    for piece in pieces:
+        head += piece
+        if len(head) >= 2:
+            break
+    zlib_framed = (
+        len(head) >= 2
+        and head[0] & 0x0F == 8
+        and head[0] >> 4 <= 7
+        and (head[0] << 8 | head[1]) % 31 == 0
+    )
+    yield from _inflate(
+        itertools.chain((head,), pieces), zlib.MAX_WBITS if zlib_framed else -zlib.MAX_WBITS
+    )
+
+
+def _brotli(pieces: Iterator[bytes]) -> Generator[bytes, None, None]:
+    decompressor = _brotli_module().Decompressor()
+    for piece in pieces:
+        out = decompressor.process(piece, output_buffer_limit=_PIECE)
+        while True:
+            if out:
+                yield out
+            if decompressor.is_finished():
+                return
+            # A call that stopped at the limit may leave output even when the decoder says it
+            # can take more input: only an empty answer tells it needs some.
+            if not out and decompressor.can_accept_more_data():
+                break
+            out = decompressor.process(b"", output_buffer_limit=_PIECE)
+
+
+def _zstd(pieces: Iterator[bytes]) -> Generator[bytes, None, None]:
+    decompressor = _zstd_module().ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
+    # zstandard's only decoder whose output per call is bounded reads from a file.
+    source = _PieceReader(pieces)
+    with decompressor.stream_reader(source, read_across_frames=True, closefd=False) as reader:
+        while out := reader.read(_PIECE):
+            yield out
+
+
+class _PieceReader:
+    """The `read(n)` of a file over an iterator of byte pieces."""
+
+    __slots__ = ("_pending", "_pieces")
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        # An empty read means the end of the file: a step that yielded nothing is not that.
+        while not self._pending:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return b""
+            self._pending = piece
+        if size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+
+@functools.cache
+def _brotli_module() -> Any:
+    # brotli, or brotlicffi on PyPy, as httpx picks them; only versions that bound the output
+    # of one call (brotli and brotlicffi 1.2 on) can decode an error body safely.
+    for name in ("brotli", "brotlicffi"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module.Decompressor, "can_accept_more_data"):
+            return module
+    return None
+
+
+@functools.cache
+def _zstd_module() -> Any:
+    try:
+        return importlib.import_module("zstandard")
+    except ImportError:
+        return None
+
+
+def _decoder(coding: str) -> _Decoder | None:
+    """The capped decoder of one coding, if this module can undo it safely here."""
+    if coding in ("gzip", "x-gzip"):
+        return _gzip
+    if coding == "deflate":
+        return _deflate
+    if coding == "br" and _brotli_module() is not None:
+        return _brotli
+    if coding == "zstd" and _zstd_module() is not None:
+        return _zstd
+    return None
 
 
 def body_response(
     response: httpx.Response, body: bytes, request: httpx.Request | None
 ) -> httpx.Response:
     """A read copy of `response` holding the decoded `body`, safe to keep on an error."""
+    # The header bytes as they came: decoded to str, a value that is not ASCII (UTF-8 in a
+    # detail header, Latin-1 in a filename) could not be encoded back.
     headers = [
-        (name, value)
-        for name, value in response.headers.multi_items()
-        # The copy holds the decoded, possibly capped body: its own length, no encoding.
-        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        (name, value) for name, value in response.headers.raw if name.lower() not in _BODY_HEADERS
     ]
     return backend_of(response).response(
         response.status_code,
@@ -187,12 +346,15 @@ def error_for_response(
     if errors is not None and not issubclass(cls, ValidationError):
         details = {**(details or {}), "errors": errors}
         errors = None
+    # A body at the cap may have been cut inside an echoed secret, and so may what was read
+    # from its end (a plain-text message).
+    cut = len(body) >= policy.max_body_bytes
     return cls(
-        redactor.text(parsed.message) if parsed.message else None,
+        redactor.text(parsed.message, cut=cut) if parsed.message else None,
         code=redactor.text(parsed.code) if parsed.code else None,
         status_code=status,
         request_id=request_id,
-        body=redactor.text(text) if text is not None else None,
+        body=redactor.text(text, cut=cut) if text is not None else None,
         details=redactor.data(details) if details is not None else None,
         errors=redactor.data(errors) if errors is not None else None,
         retry_after=parse_retry_after(headers, now),
@@ -308,7 +470,8 @@ def from_response(
     )
     readable = body_response(response, decode_content(raw, encoding, limit), request)
     cls = None if response.status_code >= 400 else APIError
-    return error_for_response(readable, RequestInfo(request), errors, request_id, cls=cls)
+    info = RequestInfo(request, redact_names=errors.redact_names)
+    return error_for_response(readable, info, errors, request_id, cls=cls)
 
 
 def _read_unread(

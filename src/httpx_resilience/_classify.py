@@ -111,9 +111,10 @@ def class_for_status(
 
 
 class ExceptionKind:
-    """How an exception maps: the class, the phase it failed in, and whether a retry could help."""
+    """How an exception maps: the class, the phase it failed in, whether a retry could help,
+    and whether it tells anything of the host (`host_fault`) or only of the caller's request."""
 
-    __slots__ = ("cls", "code", "phase", "retryable")
+    __slots__ = ("cls", "code", "host_fault", "phase", "retryable")
 
     def __init__(
         self,
@@ -121,11 +122,14 @@ class ExceptionKind:
         phase: str | None,
         retryable: bool,
         code: str | None = None,
+        *,
+        host_fault: bool = True,
     ) -> None:
         self.cls = cls
         self.phase = phase
         self.retryable = retryable
         self.code = code
+        self.host_fault = host_fault
 
 
 _C, _R, _W, _P = "connect", "read", "write", "pool"
@@ -151,10 +155,15 @@ _BY_NAME: tuple[tuple[str, ExceptionKind], ...] = (
     # The server closed the connection or answered garbage: often a stale keep-alive
     # connection, which a new one cures.
     ("RemoteProtocolError", ExceptionKind(ProtocolError, None, True)),
-    ("LocalProtocolError", ExceptionKind(ProtocolError, None, False)),
+    # The caller's own mistakes (an illegal header, a scheme no transport serves): nothing
+    # reached the host, so its circuit breaker does not count them.
+    ("LocalProtocolError", ExceptionKind(ProtocolError, None, False, host_fault=False)),
     ("ProtocolError", ExceptionKind(ProtocolError, None, False)),
     ("DecodingError", ExceptionKind(ProtocolError, None, False, "decoding_error")),
-    ("UnsupportedProtocol", ExceptionKind(TransportError, None, False, "unsupported_protocol")),
+    (
+        "UnsupportedProtocol",
+        ExceptionKind(TransportError, None, False, "unsupported_protocol", host_fault=False),
+    ),
 )
 
 

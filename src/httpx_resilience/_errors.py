@@ -35,12 +35,15 @@ keyword, so users can build errors in their own tests without a network.
 from __future__ import annotations
 
 import json
+import math
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import httpx
+
+from ._redact import Redactor
 
 __all__ = [
     "APIError",
@@ -108,6 +111,8 @@ _FIELDS = (
     "idempotency_key",
 )
 _REPR_FIELDS = ("code", "status_code", "request_id", "retry_after", "phase", "method", "url")
+# The idempotency key header redaction spares when the error was not told another one.
+_IDEMPOTENCY_HEADER = "Idempotency-Key"
 # A structure deeper than this in `details` is shown as text: `to_dict()` must never recurse
 # without bound on a body a server chose.
 _MAX_JSON_DEPTH = 32
@@ -164,6 +169,7 @@ class APIError(Exception):
         idempotency_key: str | None = None,
         request: httpx.Request | None = None,
         response: httpx.Response | None = None,
+        _redactor: Redactor | None = None,
     ) -> None:
         if message is None or message == "":
             message = self._default_message(status_code)
@@ -190,6 +196,9 @@ class APIError(Exception):
         self.idempotency_key = idempotency_key
         self._request = request
         self._response = response
+        # How the transport that built the error redacts (its idempotency header and extra
+        # names): a pickle holds only redacted copies of the request and response.
+        self._redactor = _redactor
 
     @classmethod
     def _default_message(cls, status_code: int | None) -> str:
@@ -247,9 +256,23 @@ class APIError(Exception):
         return data
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # Errors are pickled into task queues and caches: the request's credentials, and the
+        # server's echo of them, must not go with them. Every other field is redacted already.
+        origin = self._request
+        if origin is None and self._response is not None:
+            try:
+                origin = self._response.request
+            except RuntimeError:  # httpx raises for a response built without a request
+                origin = None
+        redactor = self._redactor
+        if redactor is None:  # built by hand: the default names
+            redactor = Redactor.for_request(origin, _IDEMPOTENCY_HEADER)
+        request = redactor.request(origin) if origin is not None else None
         state = {name: getattr(self, name) for name in self._fields}
-        state["request"] = self._request
-        state["response"] = self._response
+        state["request"] = request if self._request is not None else None
+        state["response"] = (
+            redactor.response(self._response, request) if self._response is not None else None
+        )
         return (_rebuild, (type(self), self.message, state))
 
 
@@ -258,7 +281,11 @@ def _rebuild(cls: type[APIError], message: str, state: dict[str, Any]) -> APIErr
 
 
 def _jsonable(value: Any, depth: int) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, float):
+        # NaN and the infinities are no JSON (Python's parser reads them in bodies all the
+        # same): null, as JSON.stringify writes them.
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
         return value
     if depth >= _MAX_JSON_DEPTH:
         return _summary(value)

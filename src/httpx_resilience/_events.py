@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from ._errors import APIError
+from ._redact import request_repr
 
 __all__ = ["EventHook", "ResilienceEvent", "emit", "note_resend"]
 
 logger = logging.getLogger("httpx_resilience")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ResilienceEvent:
     """One thing that happened to a request, or to a host's circuit, as `on_event` hears it.
 
@@ -34,7 +35,8 @@ class ResilienceEvent:
 
     `host` is "scheme://host", with ":port" when the port is not the scheme's default;
     `attempt` is the 1-based attempt the event is about (for "give_up", the number made; 0
-    before the first).
+    before the first). Its repr shows the request's URL redacted, as the error's is: with
+    `redact_names` (the transport's `ErrorPolicy.redact_names`) besides the default names.
     """
 
     kind: str
@@ -45,6 +47,20 @@ class ResilienceEvent:
     request: httpx.Request | None = None
     response: httpx.Response | None = None
     error: APIError | None = None
+    redact_names: frozenset[str] = field(default=frozenset(), kw_only=True)
+
+    def __repr__(self) -> str:
+        # What a hook naturally logs: the URL redacted (the error's, where there is one), with
+        # every name the transport knows, and no header at all.
+        url = self.error.url if self.error is not None else None
+        request = (
+            None if self.request is None else request_repr(self.request, url, self.redact_names)
+        )
+        return (
+            f"{type(self).__name__}(kind={self.kind!r}, host={self.host!r}, "
+            f"attempt={self.attempt!r}, delay={self.delay!r}, reason={self.reason!r}, "
+            f"request={request}, response={self.response!r}, error={self.error!r})"
+        )
 
 
 EventHook = Callable[[ResilienceEvent], None]

@@ -30,6 +30,7 @@ from ._build import (
     error_for_exception,
     error_for_response,
 )
+from ._classify import classify_exception
 from ._errors import (
     APIError,
     AttemptRecord,
@@ -45,7 +46,7 @@ from ._guard import NO_RULES, Rules, Verdict, host_key, is_failure_status, pause
 from ._headers import parse_should_retry, scan_response_headers
 from ._idempotency import IdempotencyPolicy, assign_key
 from ._policies import ErrorPolicy, RequestIdPolicy
-from ._retry import UNSENT_PHASES, RetryEvent, RetryPolicy, is_replayable, may_resend
+from ._retry import UNSENT_PHASES, RetryEvent, RetryPolicy, is_replayable, may_resend, rewind
 
 __all__ = [
     "NO_OUTCOME",
@@ -139,8 +140,8 @@ class Spend:
 
 Command = Send | ReadBody | Close | Sleep | Before | After | Spend
 # What a failure of a handed-on body later needs to know of its logical request:
-# (idempotency header, client request id, idempotency key, attempt, history).
-Context = tuple[str, str | None, str | None, int, tuple[AttemptRecord, ...]]
+# (its plan: policies, ids and key; the attempt; the history before it).
+Context = tuple["Plan", int, tuple[AttemptRecord, ...]]
 # The response to hand on, whether its body has a Content-Encoding, and its context.
 Flow = Generator[Command, Any, tuple[httpx.Response, bool, Context]]
 RetryHook = Callable[[RetryEvent], None]
@@ -234,8 +235,7 @@ class Plan:
 
     def context(self, attempt: int, history: Iterable[AttemptRecord]) -> Context:
         """What a failure of a handed-on body will need to know of this request."""
-        header = self.settings.idempotency.header
-        return (header, self.client_request_id, self.key, attempt, tuple(history))
+        return (self, attempt, tuple(history))
 
 
 def plan_request(
@@ -254,7 +254,9 @@ def plan_request(
         key = None
     replayable = retry.max_attempts > 1 and is_replayable(request)
     if errors.max_request_bytes is not None:
-        _limit_request_size(request, errors.max_request_bytes, client_request_id, base.backend)
+        _limit_request_size(
+            request, errors.max_request_bytes, client_request_id, base.backend, errors.redact_names
+        )
     deadline = clock() + retry.timeout if retry.timeout is not None else None
     timeouts = request.extensions.get("timeout") if deadline is not None else None
     host = host_key(request.url) if settings.rules.active else None
@@ -314,7 +316,7 @@ def request_flow(
     host = plan.host
     history: list[AttemptRecord] = []
     attempt = 1
-    events = _Events(on_event, host, request)
+    events = _Events(on_event, host, request, errors.redact_names)
 
     def handed(response: httpx.Response, encoded: bool) -> tuple[httpx.Response, bool, Context]:
         # The response goes to the caller with its context: if its body fails later, the
@@ -362,6 +364,7 @@ def request_flow(
                 request.extensions["timeout"] = _shortened(timeouts, deadline - clock())
             if attempt > 1:
                 note_resend(attempt - 1)
+                rewind(request)  # a file body goes again from where the first attempt began
             outcome: Any
             try:
                 outcome = yield Send(request)
@@ -414,14 +417,18 @@ def request_flow(
                         return handed(response, encoded)
                 elif errors.classify is None and not errors.raise_on_status:
                     return handed(response, encoded)
-            body = yield ReadBody(response, errors.max_body_bytes)
+            limit = errors.max_body_bytes
+            body = yield ReadBody(response, limit)
             if status < 400 and not body.complete:
                 # Too large to be the small JSON document `classify` is meant for: passed on
                 # unread by the hook, and whole to the caller.
                 return handed(response, encoded)
-            decoded = decode_content(
-                body.data, response.headers.get("content-encoding"), errors.max_body_bytes
-            )
+            # A success body is decoded one byte past the cap, to tell one that is too large
+            # once decoded (small on the wire) from one that fits: a cut copy is no document.
+            coding = response.headers.get("content-encoding")
+            decoded = decode_content(body.data, coding, limit + 1 if status < 400 else limit)
+            if len(decoded) > limit:
+                return handed(response, encoded)
             readable = body_response(response, decoded, request)
             cls = _classify(errors.classify, readable)
             if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
@@ -489,12 +496,19 @@ def request_flow(
 class _Events:
     """The flow's `on_event` calls, built only when a hook listens."""
 
-    __slots__ = ("_hook", "_host", "_request")
+    __slots__ = ("_hook", "_host", "_names", "_request")
 
-    def __init__(self, hook: EventHook | None, host: str | None, request: httpx.Request) -> None:
+    def __init__(
+        self,
+        hook: EventHook | None,
+        host: str | None,
+        request: httpx.Request,
+        names: frozenset[str] = frozenset(),
+    ) -> None:
         self._hook = hook
         self._host = (host or host_key(request.url)) if hook is not None else ""
         self._request = request
+        self._names = names  # the transport's redact_names, for the events' reprs
 
     def attempt(
         self,
@@ -522,7 +536,15 @@ class _Events:
     ) -> None:
         if self._hook is not None:
             event = ResilienceEvent(
-                kind, self._host, attempt, delay, reason, self._request, response, error
+                kind,
+                self._host,
+                attempt,
+                delay,
+                reason,
+                self._request,
+                response,
+                error,
+                redact_names=self._names,
             )
             emit(self._hook, event)
 
@@ -538,7 +560,9 @@ def outcome_of(outcome: object, rules: Rules) -> tuple[bool | None, float | None
             isinstance(outcome, APIError) and not isinstance(outcome, TransportError)
         ):
             return None, None  # nothing reached the host (a breaker below, a body too large)
-        return (True if rules.breaker is not None else None), None
+        if rules.breaker is None or not classify_exception(outcome).host_fault:
+            return None, None  # or the caller's own mistake: an illegal header, a bad scheme
+        return True, None
     response: httpx.Response = outcome  # type: ignore[assignment]
     failed = is_failure_status(response.status_code, rules)
     return failed, pause_of(response) if rules.pacing else None
@@ -567,6 +591,7 @@ def _info(
         idempotency_key=key,
         attempts=attempt,
         history=history,
+        redact_names=settings.errors.redact_names,
     )
 
 
@@ -608,7 +633,11 @@ def _announce(hook: RetryHook | None, event: RetryEvent, max_attempts: int) -> N
 
 
 def _limit_request_size(
-    request: httpx.Request, limit: int, client_request_id: str | None, backend: Backend
+    request: httpx.Request,
+    limit: int,
+    client_request_id: str | None,
+    backend: Backend,
+    redact_names: frozenset[str],
 ) -> None:
     """Raise `RequestTooLargeError` before any I/O when the body's known size exceeds `limit`.
 
@@ -620,10 +649,14 @@ def _limit_request_size(
         request.stream = backend.counted(
             request.stream,
             limit,
-            lambda sent: _too_large(request, sent, limit, client_request_id, attempts=1),
+            lambda sent: _too_large(
+                request, sent, limit, client_request_id, attempts=1, redact_names=redact_names
+            ),
         )
     elif size > limit:
-        raise _too_large(request, size, limit, client_request_id, attempts=0)
+        raise _too_large(
+            request, size, limit, client_request_id, attempts=0, redact_names=redact_names
+        )
 
 
 def _too_large(
@@ -633,12 +666,18 @@ def _too_large(
     client_request_id: str | None,
     *,
     attempts: int,
+    redact_names: frozenset[str],
 ) -> RequestTooLargeError:
     """The error for a body of (at least) `size` bytes against a `limit`.
 
     `attempts` is 0 when it was caught before sending, 1 when a streamed body was cut off.
     """
-    info = RequestInfo(request, client_request_id=client_request_id, attempts=attempts)
+    info = RequestInfo(
+        request,
+        client_request_id=client_request_id,
+        attempts=attempts,
+        redact_names=redact_names,
+    )
     history = (AttemptRecord(None, RequestTooLargeError.__name__),) if attempts else ()
     return RequestTooLargeError(
         f"request body of {size} bytes exceeds the limit of {limit} bytes",

@@ -40,6 +40,7 @@ from ._policies import Policy, check, is_number, is_statuses, materialise
 
 __all__ = [
     "CLEAR",
+    "MAX_PAUSE",
     "NO_RULES",
     "AsyncStore",
     "CircuitBreaker",
@@ -57,6 +58,10 @@ __all__ = [
 
 # Each window is kept as this many slots, so it slides in steps of a tenth of its length.
 SLOTS = 10
+# The longest a host is ever paced: a day, the longest rate-limit window APIs commonly have.
+# A reset read wrong or a server asking for years must neither stall a host for ages nor keep
+# its state (in memory or in Redis) alive as long.
+MAX_PAUSE = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +233,20 @@ class _Window:
         cell[0] += first
         cell[1] += second
 
+    def refund(self, now: float) -> None:
+        """Take one back from the second count, in the newest slot of the window that has one.
+
+        What a retry spent, given back; with none in the window (its spend has slid out
+        already) there is nothing to give back, and no count ever goes below 0.
+        """
+        oldest = int(now / self._width) - SLOTS + 1
+        newest = None
+        for slot, cell in self._cells.items():
+            if slot >= oldest and cell[1] > 0 and (newest is None or slot > newest):
+                newest = slot
+        if newest is not None:
+            self._cells[newest][1] -= 1
+
     def sums(self, now: float) -> tuple[int, int]:
         oldest = int(now / self._width) - SLOTS + 1
         first = second = 0
@@ -236,6 +255,16 @@ class _Window:
                 first += a
                 second += b
         return first, second
+
+    @property
+    def length(self) -> float:
+        """The window's length in seconds."""
+        return self._width * SLOTS
+
+    def empty(self, now: float) -> bool:
+        """Whether nothing is counted in the window any more."""
+        oldest = int(now / self._width) - SLOTS + 1
+        return not any(slot >= oldest and (a or b) for slot, (a, b) in self._cells.items())
 
     def clear(self) -> None:
         self._cells.clear()
@@ -254,18 +283,46 @@ class _Host:
         self.reopens_at = 0.0
         self.paused_until = 0.0
 
+    def idle(self, now: float) -> bool:
+        """Whether nothing here matters any more: forgetting the host changes no answer, or
+        none that a host unheard of for that long should still get."""
+        if self.circuit != "closed":
+            # An open circuit nobody probed, or a probe that never reported back, is kept for
+            # `FORGET_FACTOR` breaker windows past its deadline (as a Redis key lives), then
+            # forgotten: a crawler that met many dead hosts must not keep them all for ever.
+            span = self.calls.length if self.calls is not None else 0.0
+            if now < self.reopens_at + FORGET_FACTOR * span:
+                return False
+        return (
+            self.paused_until <= now
+            and (self.budget is None or self.budget.empty(now))
+            and (self.calls is None or self.calls.empty(now))
+        )
+
+
+# How many breaker windows past its deadline an open circuit no request came back to is kept.
+FORGET_FACTOR = 3
+
+# The table of hosts is first swept of the idle ones when it holds this many, then each time it
+# has doubled since: a process that talks to ever new hosts (a crawler, a multi-tenant client)
+# keeps only those whose state still matters, and each sweep is paid for by as many new hosts.
+SWEEP_FROM = 1024
+
 
 class MemoryState:
     """Per-host counts in this process's memory: the default.
 
     Each transport gets its own unless given one: pass the same `MemoryState()` to several
     transports (sync and async alike) for them to share one budget, circuit and pace per host.
+    A host is forgotten once nothing about it matters (its circuit closed, no pause, nothing
+    counted in its windows), so memory follows the hosts in use, not every host ever seen.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._hosts: dict[str, _Host] = {}
         self._lock = threading.Lock()
+        self._sweep_at = SWEEP_FROM
 
     def sync_store(self) -> Store:
         return self
@@ -273,11 +330,26 @@ class MemoryState:
     def async_store(self) -> AsyncStore:
         return _AsyncMemory(self)
 
-    def _host(self, host: str) -> _Host:
+    def _host(self, host: str, now: float) -> _Host:
+        """`host`'s state, made if new (under the lock)."""
         state = self._hosts.get(host)
         if state is None:
+            if len(self._hosts) >= self._sweep_at:
+                self._sweep(now)
             state = self._hosts[host] = _Host()
         return state
+
+    def _sweep(self, now: float) -> None:
+        """Forget the hosts whose state holds nothing (under the lock).
+
+        A lock-free deposit in `before` racing a sweep may add to a host just dropped: that
+        one request is then not counted, which only makes the budget stricter, as any count
+        lost to that path's races does.
+        """
+        hosts = self._hosts
+        for host in [host for host, state in hosts.items() if state.idle(now)]:
+            del hosts[host]
+        self._sweep_at = max(2 * len(hosts), SWEEP_FROM)
 
     def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
         budget = rules.budget
@@ -295,7 +367,7 @@ class MemoryState:
                     return CLEAR
         with self._lock:
             now = self._clock()
-            state = self._host(host)
+            state = self._host(host, now)
             verdict = CLEAR
             if rules.watches:
                 verdict = self._verdict(state, now, rules.breaker, rules.pacing)
@@ -303,7 +375,7 @@ class MemoryState:
                     # Stopped before the host: a request earns the budget nothing, and a
                     # retry (`refund`) gives back what it spent.
                     if refund and not first and state.budget is not None:
-                        state.budget.add(now, 0, -1)
+                        state.budget.refund(now)
                     return verdict
             if first and budget is not None:
                 window = state.budget
@@ -332,9 +404,9 @@ class MemoryState:
         breaker = rules.breaker
         with self._lock:
             now = self._clock()
-            state = self._host(host)
+            state = self._host(host, now)
             if pause is not None and rules.pacing:
-                state.paused_until = max(state.paused_until, now + pause)
+                state.paused_until = max(state.paused_until, now + min(pause, MAX_PAUSE))
             if breaker is None or failed is None:
                 return None
             if probe:
@@ -366,7 +438,7 @@ class MemoryState:
             return True
         with self._lock:
             now = self._clock()
-            state = self._host(host)
+            state = self._host(host, now)
             window = state.budget
             if window is None:
                 window = state.budget = _Window(budget.window)
@@ -397,7 +469,12 @@ class _AsyncMemory:
         return self._state.spend(host, rules)
 
 
+# At most this many keys are cached: a process that talks to very many hosts starts over.
+HOST_KEYS_MAX = 4096
 _HOST_KEYS: dict[tuple[str, str, int | None], str] = {}
+# Held to add a key (threads adding at once would each see room for one more and overfill
+# the cache); a key found needs no lock, as reading a dict is atomic.
+_HOST_KEYS_LOCK = threading.Lock()
 
 
 def host_key(url: httpx.URL) -> str:
@@ -407,11 +484,13 @@ def host_key(url: httpx.URL) -> str:
     parts = (ref.scheme, ref.host, ref.port)
     key = _HOST_KEYS.get(parts)
     if key is None:
-        if len(_HOST_KEYS) >= 4096:  # a process that talks to very many hosts: start over
-            _HOST_KEYS.clear()
         scheme, host, port = parts
         host = f"[{host}]" if ":" in host else host  # an IPv6 address
-        key = _HOST_KEYS[parts] = f"{scheme}://{host}" + ("" if port is None else f":{port}")
+        key = f"{scheme}://{host}" + ("" if port is None else f":{port}")
+        with _HOST_KEYS_LOCK:
+            if len(_HOST_KEYS) >= HOST_KEYS_MAX:
+                _HOST_KEYS.clear()
+            _HOST_KEYS[parts] = key
     return key
 
 
@@ -425,7 +504,7 @@ def pause_of(response: httpx.Response, now: float | None = None) -> float | None
     """How long the host asked not to be called again, if this response says its window is spent.
 
     A 429 with `Retry-After` (or `retry-after-ms`); else `x-ratelimit-remaining: 0` (or the
-    IETF `RateLimit` field with `r=0`) with a reset.
+    IETF `RateLimit` field with `r=0`) with a reset. Never more than `MAX_PAUSE`.
     """
     headers: Mapping[str, str] = response.headers
     status = response.status_code
@@ -435,8 +514,8 @@ def pause_of(response: httpx.Response, now: float | None = None) -> float | None
     if status == 429:
         hint = parse_retry_after(headers, now)
         if hint is not None:
-            return hint
+            return min(hint, MAX_PAUSE)
     info = parse_rate_limit(headers, now)
     if info.remaining == 0 and info.reset is not None and math.isfinite(info.reset):
-        return max(info.reset, 0.0)
+        return min(max(info.reset, 0.0), MAX_PAUSE)
     return None

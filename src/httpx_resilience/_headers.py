@@ -3,6 +3,7 @@
 Request ids, `Retry-After` / `retry-after-ms`, `x-should-retry`, and the rate-limit headers in
 their common dialects (`x-ratelimit-*`, OpenAI's per-resource variants and the IETF `RateLimit`
 fields). Every reader takes plain values and never raises on a header a server got wrong.
+A header sent more than once (which httpx joins as "5, 5") is read as its first valid value.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
@@ -35,8 +36,19 @@ _DURATION = re.compile(
     r"\s*(?:(\d{1,9})h)?(?:(\d{1,9})m(?!s))?(?:(\d{1,9}(?:\.\d{1,9})?)s)?(?:(\d{1,12})ms)?\s*",
     re.ASCII,
 )
-# A reset value above this is a Unix timestamp, not a number of seconds from now.
-_EPOCH_THRESHOLD = 1_000_000_000.0
+# What a bare number in a reset header means, servers differing: below 1e9 it is seconds from
+# now (1e9 s is 31 years, far past any window); from 1e9 (2001-09-09 as a Unix time) it is epoch
+# seconds; from 1e11 (year 5138 in seconds, 1973 in milliseconds) epoch milliseconds; from 1e14
+# (year 5138 in milliseconds) nothing a server means, so no reset.
+EPOCH_SECONDS_FROM = 1e9
+EPOCH_MILLIS_FROM = 1e11
+RESET_TOO_LARGE = 1e14
+# Repeated headers joined into one value, as httpx and proxies do: ", " between them. A comma
+# with no space after it is not taken as a list: "1,5" may be a decimal comma.
+_LIST_SEPARATOR = re.compile(r",[ \t]+")
+# Of such a list, the items looked at: a hostile value with thousands of commas must not cost
+# thousands of date parses.
+_MAX_ITEMS = 16
 _STRUCTURED_ITEM = re.compile(r"([a-z]+)\s*=\s*\"?([^,;\"\s]*)\"?", re.ASCII | re.IGNORECASE)
 
 
@@ -112,7 +124,7 @@ def mentions_rate_limit(headers: Any) -> bool:
     for _, key, raw in items:
         if key in _REMAINING_HEADERS:
             digits = raw.strip()
-            if digits and not digits.strip(b"0"):  # "0", also written "00"
+            if digits and not digits.strip(b"0, \t"):  # "0", also "00", or repeated: "0, 0"
                 return True
         elif key == b"ratelimit":
             return True
@@ -128,24 +140,72 @@ def find_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:
     return None
 
 
+def _values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of header `name`, repeated headers apart (`httpx.Headers.get` joins them)."""
+    get_list = getattr(headers, "get_list", None)
+    if get_list is not None:
+        values: list[str] = get_list(name)
+        return values
+    value = headers.get(name)
+    return [] if value is None else [value]
+
+
+def _items(value: str, dates: bool) -> Iterator[str]:
+    """What to try of one header value, in order: the whole value, then, when it holds a list
+    (repeated headers joined), each item, and with `dates` each two items joined again (an
+    HTTP date has a comma after its weekday)."""
+    yield value
+    if "," not in value:
+        return
+    parts = _LIST_SEPARATOR.split(value, _MAX_ITEMS)[:_MAX_ITEMS]
+    for i, part in enumerate(parts):
+        yield part
+        if dates and i + 1 < len(parts):
+            yield f"{part}, {parts[i + 1]}"
+
+
+def _first_valid(
+    headers: Mapping[str, str],
+    names: Iterable[str],
+    parse: Callable[[str], float | None],
+    dates: bool = False,
+) -> float | None:
+    """The first value `parse` reads, over the headers `names` in order and each one's values."""
+    for name in names:
+        for value in _values(headers, name):
+            for item in _items(value, dates):
+                result = parse(item)
+                if result is not None:
+                    return result
+    return None
+
+
+def _seconds(value: str) -> float | None:
+    match = _SECONDS.fullmatch(value)
+    return float(match.group(1)) if match is not None else None
+
+
+def _millis(value: str) -> float | None:
+    match = _SECONDS.fullmatch(value)
+    return float(match.group(1)) / 1000.0 if match is not None else None
+
+
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     """Seconds the server asked to wait, from `retry-after-ms` or `Retry-After`.
 
     `now` is the current Unix time, for the HTTP-date form. A value that is negative,
     malformed, or a date in the past gives None: the caller falls back to its own backoff.
+    Of repeated headers, the first valid value counts.
     """
-    millis = headers.get("retry-after-ms")
+    millis = _first_valid(headers, ("retry-after-ms",), _millis)
     if millis is not None:
-        match = _SECONDS.fullmatch(millis)
-        if match is not None:
-            return float(match.group(1)) / 1000.0
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    match = _SECONDS.fullmatch(value)
-    if match is not None:
-        return float(match.group(1))
-    return _seconds_until_date(value, now)
+        return millis
+
+    def seconds_or_date(value: str) -> float | None:
+        seconds = _seconds(value)
+        return seconds if seconds is not None else _seconds_until_date(value, now)
+
+    return _first_valid(headers, ("retry-after",), seconds_or_date, dates=True)
 
 
 def _seconds_until_date(value: str, now: float) -> float | None:
@@ -196,12 +256,11 @@ def parse_rate_limit(headers: Mapping[str, str], now: float) -> RateLimitInfo:
         headers, ("x-ratelimit-limit", "ratelimit-limit", "x-ratelimit-limit-requests")
     )
     remaining = _first_int(headers, _REMAINING_NAMES)
-    reset = None
-    for name in ("x-ratelimit-reset", "ratelimit-reset", "x-ratelimit-reset-requests"):
-        value = headers.get(name)
-        reset = _parse_reset(value, now) if value is not None else None
-        if reset is not None:
-            break
+    reset = _first_valid(
+        headers,
+        ("x-ratelimit-reset", "ratelimit-reset", "x-ratelimit-reset-requests"),
+        lambda value: _parse_reset(value, now),
+    )
 
     structured = headers.get("ratelimit")
     if structured is not None:
@@ -228,11 +287,8 @@ def parse_rate_limit(headers: Mapping[str, str], now: float) -> RateLimitInfo:
 
 
 def _first_int(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None:
-    for name in names:
-        value = _int(headers.get(name))
-        if value is not None:
-            return value
-    return None
+    value = _first_valid(headers, names, _int)
+    return None if value is None else int(value)
 
 
 def _int(value: str | None) -> int | None:
@@ -243,12 +299,17 @@ def _int(value: str | None) -> int | None:
 
 
 def _parse_reset(value: str, now: float) -> float | None:
+    """Seconds from now until the window reopens (never negative), or None if unreadable."""
     match = _SECONDS.fullmatch(value)
     if match is not None:
-        seconds = float(match.group(1))
-        if seconds > _EPOCH_THRESHOLD:
-            seconds -= now
-        return max(seconds, 0.0)
+        number = float(match.group(1))
+        if number >= RESET_TOO_LARGE:
+            return None
+        if number >= EPOCH_MILLIS_FROM:
+            number = number / 1000.0 - now
+        elif number >= EPOCH_SECONDS_FROM:
+            number -= now
+        return max(number, 0.0)
     match = _DURATION.fullmatch(value)
     if match is None or not any(match.groups()):
         return None

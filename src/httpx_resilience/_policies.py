@@ -102,7 +102,11 @@ def _is_size(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ErrorPolicy(Policy):
-    """How responses become errors: which statuses raise, how bodies are read and parsed."""
+    """How responses become errors: which statuses raise, how bodies are read and parsed.
+
+    `redact_names` adds header and query parameter names (matched whole, in any case) to the
+    ones whose values are always redacted from errors, logs, events and pickles.
+    """
 
     raise_on_status: bool = True
     max_body_bytes: int = 65536
@@ -110,9 +114,11 @@ class ErrorPolicy(Policy):
     status_classes: Mapping[int, type[StatusError]] = field(default_factory=dict)
     parse_body: Callable[[httpx.Response], Mapping[str, Any] | None] | None = None
     classify: Callable[[httpx.Response], type[APIError] | None] | None = None
+    redact_names: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         name = "ErrorPolicy"
+        materialise(self, "redact_names")
         check(isinstance(self.raise_on_status, bool), name, "raise_on_status must be a bool")
         check(_is_size(self.max_body_bytes), name, "max_body_bytes must be an int >= 0")
         check(
@@ -138,6 +144,13 @@ class ErrorPolicy(Policy):
             "parse_body must be callable",
         )
         check(self.classify is None or callable(self.classify), name, "classify must be callable")
+        check(
+            is_names(self.redact_names) and all(self.redact_names),
+            name,
+            "redact_names must be a collection of non-empty names",
+        )
+        # Lower-cased once: every name is compared lower-cased.
+        object.__setattr__(self, "redact_names", frozenset(n.lower() for n in self.redact_names))
         # A read-only copy: a frozen policy must not change when the caller's dict does.
         object.__setattr__(self, "status_classes", MappingProxyType(dict(self.status_classes)))
 
@@ -151,6 +164,7 @@ class ErrorPolicy(Policy):
                 frozenset(self.status_classes.items()),
                 self.parse_body,
                 self.classify,
+                self.redact_names,
             )
         )
 

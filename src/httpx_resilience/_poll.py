@@ -14,6 +14,7 @@ has come. The rules:
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import time
@@ -78,8 +79,8 @@ def poll(
     Under `httpx_resilience.testing.no_wait()` the waits are skipped but still count against
     the deadline, so a test meets the same polls and the same `PollTimeoutError`, at once.
     """
-    if isinstance(client, httpx.AsyncClient):
-        raise ConfigurationError("poll: an httpx.AsyncClient needs apoll")
+    if _is_async(client):
+        raise ConfigurationError(f"poll: an {_kind(client)} needs apoll")
     schedule = _Schedule(until, timeout, interval, method, "poll")
     while True:
         try:
@@ -95,6 +96,16 @@ def poll(
         sleep(schedule.next_wait(response))
 
 
+def _is_async(client: object) -> bool:
+    # By its `request` method, not its class: httpx2's clients (and any look-alike) count too.
+    return inspect.iscoroutinefunction(getattr(client, "request", None))
+
+
+def _kind(client: object) -> str:
+    cls = type(client)
+    return f"{cls.__module__.partition('.')[0]}.{cls.__name__}"
+
+
 async def apoll(
     client: httpx.AsyncClient,
     url: httpx.URL | str,
@@ -106,8 +117,8 @@ async def apoll(
     **request_kwargs: Any,
 ) -> httpx.Response:
     """`poll` for an `httpx.AsyncClient`, under asyncio or trio alike; see `poll`."""
-    if isinstance(client, httpx.Client):
-        raise ConfigurationError("apoll: an httpx.Client needs poll")
+    if not _is_async(client):
+        raise ConfigurationError(f"apoll: an {_kind(client)} needs poll")
     schedule = _Schedule(until, timeout, interval, method, "apoll")
     while True:
         try:

@@ -8,12 +8,15 @@ only durations cross the wire. One hash per host, `{prefix}:{host}`:
 * `bw`, `cw`: the slot width of the budget's and the breaker's window (the first one wins, as
   in `MemoryState`);
 * `b:<slot>`, `c:<slot>`: `"<requests> <retries>"` and `"<calls> <failures>"` of one slot of
-  width `window / SLOTS`; stale slots are deleted when a new slot is opened;
+  width `window / SLOTS`, never negative (a refund takes back a retry counted in the window);
+  stale slots are deleted when a new slot is opened; a value that cannot be read counts
+  nothing (it never makes a script fail);
 * `circuit`, `reopens`: the breaker's state and its deadline (server time, seconds);
 * `paused`: when the host's rate-limit window reopens (server time, seconds).
 
 The key expires once the host has been idle for a few times its longest window (or
-`open_for`, or what is left of a pause), plus `ttl_slack`.
+`open_for`, or what is left of a pause, at most `MAX_PAUSE`), plus `ttl_slack`; never later
+than `MAX_TTL` after its last write.
 
 `redis` is imported here only, and only when a `RedisState` is made: the package itself does
 not need it.
@@ -30,7 +33,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
-from ._guard import CLEAR, SLOTS, AsyncStore, Rules, Store, Verdict
+from ._guard import CLEAR, MAX_PAUSE, SLOTS, AsyncStore, Rules, Store, Verdict
 from ._policies import is_number
 
 if TYPE_CHECKING:
@@ -46,10 +49,17 @@ logger = logging.getLogger("httpx_resilience")
 WARN_EVERY = 60.0
 # An idle host's key lives this many times its longest window / open_for (plus the slack).
 TTL_FACTOR = 3
+# But never longer than a week: an absurd window or slack must not make a key that never
+# expires (nor an expiry Redis refuses, which would fail every script).
+MAX_TTL = 7 * 86_400.0
 
 # What every script starts with. ARGV[1]: SLOTS; ARGV[2]: the key's expiry (ms) for these
 # rules; ARGV[3]: the slack (ms) added to what is left of a pause.
-_PRELUDE = """
+_PRELUDE = f"""
+local MAX_PAUSE = {MAX_PAUSE!r}
+local MAX_TTL = {math.ceil(MAX_TTL * 1000)}
+"""
+_PRELUDE += """
 local key = KEYS[1]
 local SLOTS = tonumber(ARGV[1])
 local base_ttl = tonumber(ARGV[2])
@@ -75,14 +85,16 @@ end
 local function stamp(x) return string.format('%.6f', x) end
 local function dur(x) return string.format('%.17g', x) end
 
--- A window of SLOTS slots: fields '<p>:<slot>' = '<a> <b>', the slot width in '<p>w'.
+-- A window of SLOTS slots: fields '<p>:<slot>' = '<a> <b>', the slot width in '<p>w' (a width
+-- that cannot be used, as a count that cannot be read, is replaced rather than failing here
+-- and in every script for the host until the key expires).
 local function width(p, given)
-  local w = h[p .. 'w']
-  if w == nil then
+  local w = tonumber(h[p .. 'w'])
+  if w == nil or not (w > 0) or w == math.huge then
     set(p .. 'w', given)
-    w = given
+    w = tonumber(given)
   end
-  return tonumber(w)
+  return w
 end
 
 local function slots(p)
@@ -97,7 +109,9 @@ end
 
 local function counts(value)
   local a, b = string.match(value, '^(%d+) (%d+)$')
-  return tonumber(a), tonumber(b)
+  a, b = tonumber(a), tonumber(b)
+  if a == nil or b == nil or a == math.huge or b == math.huge then return 0, 0 end
+  return a, b
 end
 
 local function window_add(p, w, a, b)
@@ -116,6 +130,24 @@ local function window_add(p, w, a, b)
   end
   local x, y = counts(value)
   set(field, string.format('%.0f %.0f', x + a, y + b))
+end
+
+-- Takes one back from the second count, in the newest slot of the window that has one: what
+-- a retry spent, given back. With none in the window there is nothing to give back (its
+-- spend has left the window already), and no count ever goes below 0.
+local function window_refund(p, w)
+  local oldest = math.floor(now / w) - SLOTS + 1
+  local newest = nil
+  for _, cell in ipairs(slots(p)) do
+    if cell[2] >= oldest and (newest == nil or cell[2] > newest[2]) then
+      local _, y = counts(cell[3])
+      if y > 0 then newest = cell end
+    end
+  end
+  if newest ~= nil then
+    local x, y = counts(newest[3])
+    set(newest[1], string.format('%.0f %.0f', x, y - 1))
+  end
 end
 
 local function window_sums(p, w)
@@ -143,15 +175,20 @@ local function open_circuit(open_for)
   set('reopens', stamp(now + open_for))
 end
 
+-- What is left of the host's pause: never more than MAX_PAUSE, whatever the hash holds.
+local function paused_for()
+  local left = (tonumber(h['paused']) or 0) - now
+  if not (left > 0) then return 0 end
+  return math.min(left, MAX_PAUSE)
+end
+
 -- The key outlives its host's last write by base_ttl, or by what is left of a pause plus the
--- slack; it is only ever lengthened, so rules with shorter windows do not cut others' short.
+-- slack, and never by more than MAX_TTL; it is only ever lengthened, so rules with shorter
+-- windows do not cut others' short.
 local function expire()
   if not dirty then return end
-  local want = base_ttl
-  local paused = tonumber(h['paused'])
-  if paused ~= nil and paused > now then
-    want = math.max(want, math.ceil((paused - now) * 1000) + slack)
-  end
+  local want = math.max(base_ttl, math.ceil(paused_for() * 1000) + slack)
+  want = math.min(want, MAX_TTL)
   if redis.call('PTTL', key) < want then
     redis.call('PEXPIRE', key, want)
   end
@@ -172,7 +209,7 @@ if open_for == nil and not pacing then
   result = {'', '0', '0', ''}
 else
   local pace = 0
-  if pacing then pace = math.max((tonumber(h['paused']) or 0) - now, 0) end
+  if pacing then pace = paused_for() end
   local circuit = h['circuit'] or 'closed'
   if open_for == nil or circuit == 'closed' then
     result = {'', dur(pace), '0', ''}
@@ -194,7 +231,7 @@ end
 if result[1] == '' then
   if ARGV[4] == '1' then window_add('b', width('b', ARGV[5]), 1, 0) end
 elseif ARGV[4] == 'r' then
-  window_add('b', width('b', ARGV[5]), 0, -1)
+  window_refund('b', width('b', ARGV[5]))
 end
 expire()
 return result
@@ -210,7 +247,7 @@ _AFTER = (
 local result = ''
 local pause = tonumber(ARGV[4])
 if pause ~= nil then
-  local reopens = now + pause
+  local reopens = now + math.min(pause, MAX_PAUSE)
   if reopens > (tonumber(h['paused']) or 0) then set('paused', stamp(reopens)) end
 end
 local failed = ARGV[5]
@@ -297,7 +334,8 @@ class RedisState:
     same Redis shares the counts of each host; a host's key is `{prefix}:{host}`, so one host
     lives in one cluster slot. Each check is one Lua script on the server's clock. A host's
     key expires once the host has been idle for three times its longest window (or
-    `open_for`, or the rest of a pause) plus `ttl_slack` seconds.
+    `open_for`, or the rest of a pause) plus `ttl_slack` seconds, and never later than a
+    week after its last write.
 
     Redis must never make a request fail: when it is unreachable or errs, the checks fail
     open (the attempt goes, the retry is allowed, nothing is counted) and one WARNING per
@@ -379,9 +417,10 @@ class RedisState:
             longest = rules.budget.window
         if rules.breaker is not None:
             longest = max(longest, rules.breaker.window, rules.breaker.open_for)
-        slack = self._ttl_slack
-        # Rounded first, so that 3 * 0.2 s is 600 ms and not 601.
-        base = math.ceil(round((TTL_FACTOR * longest + slack) * 1000, 6))
+        slack = min(self._ttl_slack, MAX_TTL)
+        # Bounded first (an absurd window would give an expiry Redis refuses), then rounded,
+        # so that 3 * 0.2 s is 600 ms and not 601.
+        base = math.ceil(round(min(TTL_FACTOR * longest + slack, MAX_TTL) * 1000, 6))
         return [str(SLOTS), str(max(base, 1)), str(math.ceil(round(slack * 1000, 6)))]
 
     def _before_args(self, rules: Rules, first: bool, refund: bool) -> list[str] | None:
@@ -408,7 +447,7 @@ class RedisState:
             return None
         args = [
             *self._common(rules),
-            "" if pause is None else _number(pause),
+            "" if pause is None else _number(min(pause, MAX_PAUSE)),
             ("1" if failed else "0") if counted else "",
             "1" if probe else "0",
         ]

@@ -2,7 +2,7 @@
 
 The rules, in the order `request_flow` applies them:
 
-1. A body that cannot be replayed (a generator, a file stream) is sent once.
+1. A body that cannot be replayed (a generator, a file that cannot seek) is sent once.
 2. A failure before the request left (connect or pool phase) may be retried for any method.
    Anything later — a status, a read timeout, a reset mid-response — only for methods in
    `retry_methods` or for requests that carry an idempotency key.
@@ -17,8 +17,10 @@ The rules, in the order `request_flow` applies them:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -33,6 +35,8 @@ from ._policies import (
     is_statuses,
     materialise,
 )
+from ._redact import request_repr
+from ._streams import CountedRequestStream
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -42,6 +46,7 @@ __all__ = [
     "RetryPolicy",
     "is_replayable",
     "may_resend",
+    "rewind",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -157,13 +162,14 @@ class RetryPolicy(Policy):
         object.__setattr__(self, "retry_methods", _methods(self.retry_methods))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RetryEvent:
     """What `on_retry` hears before each wait.
 
     `attempt` is the 1-based number of the attempt that just failed; `reason` is short text
     ("status 503", "ConnectError"); `error` is that attempt's typed error (for a status, the
-    `StatusError` built from the response); `response` is None for a transport failure.
+    `StatusError` built from the response); `response` is None for a transport failure. Its
+    repr shows the request's URL redacted, as the error's is.
     """
 
     attempt: int
@@ -173,15 +179,90 @@ class RetryEvent:
     response: httpx.Response | None
     error: APIError
 
+    def __repr__(self) -> str:
+        # What a hook naturally logs: the URL as the error redacted it, no header at all.
+        request = request_repr(self.request, self.error.url)
+        return (
+            f"{type(self).__name__}(attempt={self.attempt!r}, delay={self.delay!r}, "
+            f"reason={self.reason!r}, request={request}, response={self.response!r}, "
+            f"error={self.error!r})"
+        )
 
-_REPLAYABLE_STREAMS = frozenset({"ByteStream", "MultipartStream"})
+
+# Where each replayable `content=` file began, by its stream: every later attempt starts there
+# again, as the first did. Weak, so an entry goes with its request.
+_STARTS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def is_replayable(request: httpx.Request) -> bool:
-    """Whether the body can be sent again: bytes, str, JSON, form and multipart can."""
-    # By name, so httpx2's classes count too. A multipart stream seeks its files back to the
-    # start before each pass.
-    return type(request.stream).__name__ in _REPLAYABLE_STREAMS
+    """Whether the body can be sent again: bytes, str, JSON, form, and files that can be rewound.
+
+    A file passed as `content=`, and every file of a multipart body, must be seekable
+    (`seekable()` true and `seek` working); anything else that streams is sent once. Where a
+    `content=` file stands now is noted, for `rewind` to send it from there again.
+    """
+    stream = _body_stream(request.stream)
+    kind = type(stream).__name__  # by name, so httpx2's classes count too
+    if kind == "ByteStream":
+        return True
+    if kind == "MultipartStream":
+        # Moving the files to their start is no change: httpx seeks each one there before it
+        # reads it. Where that seek fails, httpx reads on from where the last pass ended, so a
+        # retry would carry an empty part.
+        return all(_seeks(file, 0) for file in _files(stream))
+    if kind == "IteratorByteStream":
+        # httpx sends a `content=` file from where it stands, not from its start.
+        file = stream._stream
+        start = _tell(file) if hasattr(file, "read") else None
+        if start is not None and _seeks(file, start):
+            _STARTS[stream] = start
+            return True
+    return False
+
+
+def rewind(request: httpx.Request) -> None:
+    """Before a retry: put the files of a replayable body back where the first attempt began."""
+    stream = _body_stream(request.stream)
+    if type(stream).__name__ == "MultipartStream":
+        for file in _files(stream):
+            file.seek(0)
+    else:
+        start = _STARTS.get(stream)
+        if start is not None:
+            stream._stream.seek(start)
+
+
+def _body_stream(stream: Any) -> Any:
+    """The body the caller gave, inside the request-size limit's counting wrapper if any."""
+    # A resilient transport stacked below sees the wrapper of the one above.
+    while isinstance(stream, CountedRequestStream):
+        stream = stream._stream
+    return stream
+
+
+def _files(stream: Any) -> list[Any]:
+    """The file objects of a multipart stream (a file given as bytes or str is not one)."""
+    files = (getattr(field, "file", None) for field in stream.fields)
+    return [file for file in files if file is not None and not isinstance(file, (bytes, str))]
+
+
+def _seeks(file: Any, position: int) -> bool:
+    """Whether `file` says it is seekable and moves to `position` when asked."""
+    try:
+        if not file.seekable():
+            return False
+        file.seek(position)
+    except Exception:  # no seekable() or seek(), or one that fails: the file is read once
+        return False
+    return True
+
+
+def _tell(file: Any) -> int | None:
+    try:
+        position = file.tell()
+    except Exception:  # a stream that cannot say where it is cannot be put back there
+        return None
+    return position if isinstance(position, int) and not isinstance(position, bool) else None
 
 
 def may_resend(method: str, keyed: bool, phase: str | None, retry_methods: frozenset[str]) -> bool:

@@ -145,14 +145,16 @@ class _StreamFailure:
         self._request_id = response.extensions.get("request_id")
 
     def __call__(self, exc: BaseException) -> APIError:
-        header, client_request_id, key, attempt, history = self._context
+        plan, attempt, history = self._context
+        settings = plan.settings
         info = RequestInfo(
             self._request,
-            client_request_id=client_request_id,
-            idempotency_header=header,
-            idempotency_key=key,
+            client_request_id=plan.client_request_id,
+            idempotency_header=settings.idempotency.header,
+            idempotency_key=plan.key,
             attempts=attempt,
             history=history,
+            redact_names=settings.errors.redact_names,
         )
         return stream_error(exc, info, self._status_code, self._request_id)
 
@@ -201,42 +203,46 @@ class SyncDriver:
         plan = plan_request(request, self._settings)
         store, rules, host = self._store, self._rules, plan.host or ""
         verdict = None if plan.host is None else store.before(host, rules, True)
-        first: object = NO_OUTCOME
-        if self._direct and plan.direct and clear(verdict):
-            # The first attempt without the flow's generator: most requests succeed at once,
-            # and `accept` is the same decision the flow would make.
-            try:
-                outcome: Any = self._transport.handle_request(request)
-            except Exception as exc:
-                outcome = exc
-            if rules.watches:
-                probe = verdict is not None and verdict.probe
-                store.after(host, rules, *outcome_of(outcome, rules), probe)
-            if not isinstance(outcome, Exception):
-                _, encoded, hand_on = accept(plan, request, outcome)
-                if hand_on:
-                    context = plan.context(1, ())
-                    return _typed(request, outcome, encoded, context, self._backend.sync_mapped)
-            first = outcome
-        flow: Flow = request_flow(
-            request,
-            self._settings,
-            on_retry=self._on_retry,
-            on_event=self._on_event,
-            plan=plan,
-            first=first,
-            verdict=verdict,
-        )
+        # The response of the attempt under way until it is closed or handed on: whatever
+        # else ends the attempt (an error, a hook raising, KeyboardInterrupt) closes it here.
+        open_: httpx.Response | None = None
         try:
+            first: object = NO_OUTCOME
+            if self._direct and plan.direct and clear(verdict):
+                # The first attempt without the flow's generator: most requests succeed at
+                # once, and `accept` is the same decision the flow would make.
+                outcome: Any
+                try:
+                    outcome = open_ = self._transport.handle_request(request)
+                except Exception as exc:
+                    outcome = exc
+                if rules.watches:
+                    probe = verdict is not None and verdict.probe
+                    store.after(host, rules, *outcome_of(outcome, rules), probe)
+                if open_ is not None:
+                    _, encoded, hand_on = accept(plan, request, open_)
+                    if hand_on:
+                        context = plan.context(1, ())
+                        return _typed(request, open_, encoded, context, self._backend.sync_mapped)
+                first = outcome
+            flow: Flow = request_flow(
+                request,
+                self._settings,
+                on_retry=self._on_retry,
+                on_event=self._on_event,
+                plan=plan,
+                first=first,
+                verdict=verdict,
+            )
             command = next(flow)
             while True:
                 if isinstance(command, Send):
                     try:
-                        response = self._transport.handle_request(command.request)
+                        open_ = self._transport.handle_request(command.request)
                     except Exception as exc:
                         command = flow.throw(exc)
                     else:
-                        command = flow.send(response)
+                        command = flow.send(open_)
                 elif isinstance(command, ReadBody):
                     command = flow.send(
                         Body(*read_prefix(command.response, command.limit, self._backend))
@@ -252,10 +258,15 @@ class SyncDriver:
                 elif isinstance(command, Spend):
                     command = flow.send(store.spend(host, rules))
                 else:
+                    open_ = None
                     _close(command.response)
                     command = flow.send(None)
         except StopIteration as stop:
             response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
+        except BaseException:
+            if open_ is not None:
+                _close(open_)
+            raise
         return _typed(request, response, encoded, context, self._backend.sync_mapped)
 
     def close(self) -> None:
@@ -319,40 +330,45 @@ class AsyncDriver:
         plan = plan_request(request, self._settings)
         store, rules, host = self._store, self._rules, plan.host or ""
         verdict = None if plan.host is None else await store.before(host, rules, True)
-        first: object = NO_OUTCOME
-        if self._direct and plan.direct and clear(verdict):
-            try:
-                outcome: Any = await self._transport.handle_async_request(request)
-            except Exception as exc:
-                outcome = exc
-            if rules.watches:
-                probe = verdict is not None and verdict.probe
-                await store.after(host, rules, *outcome_of(outcome, rules), probe)
-            if not isinstance(outcome, Exception):
-                _, encoded, hand_on = accept(plan, request, outcome)
-                if hand_on:
-                    context = plan.context(1, ())
-                    return _typed(request, outcome, encoded, context, self._backend.async_mapped)
-            first = outcome
-        flow: Flow = request_flow(
-            request,
-            self._settings,
-            on_retry=self._on_retry,
-            on_event=self._on_event,
-            plan=plan,
-            first=first,
-            verdict=verdict,
-        )
+        # The response of the attempt under way until it is closed or handed on: whatever
+        # else ends the attempt (an error, a hook raising, cancellation) closes it here.
+        open_: httpx.Response | None = None
         try:
+            first: object = NO_OUTCOME
+            if self._direct and plan.direct and clear(verdict):
+                outcome: Any
+                try:
+                    outcome = open_ = await self._transport.handle_async_request(request)
+                except Exception as exc:
+                    outcome = exc
+                if rules.watches:
+                    probe = verdict is not None and verdict.probe
+                    await store.after(host, rules, *outcome_of(outcome, rules), probe)
+                if open_ is not None:
+                    _, encoded, hand_on = accept(plan, request, open_)
+                    if hand_on:
+                        context = plan.context(1, ())
+                        mapped = self._backend.async_mapped
+                        return _typed(request, open_, encoded, context, mapped)
+                first = outcome
+            flow: Flow = request_flow(
+                request,
+                self._settings,
+                on_retry=self._on_retry,
+                on_event=self._on_event,
+                plan=plan,
+                first=first,
+                verdict=verdict,
+            )
             command = next(flow)
             while True:
                 if isinstance(command, Send):
                     try:
-                        response = await self._transport.handle_async_request(command.request)
+                        open_ = await self._transport.handle_async_request(command.request)
                     except Exception as exc:
                         command = flow.throw(exc)
                     else:
-                        command = flow.send(response)
+                        command = flow.send(open_)
                 elif isinstance(command, ReadBody):
                     body = await aread_prefix(command.response, command.limit, self._backend)
                     command = flow.send(Body(*body))
@@ -370,10 +386,15 @@ class AsyncDriver:
                 elif isinstance(command, Spend):
                     command = flow.send(await store.spend(host, rules))
                 else:
+                    open_ = None
                     await _aclose(command.response)
                     command = flow.send(None)
         except StopIteration as stop:
             response, encoded, context = cast(tuple[httpx.Response, bool, Context], stop.value)
+        except BaseException:
+            if open_ is not None:
+                await _aclose(open_)
+            raise
         return _typed(request, response, encoded, context, self._backend.async_mapped)
 
     async def aclose(self) -> None:
@@ -424,6 +445,10 @@ def _close(response: httpx.Response) -> None:
 
 
 async def _aclose(response: httpx.Response) -> None:
+    # Shielded: a cancellation must not cut the close short (on the way out of a cancelled
+    # attempt, it already came), or the connection stays checked out of the pool for good.
+    import anyio  # on the failure path only: a process whose requests all succeed never needs it
+
     stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
-    with contextlib.suppress(Exception):
+    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
         await stream.aclose()

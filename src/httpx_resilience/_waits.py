@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 __all__ = ["async_sleep", "set_no_wait", "sleep", "waits_skipped"]
 
 # A plain global, not a context variable: a test may start threads or tasks whose transports
-# must skip their waits too.
+# must skip their waits too. Changed under a lock, as threads may enter and leave `no_wait()`
+# at once (`+= 1` is a read and a write, and a thread switch between them loses a level);
+# read without one, as reading an int is atomic.
 _skip_depth = 0
+_skip_lock = threading.Lock()
 
 
 def set_no_wait(on: bool) -> None:
     """Nest one level of "skip the default waits" in (on) or out."""
     global _skip_depth
-    _skip_depth = _skip_depth + 1 if on else max(_skip_depth - 1, 0)
+    with _skip_lock:
+        _skip_depth = _skip_depth + 1 if on else max(_skip_depth - 1, 0)
 
 
 def waits_skipped() -> bool:

@@ -55,7 +55,7 @@ def status_url(base: str, status: int) -> str:
         {
             "fmt": "openai",
             "message": f"boom {status}",
-            "code": f"e{status}",
+            "error_code": f"e{status}",
             "x-request-id": f"req_{status}",
         }
     )

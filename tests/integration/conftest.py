@@ -39,7 +39,9 @@ DIGEST_REALM = "integration@httpx-resilience"
 DIGEST_USER = "user"
 DIGEST_PASSWORD = "pass"
 # Query parameters of /status that shape the body; every other one becomes a response header.
-_BODY_PARAMS = frozenset({"fmt", "message", "code", "type"})
+# `error_code` is the body's code; `code` too, but a request's `code` is a secret name (OAuth)
+# whose value the transport scrubs from what the server echoes.
+_BODY_PARAMS = frozenset({"fmt", "message", "code", "error_code", "type"})
 
 
 @dataclass
@@ -174,7 +176,7 @@ async def status(request: Request) -> Response:
         params.get("fmt", "openai"),
         code,
         params.get("message", f"status {code} from the test server"),
-        params.get("code"),
+        params.get("error_code", params.get("code")),
         params.get("type"),
     )
     return Response(content, status_code=code, headers=headers, media_type=media_type)

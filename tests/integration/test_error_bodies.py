@@ -245,7 +245,9 @@ def _raise_for(hx: Flavour, server: LiveServer, status: int, **params: str) -> A
 
 def test_openai_body(hx: Flavour, server: LiveServer) -> None:
     """An OpenAI-style {"error": {...}} body gives message and code."""
-    err = _raise_for(hx, server, 400, fmt="openai", message="bad model", code="model_not_found")
+    err = _raise_for(
+        hx, server, 400, fmt="openai", message="bad model", error_code="model_not_found"
+    )
     assert isinstance(err, BadRequestError)
     assert (err.message, err.code) == ("bad model", "model_not_found")
 
@@ -279,7 +281,12 @@ def test_fastapi_validation_list(hx: Flavour, server: LiveServer) -> None:
 def test_problem_json_on_validation_error(hx: Flavour, server: LiveServer) -> None:
     """problem+json gives detail as message, type as code, extensions as details, errors."""
     err = _raise_for(
-        hx, server, 422, fmt="problem", message="Name must be a string", code="https://e.x/invalid"
+        hx,
+        server,
+        422,
+        fmt="problem",
+        message="Name must be a string",
+        error_code="https://e.x/invalid",
     )
     assert isinstance(err, UnprocessableEntityError)
     assert err.message == "Name must be a string"
@@ -304,7 +311,9 @@ def test_problem_json_on_other_error(hx: Flavour, server: LiveServer) -> None:
 
 def test_jsonapi_errors(hx: Flavour, server: LiveServer) -> None:
     """A JSON:API errors list gives the first error's detail and code, and the field errors."""
-    err = _raise_for(hx, server, 422, fmt="jsonapi", message="Name is too short", code="too_short")
+    err = _raise_for(
+        hx, server, 422, fmt="jsonapi", message="Name is too short", error_code="too_short"
+    )
     assert isinstance(err, UnprocessableEntityError)
     assert (err.message, err.code) == ("Name is too short", "too_short")
     assert err.errors is not None

@@ -263,7 +263,10 @@ def test_should_retry_header_sets_retryable(hx: Flavour, server: LiveServer) -> 
 def test_quota_exhausted_429_sync(hx: Flavour, server: LiveServer) -> None:
     """Sync: an OpenAI insufficient_quota 429 raises QuotaExceededError, not retryable."""
     url = server.url(
-        "/status/429", message=QUOTA_MESSAGE, type="insufficient_quota", code="insufficient_quota"
+        "/status/429",
+        message=QUOTA_MESSAGE,
+        type="insufficient_quota",
+        error_code="insufficient_quota",
     )
     with (
         hx.httpx.Client(transport=hx.ResilientTransport()) as client,
@@ -281,7 +284,10 @@ def test_quota_exhausted_429_sync(hx: Flavour, server: LiveServer) -> None:
 async def test_quota_exhausted_429_asyncio(hx: Flavour, server: LiveServer) -> None:
     """asyncio: an OpenAI insufficient_quota 429 raises QuotaExceededError."""
     url = server.url(
-        "/status/429", message=QUOTA_MESSAGE, type="insufficient_quota", code="insufficient_quota"
+        "/status/429",
+        message=QUOTA_MESSAGE,
+        type="insufficient_quota",
+        error_code="insufficient_quota",
     )
     async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
         with pytest.raises(QuotaExceededError) as excinfo:
@@ -295,7 +301,7 @@ def test_rate_limit_wording_429_is_not_quota(hx: Flavour, server: LiveServer) ->
         "/status/429",
         message="Rate limit reached for gpt-4 on requests per min (RPM): Limit 3.",
         type="requests",
-        code="rate_limit_exceeded",
+        error_code="rate_limit_exceeded",
     )
     with (
         hx.httpx.Client(transport=hx.ResilientTransport()) as client,

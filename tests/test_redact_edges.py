@@ -1,0 +1,1 @@
+"""Edges of redaction that the mutation run (`make mutation`) found untested."""
