@@ -319,3 +319,51 @@ def test_a_request_under_rules_without_a_budget_adds_nothing_to_the_hosts_budget
     state.before(HOST, without, first=True)
     assert state.spend(HOST, with_budget) is True  # 1.0 x one request
     assert state.spend(HOST, with_budget) is False  # not two
+
+
+BREAKER = Rules(
+    budget=None, breaker=CircuitBreaker(min_calls=1, failure_ratio=1.0, open_for=5.0), pacing=False
+)
+
+
+def _opened(clock: FakeClock) -> MemoryState:
+    state = MemoryState(clock=clock)
+    state.before(HOST, BREAKER, first=True)
+    assert state.after(HOST, BREAKER, failed=True, pause=None, probe=False) == "open"
+    return state
+
+
+def _sweep(state: MemoryState) -> None:
+    """Fill the table to 1024 hosts, then add one more, which sweeps it."""
+    _fill(state, 1024 - len(state._hosts))
+    state.after("https://new.example", PACING, failed=None, pause=None, probe=False)
+
+
+def test_a_circuit_closed_by_its_probe_is_forgotten_at_the_next_sweep() -> None:
+    """Once its probe closed the circuit, a host with nothing counted is dropped like any idle host."""
+    clock = FakeClock(1000.0)
+    state = _opened(clock)
+    clock.now = 1005.0
+    assert state.before(HOST, BREAKER, first=True).probe is True
+    assert state.after(HOST, BREAKER, failed=False, pause=None, probe=True) == "closed"
+    clock.now = 1006.0
+    _sweep(state)
+    assert HOST not in state._hosts
+
+
+@pytest.mark.parametrize(("now", "kept"), [(1094.5, True), (1095.0, False)])
+def test_an_unprobed_open_circuit_is_forgotten_three_windows_past_its_deadline(
+    now: float, kept: bool
+) -> None:
+    """An open circuit nobody probes (reopening at 1005, window 30 s) is kept until 1005 + 3 x 30, then dropped."""
+    clock = FakeClock(1000.0)
+    state = _opened(clock)
+    clock.now = now
+    _sweep(state)
+    assert (HOST in state._hosts) is kept
+
+
+def test_an_open_circuit_is_not_idle() -> None:
+    """_Host.idle() answers False (a bool) for a circuit still open."""
+    state = _opened(FakeClock(1000.0))
+    assert state._hosts[HOST].idle(1001.0) is False

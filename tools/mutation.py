@@ -15,9 +15,11 @@ be killed, or the run stops.
 
 Speed: third-party modules are imported once and every test run is a `fork` of this process.
 One traced run of the tests records which test executes which line, and a mutant runs only the
-tests that execute its lines (all of them for a line run at import time); `--all-tests` runs
-every test for every mutant instead. A mutant whose run exceeds a timeout (an infinite loop)
-counts as killed.
+tests that execute its lines (all of them for a line run at import time; `--all-tests` runs
+every test for every mutant instead), the quickest first, stopping at the first failure. A test
+that exceeds a timeout (an infinite loop) fails, and its mutant counts as killed; such mutants
+are listed, so that one slowed only by a busy machine can be seen. `--jobs 2` runs two mutants
+at once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import math
 import os
 import shutil
 import signal
@@ -56,6 +59,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "_guard": ("tests/test_guard.py", "tests/test_guard_edges.py"),
 }
 
+# Pytest warns that it cannot rewrite the asserts of the plugins imported before the fork.
 PYTEST_ARGS = (
     "-x",
     "-q",
@@ -64,7 +68,8 @@ PYTEST_ARGS = (
     "-W",
     "ignore::pytest.PytestAssertRewriteWarning",
 )
-# Exit status of a child whose import did not come from the copy: the run must stop.
+# Exit statuses of a child whose tests imported the package from elsewhere than the copy, or
+# that failed before pytest could report: either stops the whole run.
 WRONG_COPY = 97
 CHILD_CRASH = 98
 
@@ -357,13 +362,31 @@ def snapshot_tree(into: Path) -> None:
 
 class _Plugin:
     """What every run shares: the check that the tests import the copy, the same examples, no
-    database written, no timing checks."""
+    database written, no timing checks; each test's outcome and duration."""
 
-    module = ""
-    expected = Path()
+    def __init__(self) -> None:
+        self.module = ""
+        self.expected = Path()
+        self.failed: set[str] = set()
+        self.passed: set[str] = set()
+        self.seconds: dict[str, float] = {}
 
     def expect(self, module: str, path: Path) -> None:
         self.module, self.expected = module, path
+
+    def results(self) -> dict[str, Any]:
+        return {
+            "failed": sorted(self.failed),
+            "passed": sorted(self.passed),
+            "seconds": self.seconds,
+        }
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+        if report.failed:
+            self.failed.add(report.nodeid)
+        elif report.when == "call" and report.passed:
+            self.passed.add(report.nodeid)
 
     def pytest_collection_finish(self, session: Any) -> None:
         # The tests are imported now, and with them the module they test: it must be the copy.
@@ -389,30 +412,45 @@ class _Plugin:
 
 
 class _Select(_Plugin):
-    """A pytest plugin that keeps only the chosen tests, in file order."""
+    """A pytest plugin that keeps only the chosen tests, the quickest first (by `order`, their
+    durations), each one failed by pytest-timeout after `test_timeout` seconds."""
 
-    def __init__(self, chosen: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        chosen: frozenset[str] | None,
+        test_timeout: float | None = None,
+        order: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__()
         self.chosen = chosen
+        self.test_timeout = test_timeout
+        self.order = order
 
     def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
-        if self.chosen is None:
-            return
-        kept = [item for item in items if item.nodeid in self.chosen]
-        dropped = [item for item in items if item.nodeid not in self.chosen]
+        chosen = self.chosen
+        kept = [item for item in items if chosen is None or item.nodeid in chosen]
+        dropped = [item for item in items if chosen is not None and item.nodeid not in chosen]
+        if self.order is not None:
+            # Stable: tests of equal duration keep the order of their file. A mutant most tests
+            # kill is then killed by a quick one (-x stops there).
+            order = self.order
+            kept.sort(key=lambda item: order.get(item.nodeid, math.inf))
         items[:] = kept
-        config.hook.pytest_deselected(items=dropped)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
 
 
 class _Trace(_Plugin):
     """A pytest plugin that records which lines of one file each test runs, and the outcomes."""
 
     def __init__(self, filename: str) -> None:
+        super().__init__()
         self.filename = filename
         self.current = ""  # "" while no test runs: import and collection time
         self.lines: dict[str, set[int]] = {"": set()}
-        self.failed: set[str] = set()
-        self.passed: set[str] = set()
-        self.seconds: dict[str, float] = {}
+
+    def results(self) -> dict[str, Any]:
+        return {**super().results(), "lines": {k: sorted(v) for k, v in self.lines.items()}}
 
     def trace(self, frame: FrameType, event: str, arg: Any) -> Any:
         if frame.f_code.co_filename != self.filename:
@@ -436,13 +474,6 @@ class _Trace(_Plugin):
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
         self.current = ""
 
-    def pytest_runtest_logreport(self, report: Any) -> None:
-        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
-        if report.failed:
-            self.failed.add(report.nodeid)
-        elif report.when == "call" and report.passed:
-            self.passed.add(report.nodeid)
-
 
 def _child(
     work: Workspace, module: str, tests: tuple[str, ...], plugin: _Select | _Trace, log: Path
@@ -460,6 +491,11 @@ def _child(
         sys.dont_write_bytecode = not isinstance(plugin, _Trace)
         sys.path.insert(0, str(work.root / "src"))
         importlib.invalidate_caches()
+        # Hypothesis caches what it learns in a directory it fixed when imported here, before
+        # the fork: the working tree's. The copy's own, instead.
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        set_hypothesis_home_dir(work.root / ".hypothesis")
         expected = work.module_file(module).resolve()
         plugin.expect(f"{PACKAGE}.{module}", expected)
         if isinstance(plugin, _Trace):
@@ -468,17 +504,12 @@ def _child(
 
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         plugins = [arg for name in _plugins() for arg in ("-p", name)]
+        if isinstance(plugin, _Select) and plugin.test_timeout is not None:
+            plugins += ["-o", f"timeout={plugin.test_timeout:.1f}"]
         args = [*PYTEST_ARGS, *plugins, "--rootdir", str(work.root), *tests]
         code = int(pytest.main(args, plugins=[plugin]))
-        if isinstance(plugin, _Trace):
-            sys.settrace(None)
-            data = {
-                "lines": {k: sorted(v) for k, v in plugin.lines.items()},
-                "failed": sorted(plugin.failed),
-                "passed": sorted(plugin.passed),
-                "seconds": plugin.seconds,
-            }
-            (log.parent / "trace.json").write_text(json.dumps(data))
+        sys.settrace(None)
+        (log.parent / "results.json").write_text(json.dumps(plugin.results()))
     except BaseException:
         traceback.print_exc()
     finally:
@@ -556,9 +587,11 @@ class Baseline:
     passing: frozenset[str]
     failing: list[str]
     seconds: float
+    slowest: float  # the slowest test's duration
     at_import: frozenset[int]  # lines run outside any test: at import or collection
     by_line: dict[int, set[str]]
     traced: dict[str, float]  # each test's duration in the traced run (slower than untraced)
+    order: dict[str, float] | None  # what to sort the tests of a run by (None: file order)
 
     def tests_for(self, mutant: Mutant, all_tests: bool) -> frozenset[str]:
         """The passing tests that run the mutant's lines (all, for code run at import)."""
@@ -567,9 +600,15 @@ class Baseline:
             return self.passing
         return frozenset().union(*(self.by_line.get(n, set()) for n in span))
 
+    @property
+    def test_timeout(self) -> float:
+        """How long one test may take before pytest-timeout fails it as an infinite loop."""
+        return 3.0 + 5.0 * self.slowest
+
     def timeout(self, tests: frozenset[str]) -> float:
-        """How long a run of `tests` may take before it counts as an infinite loop: several
-        times their traced duration, above pytest's start-up on a busy machine."""
+        """How long a run of `tests` may take before it is killed, should pytest-timeout not
+        end it: several times their traced duration, above pytest's start-up on a busy
+        machine."""
         return 8.0 + 3.0 * sum(self.traced.get(t, 1.0) for t in tests)
 
 
@@ -580,15 +619,24 @@ def _baseline(work: Workspace, module: str, tests: tuple[str, ...]) -> Baseline:
     # Compiled once by that run, the other modules load fast; the one under test must not.
     for cached in (work.package / "__pycache__").glob(f"{module}.*"):
         cached.unlink()
-    trace = json.loads((work.root / "trace.json").read_text())
+    trace = json.loads((work.root / "results.json").read_text())
     failing = sorted(trace["failed"])
     passing = frozenset(trace["passed"]) - frozenset(failing)
     if not passing:
         raise SystemExit(f"{module}: no test passes on the unmutated module")
-    status, seconds = run_once(work, module, tests, _Select(passing))
+    # Run again untraced, quickest first as the mutants will be: their duration, and proof that
+    # they pass in that order too.
+    order: dict[str, float] | None = trace["seconds"]
+    status, seconds = run_once(work, module, tests, _Select(passing, order=order))
     if status != 0:
         _check_status(status, work)
-        raise SystemExit(f"{module}: the tests that passed fail when run again (flaky?)")
+        print("  ! the tests fail when run quickest first: run in their files' order")
+        order = None
+        status, seconds = run_once(work, module, tests, _Select(passing))
+        if status != 0:
+            _check_status(status, work)
+            raise SystemExit(f"{module}: the tests that passed fail when run again (flaky?)")
+    untraced = json.loads((work.root / "results.json").read_text())["seconds"]
     lines: dict[str, list[int]] = trace["lines"]
     by_line: dict[int, set[str]] = {}
     for nodeid, numbers in lines.items():
@@ -596,7 +644,8 @@ def _baseline(work: Workspace, module: str, tests: tuple[str, ...]) -> Baseline:
             for number in numbers:
                 by_line.setdefault(number, set()).add(nodeid)
     at_import = frozenset(lines.get("", ()))
-    return Baseline(passing, failing, seconds, at_import, by_line, trace["seconds"])
+    slowest = max(untraced.values(), default=0.0)
+    return Baseline(passing, failing, seconds, slowest, at_import, by_line, trace["seconds"], order)
 
 
 @dataclass(slots=True)
@@ -612,8 +661,8 @@ def _run_mutants(
     tests: tuple[str, ...],
     mutants: list[Mutant],
     works: list[Workspace],
-    choose: Callable[[Mutant], frozenset[str]],
-    timeout: Callable[[frozenset[str]], float],
+    baseline: Baseline,
+    all_tests: bool,
 ) -> dict[str, str]:
     """Each mutant's fate by key: "killed", "timeout", "survived" or "uncovered"."""
     fates: dict[str, str] = {}
@@ -624,14 +673,15 @@ def _run_mutants(
         while queue or running:
             while queue and free:
                 mutant = queue.pop(0)
-                chosen = choose(mutant)
+                chosen = baseline.tests_for(mutant, all_tests)
                 if not chosen:
                     fates[mutant.key] = "uncovered"
                     continue
                 work = free.pop()
                 work.module_file(module).write_text(mutant.source)
-                pid = _fork(work, module, tests, _Select(chosen))
-                deadline = time.monotonic() + timeout(chosen)
+                plugin = _Select(chosen, baseline.test_timeout, baseline.order)
+                pid = _fork(work, module, tests, plugin)
+                deadline = time.monotonic() + baseline.timeout(chosen)
                 running.append(_Job(pid, deadline, work, mutant))
             for job in list(running):
                 pid, status = os.waitpid(job.pid, os.WNOHANG)
@@ -643,7 +693,7 @@ def _run_mutants(
                 else:
                     code = os.waitstatus_to_exitcode(status)
                     _check_status(code, job.work)
-                    fates[job.mutant.key] = "survived" if code == 0 else "killed"
+                    fates[job.mutant.key] = _fate(code, job.work)
                 running.remove(job)
                 free.append(job.work)
                 if len(fates) % 25 == 0:
@@ -667,6 +717,7 @@ class Result:
     uncovered: set[str] = field(default_factory=set)  # keys of survivors no test executes
     equivalent: list[tuple[Mutant, str]] = field(default_factory=list)
     not_equivalent: list[Mutant] = field(default_factory=list)  # listed, yet killed
+    stale: list[str] = field(default_factory=list)  # listed keys no mutant has any more
     seconds: float = 0.0
 
     @property
@@ -712,7 +763,7 @@ def run_module(
         print(f"  ! {len(baseline.failing)} test(s) fail on the unmutated module, left out:")
         for nodeid in baseline.failing:
             print(f"      {nodeid}")
-    _canaries(main, module, tests, baseline.passing, source, baseline.timeout(baseline.passing))
+    _canaries(main, module, tests, baseline, source)
     mutants = generate(module, source)
     print(
         f"  {len(baseline.passing)} tests pass on the unmutated module in"
@@ -722,14 +773,7 @@ def run_module(
     works = [main] + [
         Workspace.copy_of(main.root, scratch / f"{module}-{n}") for n in range(1, jobs)
     ]
-    fates = _run_mutants(
-        module,
-        tests,
-        mutants,
-        works,
-        lambda m: baseline.tests_for(m, all_tests),
-        baseline.timeout,
-    )
+    fates = _run_mutants(module, tests, mutants, works, baseline, all_tests)
 
     result = Result(module, total=len(mutants))
     for mutant in mutants:
@@ -748,8 +792,17 @@ def run_module(
             if fate == "uncovered":
                 result.uncovered.add(mutant.key)
     result.survived.sort(key=lambda m: m.lineno)
+    keys = {mutant.key for mutant in mutants}
+    result.stale = [k for k in equivalents if k.startswith(f"{module}:") and k not in keys]
     result.seconds = time.monotonic() - started
     return result
+
+
+def _fate(code: int, work: Workspace) -> str:
+    if code == 0:
+        return "survived"
+    log = (work.root / "run.log").read_text(errors="replace")
+    return "timeout" if "from pytest-timeout" in log else "killed"
 
 
 def _check_status(status: int | None, work: Workspace) -> None:
@@ -760,23 +813,25 @@ def _check_status(status: int | None, work: Workspace) -> None:
 
 
 def _canaries(
-    work: Workspace,
-    module: str,
-    tests: tuple[str, ...],
-    passing: frozenset[str],
-    source: str,
-    timeout: float,
+    work: Workspace, module: str, tests: tuple[str, ...], baseline: Baseline, source: str
 ) -> None:
     """Prove the runs see the copy: the module as regenerated passes, a broken one fails."""
     path = work.module_file(module)
+    passing = baseline.passing
+    timeout = baseline.timeout(passing)
+
+    def run() -> int | None:
+        plugin = _Select(passing, baseline.test_timeout, baseline.order)
+        return run_once(work, module, tests, plugin, timeout)[0]
+
     try:
         path.write_text(ast.unparse(ast.parse(source)))
-        status, _ = run_once(work, module, tests, _Select(passing), timeout)
+        status = run()
         _check_status(status, work)
         if status != 0:
             raise SystemExit(f"{module}: the regenerated, unmutated module fails its tests")
         path.write_text(source + "\nraise RuntimeError('mutation canary')\n")
-        status, _ = run_once(work, module, tests, _Select(passing), timeout)
+        status = run()
         _check_status(status, work)
         if status == 0:
             raise SystemExit(f"{module}: a module that cannot import passed: the copy is not used")
@@ -808,6 +863,9 @@ def report(result: Result) -> None:
         print("  equivalent (tools/mutation-equivalent.txt):")
         for mutant, why in result.equivalent:
             print(f"    {mutant.describe()}  -- {why}")
+    for key in result.stale:
+        # The code it named has changed: the entry goes, and the mutant is judged afresh.
+        print(f"  ! listed as equivalent but no longer a mutant: {key}")
     for mutant in result.not_equivalent:
         print(f"  ! listed as equivalent but killed: {mutant.key} {mutant.describe()}")
 

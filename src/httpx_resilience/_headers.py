@@ -150,30 +150,25 @@ def _values(headers: Mapping[str, str], name: str) -> list[str]:
     return [] if value is None else [value]
 
 
-def _items(value: str, dates: bool) -> Iterator[str]:
+def _items(value: str) -> Iterator[str]:
     """What to try of one header value, in order: the whole value, then, when it holds a list
-    (repeated headers joined), each item, and with `dates` each two items joined again (an
-    HTTP date has a comma after its weekday)."""
+    (repeated headers joined), each item. An HTTP date split at its weekday's comma still
+    reads as the same instant from the part after it."""
     yield value
     if "," not in value:
         return
-    parts = _LIST_SEPARATOR.split(value, _MAX_ITEMS)[:_MAX_ITEMS]
-    for i, part in enumerate(parts):
-        yield part
-        if dates and i + 1 < len(parts):
-            yield f"{part}, {parts[i + 1]}"
+    yield from _LIST_SEPARATOR.split(value, _MAX_ITEMS)[:_MAX_ITEMS]
 
 
 def _first_valid(
     headers: Mapping[str, str],
     names: Iterable[str],
     parse: Callable[[str], float | None],
-    dates: bool = False,
 ) -> float | None:
     """The first value `parse` reads, over the headers `names` in order and each one's values."""
     for name in names:
         for value in _values(headers, name):
-            for item in _items(value, dates):
+            for item in _items(value):
                 result = parse(item)
                 if result is not None:
                     return result
@@ -205,7 +200,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
         seconds = _seconds(value)
         return seconds if seconds is not None else _seconds_until_date(value, now)
 
-    return _first_valid(headers, ("retry-after",), seconds_or_date, dates=True)
+    return _first_valid(headers, ("retry-after",), seconds_or_date)
 
 
 def _seconds_until_date(value: str, now: float) -> float | None:
