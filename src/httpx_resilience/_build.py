@@ -36,7 +36,7 @@ from ._errors import (
 from ._headers import find_header, parse_rate_limit, parse_retry_after, parse_should_retry
 from ._parse import ParsedBody, decode_text, parse_error_body
 from ._policies import ErrorPolicy, RequestIdPolicy
-from ._redact import Redactor
+from ._redact import Redactor, read_copy
 from ._streams import read_prefix
 
 __all__ = [
@@ -54,11 +54,6 @@ __all__ = [
 logger = logging.getLogger("httpx_resilience")
 
 _PARSED_KEYS = frozenset({"message", "code", "details", "errors"})
-# What an error's copy of a response keeps: no network stream or pool internals.
-_KEPT_EXTENSIONS = ("http_version", "reason_phrase", "request_id")
-# What a copy holding the decoded, possibly capped body drops: it has its own length, and an
-# encoding left on it would make httpx decode that body again, without a cap.
-_BODY_HEADERS = frozenset((b"content-encoding", b"content-length", b"transfer-encoding"))
 
 
 class RequestInfo:
@@ -304,16 +299,8 @@ def body_response(
     """A read copy of `response` holding the decoded `body`, safe to keep on an error."""
     # The header bytes as they came: decoded to str, a value that is not ASCII (UTF-8 in a
     # detail header, Latin-1 in a filename) could not be encoded back.
-    headers = [
-        (name, value) for name, value in response.headers.raw if name.lower() not in _BODY_HEADERS
-    ]
-    return backend_of(response).response(
-        response.status_code,
-        headers=headers,
-        content=body,
-        request=request,
-        extensions={k: v for k, v in response.extensions.items() if k in _KEPT_EXTENSIONS},
-    )
+    cls = backend_of(response).response
+    return read_copy(cls, response, response.headers.raw, body, request)
 
 
 def error_for_response(

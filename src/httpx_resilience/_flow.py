@@ -237,6 +237,24 @@ class Plan:
         """What a failure of a handed-on body will need to know of this request."""
         return (self, attempt, tuple(history))
 
+    def info(
+        self, request: httpx.Request, attempt: int, history: Iterable[AttemptRecord]
+    ) -> RequestInfo:
+        """What every error of this request repeats, after `attempt` attempts.
+
+        Built on the failure path only: a first-try success never needs it.
+        """
+        settings = self.settings
+        return RequestInfo(
+            request,
+            client_request_id=self.client_request_id,
+            idempotency_header=settings.idempotency.header,
+            idempotency_key=self.key,
+            attempts=attempt,
+            history=tuple(history),
+            redact_names=settings.errors.redact_names,
+        )
+
 
 def plan_request(
     request: httpx.Request, base: Settings, clock: Callable[[], float] = time.monotonic
@@ -310,8 +328,8 @@ def request_flow(
         plan = plan_request(request, base, clock)
     settings = plan.settings
     errors, retry, rules = settings.errors, settings.retry, settings.rules
-    client_request_id, key, replayable = plan.client_request_id, plan.key, plan.replayable
-    keyed = key is not None
+    replayable = plan.replayable
+    keyed = plan.key is not None
     deadline, timeouts = plan.deadline, plan.timeouts
     host = plan.host
     history: list[AttemptRecord] = []
@@ -345,7 +363,7 @@ def request_flow(
                 if verdict.change is not None:
                     events.emit(f"circuit_{verdict.change}", attempt - 1)
                 if verdict.open_for is not None:
-                    info = _info(request, settings, client_request_id, key, attempt - 1, history)
+                    info = plan.info(request, attempt - 1, history)
                     refusal = circuit_open_error(info, host, verdict.open_for)
                     events.emit("circuit_rejected", attempt - 1, error=refusal)
                     raise give_up(refusal, "circuit_open", attempt - 1)
@@ -385,7 +403,7 @@ def request_flow(
             events.attempt(attempt, change, error=outcome)
             raise give_up(outcome, "not retryable")
         if isinstance(outcome, BaseException):
-            info = _info(request, settings, client_request_id, key, attempt, history)
+            info = plan.info(request, attempt, history)
             error = error_for_exception(outcome, info)
             error.__cause__, error.__suppress_context__ = outcome, True
             events.attempt(attempt, change, error=error)
@@ -434,7 +452,7 @@ def request_flow(
             if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
                 return handed(response, encoded)
             yield Close(response)
-            info = _info(request, settings, client_request_id, key, attempt, history)
+            info = plan.info(request, attempt, history)
             if not errors.raise_on_status and cls is None:
                 handed_on = readable
             error = error_for_response(readable, info, errors, request_id, cls=cls)
@@ -573,26 +591,6 @@ def _mark_refused(error: APIError, refused: str) -> None:
     if error.history:
         last = error.history[-1]
         error.history = (*error.history[:-1], dataclasses.replace(last, refused=refused))
-
-
-def _info(
-    request: httpx.Request,
-    settings: Settings,
-    client_request_id: str | None,
-    key: str | None,
-    attempt: int,
-    history: list[AttemptRecord],
-) -> RequestInfo:
-    # Built on the failure path only: a first-try success never needs it.
-    return RequestInfo(
-        request,
-        client_request_id=client_request_id,
-        idempotency_header=settings.idempotency.header,
-        idempotency_key=key,
-        attempts=attempt,
-        history=history,
-        redact_names=settings.errors.redact_names,
-    )
 
 
 def _retryable_status(status: int, response: httpx.Response, retry: RetryPolicy) -> bool:

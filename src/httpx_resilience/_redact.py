@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
@@ -26,6 +26,7 @@ __all__ = [
     "Redactor",
     "is_secret_field",
     "is_secret_name",
+    "read_copy",
     "redact_url",
     "request_repr",
 ]
@@ -90,11 +91,12 @@ _MAX_DEPTH = 32
 _MAX_BODY_SCAN = 256 * 1024
 _MAX_BODY_SECRETS = 64
 _FORM = "application/x-www-form-urlencoded"
-# What a redacted copy of a response keeps of its extensions: plain values that pickle, no
+# What a read copy of a response keeps of its extensions: plain values that pickle, no
 # network stream or pool internals.
 _KEPT_EXTENSIONS = ("http_version", "reason_phrase", "request_id")
-# Headers that describe the body as sent, not the decoded body a copy holds.
-_BODY_HEADERS = (b"content-encoding", b"content-length", b"transfer-encoding")
+# What a read copy, holding the decoded and possibly capped body, drops: it has its own
+# length, and an encoding left on it would make httpx decode that body again, without a cap.
+_BODY_HEADERS = frozenset((b"content-encoding", b"content-length", b"transfer-encoding"))
 
 
 def is_secret_name(
@@ -266,18 +268,8 @@ class Redactor:
             content = response.content
         except Exception:  # an unread stream: no body is kept
             content = b""
-        return type(response)(
-            response.status_code,
-            # The copy holds the decoded body: no encoding, and its own length.
-            headers=[
-                (name, value)
-                for name, value in self._headers(response.headers)
-                if name.lower() not in _BODY_HEADERS
-            ],
-            content=self._bytes(content, cut=True),
-            request=request,
-            extensions={k: v for k, v in response.extensions.items() if k in _KEPT_EXTENSIONS},
-        )
+        headers = self._headers(response.headers)
+        return read_copy(type(response), response, headers, self._bytes(content, cut=True), request)
 
     def _headers(self, headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
         # From the raw bytes, so a header value outside ASCII is kept as it came.
@@ -297,6 +289,24 @@ class Redactor:
         if self._pattern is None:
             return value
         return self.text(value.decode("latin-1"), cut=cut).encode("latin-1")
+
+
+def read_copy(
+    cls: Callable[..., httpx.Response],
+    response: httpx.Response,
+    headers: Iterable[tuple[bytes, bytes]],
+    content: bytes,
+    request: httpx.Request | None,
+) -> httpx.Response:
+    """A read copy of `response`, made by `cls`: `content` (its decoded body, maybe capped),
+    `headers` less those that describe the body as sent, and the extensions that pickle."""
+    return cls(
+        response.status_code,
+        headers=[(name, value) for name, value in headers if name.lower() not in _BODY_HEADERS],
+        content=content,
+        request=request,
+        extensions={k: v for k, v in response.extensions.items() if k in _KEPT_EXTENSIONS},
+    )
 
 
 def _redacted_value(name: str, value: str) -> str:

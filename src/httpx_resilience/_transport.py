@@ -16,7 +16,7 @@ import httpx
 
 from . import _waits
 from ._backend import HTTPX, Backend
-from ._build import RequestInfo, stream_error
+from ._build import stream_error
 from ._errors import APIError, ConfigurationError
 from ._events import ResilienceEvent
 from ._flow import (
@@ -146,16 +146,7 @@ class _StreamFailure:
 
     def __call__(self, exc: BaseException) -> APIError:
         plan, attempt, history = self._context
-        settings = plan.settings
-        info = RequestInfo(
-            self._request,
-            client_request_id=plan.client_request_id,
-            idempotency_header=settings.idempotency.header,
-            idempotency_key=plan.key,
-            attempts=attempt,
-            history=history,
-            redact_names=settings.errors.redact_names,
-        )
+        info = plan.info(self._request, attempt, history)
         return stream_error(exc, info, self._status_code, self._request_id)
 
 

@@ -179,8 +179,8 @@ def test_echoed_secrets_scrubbed_from_body(hx: Flavour, server: LiveServer) -> N
     assert CANARY not in repr(err.details)
 
 
-def test_idempotency_key_not_treated_as_secret(hx: Flavour, server: LiveServer) -> None:
-    """The Idempotency-Key value the caller set stays visible where the server echoed it."""
+def _keyed_echo(hx: Flavour, server: LiveServer) -> BadRequestError:
+    """The error of a POST with secrets and a caller-set Idempotency-Key, echoed by a 400."""
     with (
         hx.httpx.Client(transport=hx.ResilientTransport(), headers=SECRET_HEADERS) as client,
         pytest.raises(BadRequestError) as excinfo,
@@ -190,7 +190,12 @@ def test_idempotency_key_not_treated_as_secret(hx: Flavour, server: LiveServer) 
             params=SECRET_PARAMS,
             headers={"Idempotency-Key": IDEMPOTENCY_KEY},
         )
-    err = excinfo.value
+    return excinfo.value
+
+
+def test_idempotency_key_not_treated_as_secret(hx: Flavour, server: LiveServer) -> None:
+    """The Idempotency-Key value the caller set stays visible where the server echoed it."""
+    err = _keyed_echo(hx, server)
     assert f"Idempotency-Key={IDEMPOTENCY_KEY}" in err.message
     assert err.body is not None
     assert IDEMPOTENCY_KEY in err.body
@@ -528,16 +533,7 @@ def test_pickle_of_user_status_class(hx: Flavour, server: LiveServer) -> None:
 
 def test_pickle_keeps_idempotency_key_visible(hx: Flavour, server: LiveServer) -> None:
     """The Idempotency-Key header survives the pickle as sent; the credentials do not."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport(), headers=SECRET_HEADERS) as client,
-        pytest.raises(BadRequestError) as excinfo,
-    ):
-        client.post(
-            server.url("/echo-error"),
-            params=SECRET_PARAMS,
-            headers={"Idempotency-Key": IDEMPOTENCY_KEY},
-        )
-    clone = _check_pickle(excinfo.value)
+    clone = _check_pickle(_keyed_echo(hx, server))
     assert clone.request is not None
     assert clone.request.headers["idempotency-key"] == IDEMPOTENCY_KEY
     assert clone.idempotency_key == IDEMPOTENCY_KEY
