@@ -18,7 +18,7 @@ from httpx_resilience import (
     ResilientTransport,
     RetryPolicy,
 )
-from httpx_resilience._flow import Settings
+from httpx_resilience._settings import Settings
 
 Caller = Callable[..., httpx.Response]
 

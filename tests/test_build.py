@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import httpx_resilience as hr
 from httpx_resilience import ErrorPolicy, from_response
-from httpx_resilience._build import body_response, decode_content
+from httpx_resilience._errors_build import body_response, decode_content
 
 CONTENT_TYPES = st.sampled_from(
     [

@@ -46,19 +46,8 @@ from httpx_resilience._flow import (
     plan_request,
     request_flow,
 )
-from httpx_resilience._guard import (
-    CLEAR,
-    MAX_PAUSE,
-    NO_RULES,
-    CircuitBreaker,
-    MemoryState,
-    RetryBudget,
-    Rules,
-    Verdict,
-    host_key,
-    is_failure_status,
-    pause_of,
-)
+from httpx_resilience._state import CLEAR, MAX_PAUSE, NO_RULES, MemoryState, Rules, Verdict, host_key, is_failure_status, pause_of
+from httpx_resilience._policies import CircuitBreaker, RetryBudget
 
 URL = "https://api.example.com/v1/x"
 HOST = "https://api.example.com"
@@ -990,7 +979,7 @@ def test_host_key_never_holds_credentials() -> None:
 
 def test_host_key_cache_bound_holds_under_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Threads making keys for ever new hosts at once never grow the cache past its bound, and get the right keys."""
-    from httpx_resilience import _guard
+    from httpx_resilience import _state as _guard
 
     class Cache(dict[tuple[str, str, int | None], str]):
         """The cache, noting the most keys it ever held."""

@@ -11,20 +11,9 @@ import pytest
 
 import httpx_resilience as hr
 from _support import FakeClock
-from httpx_resilience import _guard
-from httpx_resilience._guard import (
-    CLEAR,
-    SLOTS,
-    CircuitBreaker,
-    MemoryState,
-    RetryBudget,
-    Rules,
-    Verdict,
-    _Window,
-    clear,
-    host_key,
-    pause_of,
-)
+from httpx_resilience import _state as _guard
+from httpx_resilience._state import CLEAR, SLOTS, MemoryState, Rules, Verdict, _Window, clear, host_key, pause_of
+from httpx_resilience._policies import CircuitBreaker, RetryBudget
 
 HOST = "https://api.example.com"
 

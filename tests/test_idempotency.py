@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from httpx_resilience import ConfigurationError, IdempotencyPolicy
-from httpx_resilience._idempotency import assign_key
+from httpx_resilience._call import assign_key
 
 URL = "https://api.example.com/v1/thing"
 
@@ -166,7 +166,7 @@ def test_default_keys_are_distinct_uuid4_strings() -> None:
     """The default generator gives canonical version-4 UUID text, a new one each time."""
     import uuid
 
-    from httpx_resilience._idempotency import _uuid4
+    from httpx_resilience._policies import _uuid4
 
     keys = [_uuid4() for _ in range(2000)]
     assert len(set(keys)) == len(keys)

@@ -35,15 +35,8 @@ from redis.retry import Retry
 import _redis_server
 from _redis_server import RedisServer, free_port, redis_server
 from httpx_resilience._errors import ConfigurationError
-from httpx_resilience._guard import (
-    MAX_PAUSE,
-    SLOTS,
-    CircuitBreaker,
-    MemoryState,
-    RetryBudget,
-    Rules,
-    Verdict,
-)
+from httpx_resilience._state import MAX_PAUSE, SLOTS, MemoryState, Rules, Verdict
+from httpx_resilience._policies import CircuitBreaker, RetryBudget
 from httpx_resilience._redis import MAX_TTL, RedisState
 
 HOST = "https://api.example.com:443"
@@ -744,7 +737,8 @@ def _env() -> dict[str, str]:
 _WORKER_COMMON = """
 import json, sys, time
 import redis
-from httpx_resilience._guard import CircuitBreaker, RetryBudget, Rules
+from httpx_resilience._policies import CircuitBreaker, RetryBudget
+from httpx_resilience._state import Rules
 from httpx_resilience._redis import MAX_TTL, RedisState
 
 port, prefix = int(sys.argv[1]), sys.argv[2]

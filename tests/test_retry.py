@@ -20,7 +20,8 @@ from httpx_resilience import (
     ConfigurationError,
     RetryPolicy,
 )
-from httpx_resilience._retry import is_replayable, may_resend, rewind
+from httpx_resilience._replay import is_replayable, rewind
+from httpx_resilience._decide import may_resend
 
 URL = "https://api.example.com/v1/thing"
 

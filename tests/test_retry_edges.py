@@ -17,7 +17,7 @@ from httpx_resilience import (
     RetryPolicy,
     ServiceUnavailableError,
 )
-from httpx_resilience._retry import _seeks, is_replayable
+from httpx_resilience._replay import _seeks, is_replayable
 
 URL = "https://api.example.com/v1/thing"
 

@@ -1,6 +1,5 @@
 """httpx transports that make every API call dependable and every failure typed."""
 
-from ._build import from_response
 from ._errors import (
     APIError,
     AttemptRecord,
@@ -32,13 +31,21 @@ from ._errors import (
     UnprocessableEntityError,
     ValidationError,
 )
-from ._events import ResilienceEvent
-from ._guard import CircuitBreaker, MemoryState, RetryBudget
-from ._idempotency import IdempotencyPolicy
-from ._policies import ErrorPolicy, RequestIdPolicy
+from ._errors_build import from_response
+from ._events import ResilienceEvent, RetryEvent
+from ._policies import (
+    IDEMPOTENT_METHODS,
+    Backoff,
+    CircuitBreaker,
+    ErrorPolicy,
+    IdempotencyPolicy,
+    RequestIdPolicy,
+    RetryBudget,
+    RetryPolicy,
+)
 from ._poll import apoll, poll
 from ._redis import RedisState
-from ._retry import IDEMPOTENT_METHODS, Backoff, RetryEvent, RetryPolicy
+from ._state import MemoryState
 from ._transport import AsyncResilientTransport, ResilientTransport
 from ._version import __version__
 

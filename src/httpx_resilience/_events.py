@@ -6,13 +6,17 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ._errors import APIError
 from ._redact import request_repr
 
-__all__ = ["EventHook", "ResilienceEvent", "emit", "note_resend"]
+if TYPE_CHECKING:
+    from ._call import Call
+
+__all__ = ["EventHook", "Reporter", "ResilienceEvent", "RetryEvent", "emit", "note_resend"]
 
 logger = logging.getLogger("httpx_resilience")
 
@@ -63,6 +67,33 @@ class ResilienceEvent:
         )
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class RetryEvent:
+    """What `on_retry` hears before each wait.
+
+    `attempt` is the 1-based number of the attempt that just failed; `reason` is short text
+    ("status 503", "ConnectError"); `error` is that attempt's typed error (for a status, the
+    `StatusError` built from the response); `response` is None for a transport failure. Its
+    repr shows the request's URL redacted, as the error's is.
+    """
+
+    attempt: int
+    delay: float
+    reason: str
+    request: httpx.Request
+    response: httpx.Response | None
+    error: APIError
+
+    def __repr__(self) -> str:
+        # What a hook naturally logs: the URL as the error redacted it, no header at all.
+        request = request_repr(self.request, self.error.url)
+        return (
+            f"{type(self).__name__}(attempt={self.attempt!r}, delay={self.delay!r}, "
+            f"reason={self.reason!r}, request={request}, response={self.response!r}, "
+            f"error={self.error!r})"
+        )
+
+
 EventHook = Callable[[ResilienceEvent], None]
 
 
@@ -94,3 +125,98 @@ def note_resend(count: int) -> None:
             span.set_attribute(_RESEND_COUNT, count)
     except Exception:  # a broken tracing setup must not fail the request
         logger.debug("could not set %s on the current span", _RESEND_COUNT, exc_info=True)
+
+
+class Reporter:
+    """A transport's voice: its log lines, and its `on_retry` and `on_event` hooks.
+
+    Events are built only when a hook listens; a hook that raises is logged and ignored.
+    """
+
+    __slots__ = ("on_event", "on_retry")
+
+    def __init__(
+        self,
+        on_retry: Callable[[RetryEvent], None] | None,
+        on_event: EventHook | None,
+    ) -> None:
+        self.on_retry = on_retry
+        self.on_event = on_event
+
+    def event(
+        self,
+        kind: str,
+        call: Call,
+        attempt: int,
+        *,
+        delay: float = 0.0,
+        reason: str | None = None,
+        response: httpx.Response | None = None,
+        error: APIError | None = None,
+    ) -> None:
+        """Tell `on_event` of `kind`, after `attempt` attempts of `call`."""
+        if self.on_event is None:
+            return
+        from ._state import host_key
+
+        event = ResilienceEvent(
+            kind,
+            call.host or host_key(call.request.url),
+            attempt,
+            delay,
+            reason,
+            call.request,
+            response,
+            error,
+            redact_names=call.settings.errors.redact_names,
+        )
+        emit(self.on_event, event)
+
+    def attempt(
+        self,
+        call: Call,
+        change: str | None,
+        response: httpx.Response | None = None,
+        error: APIError | None = None,
+    ) -> None:
+        """An attempt finished; then what its outcome did to the host's circuit, if anything."""
+        if self.on_event is not None:
+            self.event("attempt", call, call.attempt, response=response, error=error)
+            if change is not None:
+                self.event(f"circuit_{change}", call, call.attempt)
+
+    def retry(self, event: RetryEvent, call: Call) -> None:
+        """A retry will follow: log it, and tell both hooks."""
+        error = event.error
+        max_attempts = call.settings.retry.max_attempts
+        logger.info(
+            "retrying %s %s after %s (attempt %d of %d) in %.3fs",
+            error.method,
+            error.url,
+            event.reason,
+            event.attempt,
+            max_attempts,
+            event.delay,
+        )
+        if self.on_retry is not None:
+            try:
+                self.on_retry(event)
+            except Exception:
+                # A metrics or logging hook must not turn a retry into a failure.
+                logger.warning("on_retry hook raised; the retry goes ahead", exc_info=True)
+        self.event(
+            "retry",
+            call,
+            event.attempt,
+            delay=event.delay,
+            reason=event.reason,
+            response=event.response,
+            error=error,
+        )
+
+    def give_up(self, call: Call, error: APIError, reason: str, made: int) -> APIError:
+        """No more attempts after `made`: tell `on_event`, log at debug, give the error back."""
+        self.event("give_up", call, made, reason=reason, error=error)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s failed: %s", error.method, error.url, error)
+        return error

@@ -8,23 +8,33 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._classify import DEFAULT_RETRY_STATUSES
 from ._errors import APIError, ConfigurationError, StatusError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "DEFAULT_FAILURE_STATUSES",
     "DEFAULT_REQUEST_ID_HEADERS",
+    "IDEMPOTENT_METHODS",
+    "Backoff",
+    "CircuitBreaker",
     "ErrorPolicy",
+    "IdempotencyPolicy",
     "Policy",
     "RequestIdPolicy",
+    "RetryBudget",
+    "RetryPolicy",
     "check",
     "is_header_name",
     "is_names",
@@ -198,3 +208,229 @@ class RequestIdPolicy(Policy):
         for rank, header in enumerate(lowered):
             ranks.setdefault(header.encode("latin-1"), rank)
         object.__setattr__(self, "ranks", MappingProxyType(ranks))
+
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+_JITTER_MODES = ("full", "equal", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff(Policy):
+    """Exponential backoff: before the n-th retry, `min(initial * multiplier**n, max_delay)`.
+
+    `jitter` spreads the waits of many clients: "full" (uniform in [0, d]), "equal"
+    (d/2 plus uniform in [0, d/2]), "none", or a fraction f (uniform in [d(1-f), d(1+f)]).
+    The result never exceeds `max_delay`.
+    """
+
+    initial: float = 0.5
+    multiplier: float = 2.0
+    max_delay: float = 8.0
+    jitter: str | float = "full"
+
+    def __post_init__(self) -> None:
+        name = "Backoff"
+        check(is_number(self.initial) and self.initial >= 0, name, "initial must be >= 0")
+        check(is_number(self.multiplier) and self.multiplier >= 1, name, "multiplier must be >= 1")
+        check(is_number(self.max_delay) and self.max_delay >= 0, name, "max_delay must be >= 0")
+        jitter = self.jitter
+        if isinstance(jitter, str):
+            valid = jitter in _JITTER_MODES
+        else:
+            valid = is_number(jitter) and 0 < jitter <= 1
+        check(valid, name, f"jitter must be one of {_JITTER_MODES} or a fraction in (0, 1]")
+
+    def delay(self, retry: int, random: Callable[[], float]) -> float:
+        """The wait before retry number `retry` (0 for the first), with jitter from `random`."""
+        try:
+            base = min(self.initial * self.multiplier**retry, self.max_delay)
+        except OverflowError:
+            # multiplier**retry outgrew a float, though the product may not have (a tiny
+            # `initial`): compared in logarithms instead.
+            base = _log_scaled(self.initial, self.multiplier, retry, self.max_delay)
+        jitter = self.jitter
+        if jitter == "full":
+            wait = random() * base
+        elif jitter == "equal":
+            wait = base / 2 + random() * base / 2
+        elif jitter == "none":
+            wait = base
+        else:
+            spread = float(jitter)
+            wait = base * (1 - spread) + random() * 2 * spread * base
+        return min(max(wait, 0.0), self.max_delay)
+
+
+def _log_scaled(initial: float, multiplier: float, retry: int, cap: float) -> float:
+    """`min(initial * multiplier**retry, cap)` where the power alone overflows a float."""
+    if initial <= 0 or cap <= 0:
+        return 0.0
+    exponent = math.log(initial) + retry * math.log(multiplier)
+    return cap if exponent >= math.log(cap) else math.exp(exponent)
+
+
+def _methods(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(m.upper() for m in value)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy(Policy):
+    """When and how a failed attempt is repeated. `max_attempts=1` disables retries."""
+
+    max_attempts: int = 3
+    backoff: Backoff = Backoff()
+    retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
+    respect_retry_after: bool = True
+    max_retry_after: float = 120.0
+    timeout: float | None = None
+    retry_methods: frozenset[str] = IDEMPOTENT_METHODS
+    attempt_header: str | None = None
+
+    def __post_init__(self) -> None:
+        name = "RetryPolicy"
+        # Taken as tuples first: a generator would be used up by checking it.
+        materialise(self, "retry_statuses", "retry_methods")
+        attempts = self.max_attempts
+        check(
+            isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1,
+            name,
+            "max_attempts must be an int >= 1",
+        )
+        check(isinstance(self.backoff, Backoff), name, "backoff must be a Backoff")
+        statuses = self.retry_statuses
+        check(is_statuses(statuses), name, "retry_statuses must be a set of HTTP statuses")
+        respect = self.respect_retry_after
+        check(isinstance(respect, bool), name, "respect_retry_after must be a bool")
+        check(
+            is_number(self.max_retry_after) and self.max_retry_after >= 0,
+            name,
+            "max_retry_after must be a number >= 0",
+        )
+        check(
+            self.timeout is None or (is_number(self.timeout) and self.timeout > 0),
+            name,
+            "timeout must be None or a number of seconds > 0",
+        )
+        check(is_names(self.retry_methods), name, "retry_methods must be a set of method names")
+        check(
+            self.attempt_header is None or is_header_name(self.attempt_header),
+            name,
+            "attempt_header must be None or a header name",
+        )
+        object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
+        object.__setattr__(self, "retry_methods", _methods(self.retry_methods))
+
+
+def _uuid4() -> str:
+    """A random (version 4) UUID as text, the same as `str(uuid.uuid4())`.
+
+    Built from the 16 random bytes directly: `uuid.UUID`'s constructor and `__str__` cost
+    several times more, and every POST pays for this.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyPolicy(Policy):
+    """Which requests get a generated idempotency key, in which header.
+
+    A request of one of `methods` without the header gets `generate()` once, before its first
+    attempt; every retry resends the same request, so the server sees one key per logical
+    request and can run it once. A key the caller set is kept, whatever the method.
+    """
+
+    header: str = "Idempotency-Key"
+    methods: frozenset[str] = field(default_factory=lambda: frozenset({"POST", "PATCH"}))
+    generate: Callable[[], object] = _uuid4
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        name = "IdempotencyPolicy"
+        materialise(self, "methods")
+        check(
+            is_header_name(self.header) and self.header.isascii(),
+            name,
+            "header must be a header name",
+        )
+        check(is_names(self.methods), name, "methods must be a set of method names")
+        check(callable(self.generate), name, "generate must be callable")
+        check(isinstance(self.enabled, bool), name, "enabled must be a bool")
+        object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudget(Policy):
+    """Retries to a host may add at most `ratio` of its requests in the last `window` seconds.
+
+    On top of that share, `min_per_second` retries per second (so `min_per_second * window`
+    per window) are always allowed, so a client that sends little still retries. A retry the
+    budget refuses is not made: the last attempt's typed error is raised as it is, its last
+    history record saying `refused="retry_budget"`. A retry after a failure in which the
+    request never left (connect or pool phase) costs nothing.
+    """
+
+    ratio: float = 0.1
+    window: float = 10.0
+    min_per_second: float = 10.0
+
+    def __post_init__(self) -> None:
+        name = "RetryBudget"
+        check(is_number(self.ratio) and self.ratio >= 0, name, "ratio must be a number >= 0")
+        check(is_number(self.window) and self.window > 0, name, "window must be seconds > 0")
+        check(
+            is_number(self.min_per_second) and self.min_per_second >= 0,
+            name,
+            "min_per_second must be a number >= 0",
+        )
+
+    @property
+    def reserve(self) -> float:
+        """Retries always allowed per window."""
+        return self.min_per_second * self.window
+
+
+# Polly's and Microsoft.Extensions.Http.Resilience's notion of a transient HTTP failure.
+DEFAULT_FAILURE_STATUSES = frozenset({408, 429, *range(500, 600)})
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreaker(Policy):
+    """Stop calling a host that fails: Polly's circuit breaker, with Polly's defaults.
+
+    Every attempt is a call; it failed when it raised a transport error or got a status in
+    `failure_statuses`. When at least `min_calls` calls of the last `window` seconds were made
+    and at least `failure_ratio` of them failed, the circuit opens: for `open_for` seconds,
+    requests fail at once with `CircuitOpenError` without touching the network. Then one
+    probe is let through; a success closes the circuit, a failure opens it again. A probe that
+    never reports back (its task was cancelled) is replaced after another `open_for`.
+    """
+
+    failure_ratio: float = 0.1
+    min_calls: int = 100
+    window: float = 30.0
+    open_for: float = 5.0
+    # Any set of ints (a literal `{429, 503}` too); kept as a frozenset.
+    failure_statuses: AbstractSet[int] = DEFAULT_FAILURE_STATUSES
+
+    def __post_init__(self) -> None:
+        name = "CircuitBreaker"
+        materialise(self, "failure_statuses")
+        ratio = self.failure_ratio
+        check(is_number(ratio) and 0 < ratio <= 1, name, "failure_ratio must be in (0, 1]")
+        calls = self.min_calls
+        check(
+            isinstance(calls, int) and not isinstance(calls, bool) and calls >= 1,
+            name,
+            "min_calls must be an int >= 1",
+        )
+        check(is_number(self.window) and self.window > 0, name, "window must be seconds > 0")
+        check(is_number(self.open_for) and self.open_for > 0, name, "open_for must be seconds > 0")
+        statuses = self.failure_statuses
+        check(is_statuses(statuses), name, "failure_statuses must be a set of HTTP statuses")
+        object.__setattr__(self, "failure_statuses", frozenset(statuses))

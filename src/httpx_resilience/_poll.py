@@ -23,12 +23,14 @@ from typing import Any
 
 import httpx
 
-from ._build import RequestInfo, body_response, error_for_exception, from_response
+from ._call import Call
+from ._decide import error_for
 from ._errors import APIError, ConfigurationError, PollTimeoutError
+from ._errors_build import body_response, from_response
 from ._headers import find_header, parse_retry_after
-from ._policies import DEFAULT_REQUEST_ID_HEADERS, is_number
+from ._policies import DEFAULT_REQUEST_ID_HEADERS, Backoff, is_number
 from ._redact import Redactor
-from ._retry import Backoff
+from ._settings import Settings
 from ._waits import async_sleep, sleep, waits_skipped
 
 __all__ = ["apoll", "poll", "resource_id"]
@@ -149,7 +151,11 @@ def _typed(exc: Any) -> APIError:
         request: httpx.Request | None = exc.request
     except RuntimeError:  # httpx raises when an exception was built without its request
         request = None
-    return error_for_exception(exc, RequestInfo(request))
+    return error_for(Call(request, _SETTINGS), exc)  # type: ignore[arg-type]  # or None
+
+
+# A poll's errors are built as a transport's with the default policies would build them.
+_SETTINGS = Settings()
 
 
 class _Schedule:
@@ -209,13 +215,13 @@ def _timeout_error(
 ) -> PollTimeoutError:
     """The error for a job not done in time, carrying the last poll's answer."""
     request = response.request
-    info = RequestInfo(request, attempts=polls)
-    common = info.common()
+    call = Call(request, _SETTINGS, attempt=polls)
+    common = call.common()
     status = response.status_code
     request_id = response.extensions.get("request_id") or find_header(
         response.headers, DEFAULT_REQUEST_ID_HEADERS
     )
-    job = resource_id(response.content, info.redactor)
+    job = resource_id(response.content, call.redactor())
     message = (
         f"{common['method']} {common['url']} not done within {timeout:g}s: {polls} "
         f"poll{'' if polls == 1 else 's'} over {elapsed:.1f}s, last status {status}"

@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
-from ._guard import CLEAR, MAX_PAUSE, SLOTS, AsyncStore, Rules, Store, Verdict
 from ._policies import is_number
+from ._state import CLEAR, MAX_PAUSE, SLOTS, AsyncStore, Rules, Store, Verdict
 
 if TYPE_CHECKING:
     from redis import Redis, RedisCluster

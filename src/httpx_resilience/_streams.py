@@ -155,13 +155,26 @@ class AsyncReplayStream(httpx.AsyncByteStream):
 
 
 class SyncMappedStream(httpx.SyncByteStream):
-    """A response body whose failures, while iterated or closed, become typed errors."""
+    """A response body whose failures, while iterated or closed, become typed errors.
 
-    __slots__ = ("_map", "_stream")
+    It holds what the error needs (the call, the status, the request id), so a handed-on
+    response costs this one object and no more.
+    """
 
-    def __init__(self, stream: httpx.SyncByteStream, map_error: ErrorFactory) -> None:
+    __slots__ = ("_call", "_request_id", "_status", "_stream")
+
+    def __init__(
+        self, stream: httpx.SyncByteStream, call: Any, status: int, request_id: str | None
+    ) -> None:
         self._stream = stream
-        self._map = map_error
+        self._call = call
+        self._status = status
+        self._request_id = request_id
+
+    def _map(self, exc: BaseException) -> APIError:
+        from ._decide import stream_failure
+
+        return stream_failure(self._call, exc, self._status, self._request_id)
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -183,12 +196,21 @@ class SyncMappedStream(httpx.SyncByteStream):
 class AsyncMappedStream(httpx.AsyncByteStream):
     """The async twin of `SyncMappedStream`."""
 
-    __slots__ = ("_chunks", "_map", "_stream")
+    __slots__ = ("_call", "_chunks", "_request_id", "_status", "_stream")
 
-    def __init__(self, stream: httpx.AsyncByteStream, map_error: ErrorFactory) -> None:
+    def __init__(
+        self, stream: httpx.AsyncByteStream, call: Any, status: int, request_id: str | None
+    ) -> None:
         self._stream = stream
-        self._map = map_error
+        self._call = call
+        self._status = status
+        self._request_id = request_id
         self._chunks: AsyncIterator[bytes] | None = None
+
+    def _map(self, exc: BaseException) -> APIError:
+        from ._decide import stream_failure
+
+        return stream_failure(self._call, exc, self._status, self._request_id)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         # An iterator object, not an async generator, and the inner iterator kept: when a
@@ -345,3 +367,26 @@ async def aread_prefix(
     data = b"".join(chunks)
     response.stream = backend.async_replay(data, iterator, upstream)
     return data, False
+
+
+def close_response(response: httpx.Response) -> None:
+    """Close a response that is not handed on, discarding an unread rest with its connection.
+
+    A failure to close changes nothing for the error being raised.
+    """
+    stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
+    with contextlib.suppress(Exception):
+        stream.close()
+
+
+async def aclose_response(response: httpx.Response) -> None:
+    """The async twin of `close_response`, shielded from cancellation.
+
+    On the way out of a cancelled attempt the cancellation already came: unshielded, it would
+    cut the close short and leave the connection checked out of the pool for good.
+    """
+    import anyio
+
+    stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
+    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+        await stream.aclose()

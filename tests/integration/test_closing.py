@@ -27,7 +27,7 @@ from httpx_resilience import (
     ResilientTransport,
     RetryPolicy,
 )
-from httpx_resilience._guard import Rules, Verdict
+from httpx_resilience._state import Rules, Verdict
 
 from .conftest import LiveServer, new_id
 from .test_cancellation import _cancel_when, anyio_backend, style  # noqa: F401 - fixtures used by name

@@ -29,23 +29,22 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import httpx
 
+from ._classify import classify_exception
+from ._errors import APIError, CircuitOpenError, StatusError, TransportError
 from ._headers import mentions_rate_limit, parse_rate_limit, parse_retry_after
-from ._policies import Policy, check, is_number, is_statuses, materialise
+from ._policies import CircuitBreaker, RetryBudget
 
 __all__ = [
     "CLEAR",
     "MAX_PAUSE",
     "NO_RULES",
     "AsyncStore",
-    "CircuitBreaker",
     "MemoryState",
-    "RetryBudget",
     "Rules",
     "State",
     "Store",
@@ -53,6 +52,7 @@ __all__ = [
     "clear",
     "host_key",
     "is_failure_status",
+    "outcome_of",
     "pause_of",
 ]
 
@@ -62,78 +62,6 @@ SLOTS = 10
 # A reset read wrong or a server asking for years must neither stall a host for ages nor keep
 # its state (in memory or in Redis) alive as long.
 MAX_PAUSE = 86_400.0
-
-
-@dataclass(frozen=True, slots=True)
-class RetryBudget(Policy):
-    """Retries to a host may add at most `ratio` of its requests in the last `window` seconds.
-
-    On top of that share, `min_per_second` retries per second (so `min_per_second * window`
-    per window) are always allowed, so a client that sends little still retries. A retry the
-    budget refuses is not made: the last attempt's typed error is raised as it is, its last
-    history record saying `refused="retry_budget"`. A retry after a failure in which the
-    request never left (connect or pool phase) costs nothing.
-    """
-
-    ratio: float = 0.1
-    window: float = 10.0
-    min_per_second: float = 10.0
-
-    def __post_init__(self) -> None:
-        name = "RetryBudget"
-        check(is_number(self.ratio) and self.ratio >= 0, name, "ratio must be a number >= 0")
-        check(is_number(self.window) and self.window > 0, name, "window must be seconds > 0")
-        check(
-            is_number(self.min_per_second) and self.min_per_second >= 0,
-            name,
-            "min_per_second must be a number >= 0",
-        )
-
-    @property
-    def reserve(self) -> float:
-        """Retries always allowed per window."""
-        return self.min_per_second * self.window
-
-
-# Polly's and Microsoft.Extensions.Http.Resilience's notion of a transient HTTP failure.
-DEFAULT_FAILURE_STATUSES = frozenset({408, 429, *range(500, 600)})
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitBreaker(Policy):
-    """Stop calling a host that fails: Polly's circuit breaker, with Polly's defaults.
-
-    Every attempt is a call; it failed when it raised a transport error or got a status in
-    `failure_statuses`. When at least `min_calls` calls of the last `window` seconds were made
-    and at least `failure_ratio` of them failed, the circuit opens: for `open_for` seconds,
-    requests fail at once with `CircuitOpenError` without touching the network. Then one
-    probe is let through; a success closes the circuit, a failure opens it again. A probe that
-    never reports back (its task was cancelled) is replaced after another `open_for`.
-    """
-
-    failure_ratio: float = 0.1
-    min_calls: int = 100
-    window: float = 30.0
-    open_for: float = 5.0
-    # Any set of ints (a literal `{429, 503}` too); kept as a frozenset.
-    failure_statuses: AbstractSet[int] = DEFAULT_FAILURE_STATUSES
-
-    def __post_init__(self) -> None:
-        name = "CircuitBreaker"
-        materialise(self, "failure_statuses")
-        ratio = self.failure_ratio
-        check(is_number(ratio) and 0 < ratio <= 1, name, "failure_ratio must be in (0, 1]")
-        calls = self.min_calls
-        check(
-            isinstance(calls, int) and not isinstance(calls, bool) and calls >= 1,
-            name,
-            "min_calls must be an int >= 1",
-        )
-        check(is_number(self.window) and self.window > 0, name, "window must be seconds > 0")
-        check(is_number(self.open_for) and self.open_for > 0, name, "open_for must be seconds > 0")
-        statuses = self.failure_statuses
-        check(is_statuses(statuses), name, "failure_statuses must be a set of HTTP statuses")
-        object.__setattr__(self, "failure_statuses", frozenset(statuses))
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,3 +447,22 @@ def pause_of(response: httpx.Response, now: float | None = None) -> float | None
     if info.remaining == 0 and info.reset is not None and math.isfinite(info.reset):
         return min(max(info.reset, 0.0), MAX_PAUSE)
     return None
+
+
+def outcome_of(outcome: object, rules: Rules) -> tuple[bool | None, float | None]:
+    """An attempt's outcome as the host's state counts it: (failed, pause)."""
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, StatusError):
+            # From a resilient transport stacked below: its last status is what counts.
+            status = outcome.status_code
+            return (None if status is None else is_failure_status(status, rules)), None
+        if isinstance(outcome, CircuitOpenError) or (
+            isinstance(outcome, APIError) and not isinstance(outcome, TransportError)
+        ):
+            return None, None  # nothing reached the host (a breaker below, a body too large)
+        if rules.breaker is None or not classify_exception(outcome).host_fault:
+            return None, None  # or the caller's own mistake: an illegal header, a bad scheme
+        return True, None
+    response: httpx.Response = outcome  # type: ignore[assignment]
+    failed = is_failure_status(response.status_code, rules)
+    return failed, pause_of(response) if rules.pacing else None

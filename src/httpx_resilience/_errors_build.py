@@ -13,34 +13,31 @@ import itertools
 import logging
 import time
 import zlib
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._backend import Backend, backend_of
-from ._classify import (
-    DEFAULT_RETRY_STATUSES,
-    class_for_status,
-    classify_exception,
-)
+from ._classify import ExceptionKind, class_for_status
 from ._errors import (
     APIError,
     AttemptRecord,
     CircuitOpenError,
-    QuotaExceededError,
     RequestTimeoutError,
     StreamError,
     ValidationError,
 )
-from ._headers import find_header, parse_rate_limit, parse_retry_after, parse_should_retry
+from ._headers import find_header, parse_rate_limit, parse_retry_after
 from ._parse import ParsedBody, decode_text, parse_error_body
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._redact import Redactor, read_copy
 from ._streams import read_prefix
 
+if TYPE_CHECKING:
+    from ._call import Call
+
 __all__ = [
-    "RequestInfo",
     "body_response",
     "circuit_open_error",
     "deadline_error",
@@ -54,68 +51,6 @@ __all__ = [
 logger = logging.getLogger("httpx_resilience")
 
 _PARSED_KEYS = frozenset({"message", "code", "details", "errors"})
-
-
-class RequestInfo:
-    """What every error of one logical request repeats: who asked, and how often."""
-
-    __slots__ = (
-        "_redactor",
-        "attempts",
-        "client_request_id",
-        "history",
-        "idempotency_header",
-        "idempotency_key",
-        "redact_names",
-        "request",
-    )
-
-    def __init__(
-        self,
-        request: httpx.Request | None,
-        *,
-        client_request_id: str | None = None,
-        idempotency_header: str | None = "Idempotency-Key",
-        idempotency_key: str | None = None,
-        attempts: int = 1,
-        history: Sequence[AttemptRecord] = (),
-        redact_names: frozenset[str] = frozenset(),
-    ) -> None:
-        self.request = request
-        self.redact_names = redact_names
-        self.client_request_id = client_request_id
-        self.idempotency_header = idempotency_header
-        self.idempotency_key = idempotency_key
-        self.attempts = attempts
-        self.history = tuple(history)
-        self._redactor: Redactor | None = None
-
-    @property
-    def redactor(self) -> Redactor:
-        """The scrubber for this request's secrets, built on first use (failures only)."""
-        if self._redactor is None:
-            self._redactor = Redactor.for_request(
-                self.request, self.idempotency_header, self.redact_names
-            )
-        return self._redactor
-
-    def common(self) -> dict[str, Any]:
-        """The keyword arguments every error of this request gets."""
-        request = self.request
-        if request is None:
-            return {"idempotency_key": self.idempotency_key, "attempts": self.attempts}
-        key = self.idempotency_key
-        if key is None and self.idempotency_header is not None:
-            # A caller's own key on a method the flow did not look one up for.
-            key = request.headers.get(self.idempotency_header)
-        return {
-            "method": request.method,
-            "url": self.redactor.url(request.url),
-            "idempotency_key": key,
-            "attempts": self.attempts,
-            "request": request,
-            "_redactor": self.redactor,
-        }
 
 
 def decode_content(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
@@ -305,14 +240,17 @@ def body_response(
 
 def error_for_response(
     readable: httpx.Response,
-    info: RequestInfo,
+    call: Call,
     policy: ErrorPolicy,
     request_id: str | None,
     *,
     cls: type[APIError] | None = None,
 ) -> APIError:
-    """The typed error for `readable`, a response whose (capped, decoded) body is read."""
-    redactor = info.redactor
+    """The typed error for `readable`, a response whose (capped, decoded) body is read.
+
+    Whether it is retryable is not this module's to say: `_decide` sets that.
+    """
+    common, redactor = _common(call)
     body = readable.content
     # Decoded once, for the parser and for `err.body`: error bodies may be large.
     text = decode_text(body, readable.headers.get("content-type")) if body else None
@@ -323,11 +261,6 @@ def error_for_response(
     headers = readable.headers
     now = time.time()
     window = parse_rate_limit(headers, now)
-    retryable = parse_should_retry(headers)
-    if retryable is None:
-        retryable = (
-            status in DEFAULT_RETRY_STATUSES and not issubclass(cls, QuotaExceededError)
-        ) or cls.default_retryable
     details = parsed.details
     errors = parsed.errors
     if errors is not None and not issubclass(cls, ValidationError):
@@ -348,10 +281,10 @@ def error_for_response(
         limit=window.limit,
         remaining=window.remaining,
         reset=window.reset,
-        retryable=retryable,
-        history=(*info.history, AttemptRecord(status, cls.__name__, 0.0, request_id)),
+        retryable=False,
+        history=(*call.history, AttemptRecord(status, cls.__name__, 0.0, request_id)),
         response=readable,
-        **info.common(),
+        **common,
     )
 
 
@@ -381,44 +314,48 @@ def _parse(
         return parse_error_body(body, content_type, text=text)
 
 
-def error_for_exception(
-    exc: BaseException,
-    info: RequestInfo,
-) -> APIError:
-    """The typed error that stands for an exception raised while sending."""
-    if isinstance(exc, APIError):
-        return exc
-    kind = classify_exception(exc)
+def error_for_exception(exc: BaseException, call: Call, kind: ExceptionKind) -> APIError:
+    """The typed error that stands for `exc`, raised while sending, of the `kind` it is."""
+    common, redactor = _common(call)
     return kind.cls(
-        info.redactor.text(_exception_text(exc)),
+        redactor.text(_exception_text(exc)),
         code=kind.code,
         phase=kind.phase,
-        retryable=kind.retryable,
-        request_id=info.client_request_id,
+        retryable=False,
+        request_id=call.client_request_id,
         history=(
-            *info.history,
-            AttemptRecord(None, kind.cls.__name__, 0.0, info.client_request_id),
+            *call.history,
+            AttemptRecord(None, kind.cls.__name__, 0.0, call.client_request_id),
         ),
-        **info.common(),
+        **common,
     )
 
 
 def stream_error(
-    exc: BaseException, info: RequestInfo, status_code: int, request_id: str | None
+    exc: BaseException,
+    call: Call,
+    kind: ExceptionKind,
+    status_code: int,
+    request_id: str | None,
 ) -> APIError:
     """The error for a body that failed while the caller was reading it."""
-    if isinstance(exc, APIError):
-        return exc
-    kind = classify_exception(exc)
+    common, redactor = _common(call)
     return StreamError(
-        info.redactor.text(f"response body failed mid-stream: {_exception_text(exc)}"),
+        redactor.text(f"response body failed mid-stream: {_exception_text(exc)}"),
         phase=kind.phase,
         status_code=status_code,
         request_id=request_id,
         details={"cause": type(exc).__name__},
-        history=(*info.history, AttemptRecord(status_code, StreamError.__name__, 0.0, request_id)),
-        **info.common(),
+        history=(*call.history, AttemptRecord(status_code, StreamError.__name__, 0.0, request_id)),
+        **common,
     )
+
+
+def _common(call: Call) -> tuple[dict[str, Any], Redactor]:
+    """What every error of `call` gets, and the scrubber for its secrets (made once)."""
+    common = call.common()
+    redactor: Redactor | None = common.get("_redactor")
+    return common, redactor if redactor is not None else call.redactor()
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -457,8 +394,19 @@ def from_response(
     )
     readable = body_response(response, decode_content(raw, encoding, limit), request)
     cls = None if response.status_code >= 400 else APIError
-    info = RequestInfo(request, redact_names=errors.redact_names)
-    return error_for_response(readable, info, errors, request_id, cls=cls)
+    from ._call import Call
+    from ._decide import status_retryable
+    from ._settings import Settings
+
+    settings = Settings(errors=errors, request_ids=request_ids)
+    call = Call(request, settings)  # type: ignore[arg-type]  # a request may be missing here
+    error = error_for_response(readable, call, errors, request_id, cls=cls)
+    if cls is None:
+        # Outside a transport, with the default retry policy.
+        error.retryable = status_retryable(
+            readable.status_code, readable.headers, type(error), call.settings.retry
+        )
+    return error
 
 
 def _read_unread(
@@ -472,27 +420,28 @@ def _read_unread(
     return raw, response.headers.get("content-encoding")
 
 
-def deadline_error(info: RequestInfo, timeout: float, last: APIError) -> RequestTimeoutError:
+def deadline_error(call: Call, timeout: float, last: APIError) -> RequestTimeoutError:
     """The error for a total deadline spent, carrying the history up to the last attempt."""
     record = AttemptRecord(last.status_code, type(last).__name__, 0.0, last.request_id)
+    attempts = call.attempt
     return RequestTimeoutError(
-        f"total deadline of {timeout:g}s spent after {info.attempts} attempt"
-        f"{'' if info.attempts == 1 else 's'} (last: {type(last).__name__})",
+        f"total deadline of {timeout:g}s spent after {attempts} attempt"
+        f"{'' if attempts == 1 else 's'} (last: {type(last).__name__})",
         phase="total",
-        retryable=False,
         request_id=last.request_id,
         retry_after=last.retry_after,
-        history=(*info.history, record),
-        **info.common(),
+        history=(*call.history, record),
+        **call.common(),
     )
 
 
-def circuit_open_error(info: RequestInfo, host: str | None, open_for: float) -> CircuitOpenError:
-    """The error for an attempt the host's open circuit stopped before it was sent."""
+def circuit_open_error(call: Call, made: int, open_for: float) -> CircuitOpenError:
+    """The error for an attempt the host's open circuit stopped before it was sent, after
+    `made` attempts."""
     return CircuitOpenError(
-        f"the circuit for {host} is open for {open_for:.3g}s more; the request was not sent",
+        f"the circuit for {call.host} is open for {open_for:.3g}s more; the request was not sent",
         retry_after=open_for,
-        request_id=info.client_request_id,
-        history=info.history,
-        **info.common(),
+        request_id=call.client_request_id,
+        history=call.history,
+        **call.common(made),
     )

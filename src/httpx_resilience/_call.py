@@ -1,0 +1,207 @@
+"""The record of one logical request: what is settled before its first attempt, and after which.
+
+A `Call` is made once per request by `start`, and `Call.next` gives the record of the next
+attempt, in the manner of urllib3's `Retry.increment`: the attempt number goes up and the
+failed attempt joins the history. Everything an error, an event or a failing body later needs to
+know of its request — which policies, which ids and key, which attempt after what — is here.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import httpx
+
+from ._errors import AttemptRecord, RequestTooLargeError
+from ._events import note_resend
+from ._headers import add_header, header_value
+from ._policies import IdempotencyPolicy
+from ._redact import Redactor
+from ._replay import is_replayable, rewind
+from ._settings import Settings
+from ._state import host_key
+
+__all__ = ["Call", "assign_key", "needs_preparing", "prepare", "start", "too_large"]
+
+_TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+
+
+class Call(NamedTuple):
+    """One logical request at one attempt: a tuple, so making one costs what a success can pay.
+
+    `host` is the host the budget, breaker and pacing count for (None when none is on);
+    `deadline` is the monotonic time the whole request must be done by (None without
+    `RetryPolicy.timeout`), and `timeouts` the request's own httpx timeouts it shortens.
+    """
+
+    # None only for an error built outside a transport, of a response without its request.
+    request: httpx.Request
+    settings: Settings
+    client_request_id: str | None = None
+    key: str | None = None
+    replayable: bool = False
+    deadline: float | None = None
+    timeouts: Any = None
+    host: str | None = None
+    attempt: int = 1
+    history: tuple[AttemptRecord, ...] = ()
+
+    def next(self, record: AttemptRecord) -> Call:
+        """The record of the attempt after this one, which failed as `record` says."""
+        return self._replace(attempt=self.attempt + 1, history=(*self.history, record))
+
+    def redactor(self) -> Redactor:
+        """The scrubber for this request's secrets (built on the failure path only)."""
+        return Redactor.for_request(
+            self.request, self.settings.idempotency.header, self.settings.errors.redact_names
+        )
+
+    def common(self, attempts: int | None = None) -> dict[str, Any]:
+        """The keyword arguments every error of this request gets, after `attempts` attempts
+        (by default this one's number)."""
+        request: httpx.Request | None = self.request
+        attempts = self.attempt if attempts is None else attempts
+        if request is None:
+            return {"idempotency_key": self.key, "attempts": attempts}
+        redactor = self.redactor()
+        key = self.key
+        if key is None:
+            # A caller's own key on a method the call did not look one up for.
+            header = self.settings.idempotency.header
+            key = header_value(request.headers, header.lower().encode("latin-1"))
+        return {
+            "method": request.method,
+            "url": redactor.url(request.url),
+            "idempotency_key": key,
+            "attempts": attempts,
+            "request": request,
+            "_redactor": redactor,
+        }
+
+
+def start(
+    request: httpx.Request, base: Settings, clock: Callable[[], float] = time.monotonic
+) -> Call:
+    """Settle the policies, ids, key, deadline and host of a request before its first attempt.
+
+    A request over `ErrorPolicy.max_request_bytes` raises `RequestTooLargeError` here, before
+    any I/O; a streamed one of unknown size is counted as it goes out instead.
+    """
+    settings = base.for_request(request) if "resilience" in request.extensions else base
+    retry = settings.retry
+    client_request_id = _client_request_id(request, settings)
+    method = request.method
+    if method in settings.idempotency.methods or method not in retry.retry_methods:
+        key = assign_key(request, settings.idempotency)
+    else:
+        # Safe to resend without a key anyway: no header look-up on the hot path. A key the
+        # caller set is still found for the error, if there is one.
+        key = None
+    replayable = retry.max_attempts > 1 and is_replayable(request)
+    deadline = timeouts = None
+    if retry.timeout is not None:
+        deadline = clock() + retry.timeout
+        timeouts = request.extensions.get("timeout")
+    host = host_key(request.url) if settings.rules.active else None
+    call = Call(request, settings, client_request_id, key, replayable, deadline, timeouts, host)
+    if settings.errors.max_request_bytes is not None:
+        _limit_request_size(call, settings.errors.max_request_bytes)
+    return call
+
+
+def prepare(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
+    """Ready the request for `call`'s attempt: its number, its share of the deadline, its body.
+
+    The first attempt of a request with no deadline and no attempt header needs none of it.
+    """
+    request, attempt = call.request, call.attempt
+    header = call.settings.retry.attempt_header
+    if header is not None:
+        request.headers[header] = str(attempt)
+    if call.deadline is not None:
+        request.extensions["timeout"] = _shortened(call.timeouts, call.deadline - clock())
+    if attempt > 1:
+        note_resend(attempt - 1)
+        rewind(request)  # a file body goes again from where the first attempt began
+
+
+def needs_preparing(call: Call) -> bool:
+    """Whether `prepare` has anything to do for this attempt."""
+    return (
+        call.attempt > 1
+        or call.deadline is not None
+        or call.settings.retry.attempt_header is not None
+    )
+
+
+def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
+    """The request's idempotency key: the caller's, or a new one where the policy wants one."""
+    existing = header_value(request.headers, policy.header.lower().encode("latin-1"))
+    if existing:
+        return existing
+    if not policy.enabled or request.method not in policy.methods:
+        return None
+    key = str(policy.generate())
+    add_header(request.headers, policy.header, key)
+    return key
+
+
+def _shortened(timeouts: Any, remaining: float) -> dict[str, float | None]:
+    """Each httpx timeout cut to the time left before the deadline."""
+    left = max(remaining, 0.0)
+    current = timeouts if isinstance(timeouts, Mapping) else {}
+    shortened: dict[str, float | None] = {}
+    for name in _TIMEOUT_KEYS:
+        value = current.get(name)
+        shortened[name] = left if value is None else min(value, left)
+    return shortened
+
+
+def _client_request_id(request: httpx.Request, settings: Settings) -> str | None:
+    header = settings.request_ids.send_header
+    if header is None:
+        return None
+    existing: str | None = request.headers.get(header)
+    if existing:
+        return existing
+    value = uuid.uuid4().hex
+    request.headers[header] = value
+    return value
+
+
+def _limit_request_size(call: Call, limit: int) -> None:
+    request = call.request
+    size = _known_size(request)
+    if size is None:
+        request.stream = call.settings.backend.counted(
+            request.stream, limit, lambda sent: too_large(call, sent, limit, attempts=1)
+        )
+    elif size > limit:
+        raise too_large(call, size, limit, attempts=0)
+
+
+def too_large(call: Call, size: int, limit: int, *, attempts: int) -> RequestTooLargeError:
+    """The error for a body of (at least) `size` bytes against a `limit`.
+
+    `attempts` is 0 when it was caught before sending, 1 when a streamed body was cut off.
+    """
+    history = (AttemptRecord(None, RequestTooLargeError.__name__),) if attempts else ()
+    return RequestTooLargeError(
+        f"request body of {size} bytes exceeds the limit of {limit} bytes",
+        details={"size": size, "limit": limit},
+        request_id=call.client_request_id,
+        history=history,
+        **call.common(attempts),
+    )
+
+
+def _known_size(request: httpx.Request) -> int | None:
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit():
+        return int(length)
+    if type(request.stream).__name__ == "ByteStream":  # httpx's or httpx2's bytes
+        return len(request.read())
+    return None

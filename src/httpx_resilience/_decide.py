@@ -1,0 +1,373 @@
+"""Every decision about an attempt, as pure functions over plain values: no I/O, no clock.
+
+The drivers do the I/O and ask here, in this order:
+
+1. `admit`: the host's state answered before the attempt; may it go, and after what pause?
+2. `read_limit`: a response came; may it be handed on as it is, or must (part of) its body be
+   read first, to build an error or to let `ErrorPolicy.classify` look at it?
+3. `decide`: what the attempt's outcome (a response and the body read, or an exception) means:
+   `None` (hand the response on), `Retry` after a delay, or `GiveUp` with an error and a reason.
+4. `refused`: the host's retry budget said no to a `Retry` that had to spend it.
+
+This module is the only place that decides whether an outcome is retryable (`error.retryable`),
+and it reads the policy in force for the request, never the defaults.
+
+The rules, in the order `decide` applies them:
+
+1. A body that cannot be replayed (a generator, a file that cannot seek) is sent once.
+2. A failure before the request left (connect or pool phase) may be retried for any method.
+   Anything later — a status, a read timeout, a reset mid-response — only for methods in
+   `retry_methods` or for requests that carry an idempotency key.
+3. A status is retryable when in `retry_statuses` (or, for a class `classify` chose, when that
+   class is retryable by default), unless the server's `x-should-retry` (or
+   `stripe-should-retry`) says otherwise; an exhausted quota never is. An exception is
+   retryable when its kind is transient (a certificate that failed verification is not).
+4. The wait is the server's hint (`retry-after-ms`, `Retry-After`) when it gave one, else the
+   backoff. A hint above `max_retry_after` is not waited for: the error is raised at once.
+5. No wait and no attempt goes past the total deadline (`timeout`).
+6. A retry of a request that left spends the host's retry budget, when there is one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import httpx
+
+from ._call import Call
+from ._classify import classify_exception
+from ._errors import (
+    APIError,
+    AttemptRecord,
+    ConfigurationError,
+    QuotaExceededError,
+)
+from ._errors_build import (
+    body_response,
+    circuit_open_error,
+    deadline_error,
+    decode_content,
+    error_for_exception,
+    error_for_response,
+    stream_error,
+)
+from ._headers import parse_should_retry
+from ._policies import RetryPolicy
+from ._state import Verdict
+
+__all__ = [
+    "GiveUp",
+    "Retry",
+    "admit",
+    "decide",
+    "error_for",
+    "may_resend",
+    "read_limit",
+    "refused",
+    "status_retryable",
+    "stream_failure",
+]
+
+
+# Phases in which the request provably never reached the server.
+UNSENT_PHASES = frozenset({"connect", "pool"})
+
+
+class Retry(NamedTuple):
+    """Make another attempt after `delay` seconds.
+
+    `spend`: the host's retry budget must pay for it first (`refused` if it won't). `error` is
+    the failed attempt's typed error, `response` its response (None for an exception), and
+    `handed` what to hand the caller instead of raising if the retry does not happen after all
+    (`raise_on_status=False`).
+    """
+
+    delay: float
+    spend: bool
+    reason: str
+    error: APIError
+    response: httpx.Response | None = None
+    handed: httpx.Response | None = None
+
+    @property
+    def record(self) -> AttemptRecord:
+        """The failed attempt as the next attempt's history remembers it."""
+        error = self.error
+        return AttemptRecord(error.status_code, type(error).__name__, self.delay, error.request_id)
+
+
+class GiveUp(NamedTuple):
+    """Stop: raise `error`, or hand on `handed` (a read copy) when the caller asked for responses.
+
+    `reason` says why: "not retryable", "attempts exhausted", "retry_after", "deadline",
+    "retry_budget" or "circuit_open".
+    """
+
+    error: APIError
+    reason: str
+    handed: httpx.Response | None = None
+
+
+Decision = Retry | GiveUp | None
+
+
+def admit(call: Call, verdict: Verdict, now: float) -> tuple[float, GiveUp | None]:
+    """Before an attempt: (the pause to wait first, or a `GiveUp` when the circuit is open).
+
+    A rate-limit window that reopens later than the retry policy agreed to wait, or than the
+    deadline, is not waited for: the request goes, and the server's answer decides.
+    """
+    if verdict.open_for is not None:
+        made = call.attempt - 1  # the attempt was not made
+        error = circuit_open_error(call, made, verdict.open_for)
+        error.retryable = True  # later, once the circuit closes
+        return 0.0, GiveUp(error, "circuit_open")
+    pace = verdict.pace
+    if 0 < pace <= call.settings.retry.max_retry_after and (
+        call.deadline is None or now + pace < call.deadline
+    ):
+        return pace, None
+    return 0.0, None
+
+
+def read_limit(call: Call, response: httpx.Response) -> int | None:
+    """None when `response` goes to the caller as it is; else how many body bytes to read.
+
+    Handed on unread: a 2xx with no `classify` hook (the common case), 1xx and 3xx, a Digest
+    challenge httpx's auth flow will answer, and an error status that will neither be retried
+    nor raised nor classified.
+    """
+    status = response.status_code
+    errors = call.settings.errors
+    if 200 <= status < 300:
+        return None if errors.classify is None else errors.max_body_bytes
+    if status < 400 or _is_auth_challenge(call.request, response):
+        return None
+    if errors.classify is None and not errors.raise_on_status and not _wants_retry(call, response):
+        return None
+    return errors.max_body_bytes
+
+
+def decide(
+    call: Call,
+    outcome: httpx.Response | BaseException,
+    body: tuple[bytes, bool] | None,
+    request_id: str | None,
+    now: float,
+    random: Callable[[], float],
+) -> Decision:
+    """What an attempt's outcome means: None (hand the response on), `Retry` or `GiveUp`.
+
+    `body` is what was read of a response (the bytes, whether they are all of it), as
+    `read_limit` asked; `request_id` the one the response carried (or the client's);
+    `now` the monotonic time and `random` uniform in [0, 1), for the backoff's jitter.
+    """
+    if isinstance(outcome, BaseException):
+        return _exception(call, outcome, now, random)
+    return _response(call, outcome, body or (b"", False), request_id, now, random)
+
+
+def error_for(call: Call, exc: BaseException) -> APIError:
+    """The typed error that stands for `exc`, raised by `call`'s attempt; an `APIError` as it is."""
+    if isinstance(exc, APIError):
+        return exc
+    kind = classify_exception(exc)
+    error = error_for_exception(exc, call, kind)
+    error.retryable = kind.retryable  # a transient kind, whatever the method
+    error.__cause__, error.__suppress_context__ = exc, True
+    return error
+
+
+def _exception(
+    call: Call, exc: BaseException, now: float, random: Callable[[], float]
+) -> Retry | GiveUp:
+    if isinstance(exc, APIError):
+        # From a resilient transport stacked below (which made its own retries), or our own
+        # request-size count: passed on as they are.
+        return GiveUp(exc, "not retryable")
+    kind = classify_exception(exc)
+    error = error_for(call, exc)
+    retry = call.settings.retry
+    resend = (
+        call.replayable
+        and kind.retryable
+        and may_resend(call.request.method, call.key is not None, kind.phase, retry.retry_methods)
+    )
+    if not resend or call.attempt >= retry.max_attempts:
+        return GiveUp(error, _stop_reason(error, call))
+    delay = retry.backoff.delay(call.attempt - 1, random)
+    return _retry(call, error, delay, type(exc).__name__, now)
+
+
+def _response(
+    call: Call,
+    response: httpx.Response,
+    body: tuple[bytes, bool],
+    request_id: str | None,
+    now: float,
+    random: Callable[[], float],
+) -> Decision:
+    settings = call.settings
+    errors, retry = settings.errors, settings.retry
+    status = response.status_code
+    wants_retry = _wants_retry(call, response)
+    data, complete = body
+    if status < 400 and not complete:
+        # Too large to be the small JSON document `classify` is meant for: passed on unread by
+        # the hook, and whole to the caller.
+        return None
+    limit = errors.max_body_bytes
+    # A success body is decoded one byte past the cap, to tell one that is too large once
+    # decoded (small on the wire) from one that fits: a cut copy is no document.
+    coding = response.headers.get("content-encoding")
+    decoded = decode_content(data, coding, limit + 1 if status < 400 else limit)
+    if len(decoded) > limit:
+        return None
+    readable = body_response(response, decoded, call.request)
+    cls = _classify(errors.classify, readable)
+    if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
+        return None
+    error = error_for_response(readable, call, errors, request_id, cls=cls)
+    error.retryable = status_retryable(
+        error.status_code or status,
+        readable.headers,
+        type(error),
+        retry,
+        classified=cls is not None,
+    )
+    # No retry after all: the caller asked for the response, not the error. Its body was read
+    # and the original closed: hand on the copy that holds it.
+    handed = readable if not errors.raise_on_status and cls is None else None
+    if not (wants_retry and error.retryable):
+        return GiveUp(error, _stop_reason(error, call), handed)
+    hint = error.retry_after if retry.respect_retry_after else None
+    if hint is not None and hint > retry.max_retry_after:
+        # The server asks for longer than we agreed to wait: the caller decides.
+        return GiveUp(error, "retry_after", handed)
+    delay = hint if hint is not None else retry.backoff.delay(call.attempt - 1, random)
+    return _retry(call, error, delay, f"status {status}", now, response, handed)
+
+
+def _retry(
+    call: Call,
+    error: APIError,
+    delay: float,
+    reason: str,
+    now: float,
+    response: httpx.Response | None = None,
+    handed: httpx.Response | None = None,
+) -> Retry | GiveUp:
+    """A retry after `delay`, unless the deadline comes first."""
+    retry = call.settings.retry
+    if call.deadline is not None and now + delay >= call.deadline:
+        total = deadline_error(call, retry.timeout or 0.0, error)
+        total.retryable = False
+        total.__cause__ = error
+        return GiveUp(total, "deadline")
+    # A retry of a request that left spends the budget; one that never left costs the host
+    # nothing.
+    spend = call.settings.rules.budget is not None and error.phase not in UNSENT_PHASES
+    return Retry(delay, spend, reason, error, response, handed)
+
+
+def refused(retry: Retry, reason: str) -> GiveUp:
+    """The `GiveUp` for a `Retry` the host's budget (`reason`) would not pay for.
+
+    The error's last history record says what refused the retry that would have followed.
+    """
+    error = retry.error
+    if error.history:
+        last = error.history[-1]
+        error.history = (*error.history[:-1], dataclasses.replace(last, refused=reason))
+    return GiveUp(error, reason, retry.handed)
+
+
+def _stop_reason(error: APIError, call: Call) -> str:
+    if error.retryable and call.attempt >= call.settings.retry.max_attempts:
+        return "attempts exhausted"
+    return "not retryable"
+
+
+def _wants_retry(call: Call, response: httpx.Response) -> bool:
+    """Whether an error status of `response` would be retried, before its body is read."""
+    status = response.status_code
+    if status < 400:
+        return False
+    retry = call.settings.retry
+    return (
+        call.replayable
+        and call.attempt < retry.max_attempts
+        and _says_retry(status, response.headers, retry)
+        and may_resend(call.request.method, call.key is not None, None, retry.retry_methods)
+    )
+
+
+def _says_retry(status: int, headers: Any, retry: RetryPolicy) -> bool:
+    """The status rule, unless the server said otherwise with `x-should-retry`."""
+    should = parse_should_retry(headers)
+    return status in retry.retry_statuses if should is None else should
+
+
+def status_retryable(
+    status: int, headers: Any, cls: type[APIError], retry: RetryPolicy, *, classified: bool = False
+) -> bool:
+    """Whether a retry could help an error status: rule 3 of the module's docstring.
+
+    `classified`: `cls` is what `ErrorPolicy.classify` chose, whose own default counts too.
+    """
+    if issubclass(cls, QuotaExceededError):
+        return False
+    should = parse_should_retry(headers)
+    if should is not None:
+        return should
+    return status in retry.retry_statuses or (classified and cls.default_retryable)
+
+
+def may_resend(method: str, keyed: bool, phase: str | None, retry_methods: frozenset[str]) -> bool:
+    """Whether a request may go again: rule 2 of the module's docstring.
+
+    `phase` is where the attempt failed (None for a status: the server answered).
+    """
+    return phase in UNSENT_PHASES or keyed or method in retry_methods
+
+
+def stream_failure(
+    call: Call, exc: BaseException, status_code: int, request_id: str | None
+) -> APIError:
+    """The error for the body of a handed-on response failing while the caller reads it.
+
+    Never retryable here: the response was handed on, so the caller decides.
+    """
+    if isinstance(exc, APIError):
+        return exc
+    error = stream_error(exc, call, classify_exception(exc), status_code, request_id)
+    error.retryable = False
+    return error
+
+
+def _is_auth_challenge(request: httpx.Request, response: httpx.Response) -> bool:
+    # httpx.DigestAuth sends first without credentials and answers the 401's Digest
+    # challenge; raising on that 401 would break the flow before it can answer.
+    return (
+        response.status_code == 401
+        and "authorization" not in request.headers
+        and response.headers.get("www-authenticate", "").lstrip().lower().startswith("digest")
+    )
+
+
+def _classify(
+    hook: Callable[[httpx.Response], type[APIError] | None] | None, readable: httpx.Response
+) -> type[APIError] | None:
+    if hook is None:
+        return None
+    try:
+        cls = hook(readable)
+    except Exception as exc:
+        raise ConfigurationError(f"ErrorPolicy.classify raised {type(exc).__name__}") from exc
+    if cls is not None and not (isinstance(cls, type) and issubclass(cls, APIError)):
+        raise ConfigurationError(
+            f"ErrorPolicy.classify must return an APIError subclass or None, got {cls!r}"
+        )
+    return cls

@@ -1,0 +1,210 @@
+"""The async driver: one loop that does a request's I/O and asks `_decide` what each outcome means.
+
+For each attempt: ask the host's state, send, tell the state, read what the decision needs,
+decide; then hand the response on, raise, or sleep and go again. The response of the attempt
+under way is closed by the one `try` that holds it, whatever ends the attempt: an error, a hook
+raising, cancellation.
+
+`_driver_sync.py` is generated from `_driver_async.py` by `tools/unasync.py` (`make
+unasync`), and `make test` checks it is current: edit the async file only.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+
+from . import _waits
+from ._backend import HTTPX, Backend
+from ._call import Call, needs_preparing, prepare, start
+from ._decide import GiveUp, admit, decide, read_limit, refused
+from ._events import Reporter, ResilienceEvent, RetryEvent
+from ._headers import scan_response_headers
+from ._policies import (
+    CircuitBreaker,
+    ErrorPolicy,
+    IdempotencyPolicy,
+    RequestIdPolicy,
+    RetryBudget,
+    RetryPolicy,
+)
+from ._settings import check_callable, inner_transport, rules_of, settings_of, state_of
+from ._state import CLEAR, State, outcome_of
+from ._streams import aclose_response, aread_prefix, guard_decoding
+
+__all__ = ["AsyncDriver"]
+
+_T = TypeVar("_T", bound="AsyncDriver")
+
+
+class AsyncDriver:
+    """What `AsyncResilientTransport` does, for whichever package (`Backend`) it is made for.
+
+    The httpx and httpx2 transports are this with the package's base transport class added.
+    """
+
+    _backend: ClassVar[Backend] = HTTPX
+
+    def __init__(
+        self,
+        transport: Any = None,
+        *,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so sharing is safe
+        idempotency: IdempotencyPolicy = IdempotencyPolicy(),  # noqa: B008
+        request_ids: RequestIdPolicy = RequestIdPolicy(),  # noqa: B008
+        errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        budget: RetryBudget | None = RetryBudget(),  # noqa: B008
+        breaker: CircuitBreaker | None = None,
+        pacing: bool = False,
+        state: State | None = None,
+        on_event: Callable[[ResilienceEvent], None] | None = None,
+        **transport_kwargs: Any,
+    ) -> None:
+        backend = self._backend
+        rules = rules_of(budget, breaker, pacing)
+        hooks = {"on_retry": on_retry, "on_event": on_event}
+        self._settings = settings_of(retry, idempotency, request_ids, errors, hooks, backend, rules)
+        self._reporter = Reporter(on_retry, on_event)
+        self._store = state_of(state).async_store()
+        check_callable("sleep", sleep)
+        self._sleep = sleep or _waits.async_sleep
+        # The loop's only links to the world besides I/O, replaced by tests.
+        self._clock: Callable[[], float] = time.monotonic
+        self._random: Callable[[], float] = random.random
+        self._transport: Any = inner_transport(
+            transport,
+            transport_kwargs,
+            backend.async_transport,
+            backend.default_async_transport,
+            backend.name,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = start(request, self._settings, self._clock)
+        rules, store, report = call.settings.rules, self._store, self._reporter
+        host = call.host or ""
+        spent = False  # whether the coming retry spent the host's budget
+        # The response of the attempt under way, until it is closed or handed on.
+        response: httpx.Response | None = None
+        try:
+            while True:
+                probe = False
+                if call.host is not None and (call.attempt == 1 or rules.watches):
+                    # An open circuit stops the attempt, a spent rate-limit window delays it;
+                    # the budget counts each logical request once.
+                    verdict = await store.before(host, rules, call.attempt == 1, spent)
+                    if verdict is not CLEAR:
+                        if verdict.change is not None:
+                            report.event(f"circuit_{verdict.change}", call, call.attempt - 1)
+                        pace, refusal = admit(call, verdict, self._clock())
+                        if refusal is not None:
+                            report.event(
+                                "circuit_rejected", call, call.attempt - 1, error=refusal.error
+                            )
+                            raise report.give_up(
+                                call, refusal.error, refusal.reason, call.attempt - 1
+                            )
+                        probe = verdict.probe
+                        if pace:
+                            report.event("paced", call, call.attempt - 1, delay=pace)
+                            await self._sleep(pace)
+                if needs_preparing(call):
+                    prepare(call, self._clock)
+                outcome: httpx.Response | Exception
+                try:
+                    outcome = response = await self._transport.handle_async_request(request)
+                except Exception as exc:
+                    outcome = exc
+                change = None
+                if rules.watches:
+                    change = await store.after(host, rules, *outcome_of(outcome, rules), probe)
+                body = request_id = None
+                encoded = False
+                if response is not None:
+                    request_id, encoded = _note_request_id(call, response)
+                    report.attempt(call, change, response=response)
+                    limit = read_limit(call, response)
+                    if limit is None:
+                        return _hand_on(call, response, request_id, encoded, self._backend)
+                    body = await aread_prefix(response, limit, self._backend)
+                decision = decide(call, outcome, body, request_id, self._clock(), self._random)
+                if decision is None:
+                    assert response is not None
+                    return _hand_on(call, response, request_id, encoded, self._backend)
+                if response is None:
+                    report.attempt(call, change, error=decision.error)
+                else:
+                    closing = response
+                    response = None
+                    await aclose_response(closing)
+                spent = False
+                if not isinstance(decision, GiveUp) and decision.spend:
+                    spent = await store.spend(host, rules)
+                    if not spent:
+                        decision = refused(decision, "retry_budget")
+                        report.event("budget_refused", call, call.attempt, error=decision.error)
+                if isinstance(decision, GiveUp):
+                    if decision.handed is not None:
+                        return _hand_on(call, decision.handed, request_id, False, self._backend)
+                    raise report.give_up(call, decision.error, decision.reason, call.attempt)
+                event = RetryEvent(
+                    call.attempt,
+                    decision.delay,
+                    decision.reason,
+                    request,
+                    decision.response,
+                    decision.error,
+                )
+                report.retry(event, call)
+                call = call.next(decision.record)
+                # What this attempt read must not stay alive through the wait and the next
+                # attempt: with a large max_body_bytes, it would double what a retry costs.
+                delay = decision.delay
+                del decision, event, outcome, body
+                await self._sleep(delay)
+        except BaseException:
+            if response is not None:
+                await aclose_response(response)
+            raise
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self: _T) -> _T:
+        await self._transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self._transport.__aexit__(exc_type, exc_value, traceback)
+
+
+def _note_request_id(call: Call, response: httpx.Response) -> tuple[str | None, bool]:
+    """Put the response's request id (or the client's) in its extensions, in one pass over its
+    headers that also tells whether its body has a Content-Encoding."""
+    found, encoded = scan_response_headers(response.headers, call.settings.request_ids.ranks)
+    request_id = found or call.client_request_id
+    response.extensions["request_id"] = request_id
+    return request_id, encoded
+
+
+def _hand_on(
+    call: Call, response: httpx.Response, request_id: str | None, encoded: bool, backend: Backend
+) -> httpx.Response:
+    """The response handed to the caller, its body's failures typed by one stream wrapper."""
+    stream = backend.async_mapped(response.stream, call, response.status_code, request_id)  # type: ignore[arg-type]
+    response.stream = stream
+    if encoded:
+        guard_decoding(response, stream._map)
+    return response

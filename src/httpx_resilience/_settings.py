@@ -1,0 +1,158 @@
+"""A transport's settings: its policies, checked and worked out once, at construction.
+
+Every request reads them as they are; one that carries overrides in
+`request.extensions["resilience"]` gets its own copy with those merged, checked the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from ._backend import HTTPX, Backend
+from ._errors import ConfigurationError
+from ._policies import (
+    CircuitBreaker,
+    ErrorPolicy,
+    IdempotencyPolicy,
+    RequestIdPolicy,
+    RetryBudget,
+    RetryPolicy,
+)
+from ._state import NO_RULES, MemoryState, Rules, State
+
+__all__ = ["Settings", "inner_transport", "rules_of", "settings_of", "state_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The policies in force for one request: the transport's, with per-request overrides."""
+
+    errors: ErrorPolicy = ErrorPolicy()  # noqa: RUF009 - frozen, so sharing is safe
+    request_ids: RequestIdPolicy = RequestIdPolicy()  # noqa: RUF009
+    retry: RetryPolicy = RetryPolicy()  # noqa: RUF009
+    idempotency: IdempotencyPolicy = IdempotencyPolicy()  # noqa: RUF009
+    # The package the transport serves: httpx, or httpx2.
+    backend: Backend = HTTPX
+    # What the transport enforces per host: retry budget, circuit breaker, pacing.
+    rules: Rules = NO_RULES
+
+    def for_request(self, request: Any) -> Settings:
+        """Apply `request.extensions["resilience"]`, checked like any policy argument."""
+        overrides = request.extensions.get("resilience")
+        if not overrides:
+            return self
+        if not isinstance(overrides, Mapping):
+            raise ConfigurationError(
+                'extensions["resilience"] must be a mapping of policy names to policies'
+            )
+        changes = dict(overrides)
+        if changes.get("retry") is False:
+            changes["retry"] = self.retry.replace(max_attempts=1)
+        for name, value in changes.items():
+            expected = _OVERRIDES.get(name)
+            if expected is None:
+                raise ConfigurationError(
+                    f'extensions["resilience"]: unknown key {name!r}; '
+                    f"expected one of {sorted(_OVERRIDES)}"
+                )
+            if not isinstance(value, expected):
+                raise ConfigurationError(
+                    f'extensions["resilience"][{name!r}] must be a {expected.__name__}'
+                    + (" or False" if name == "retry" else "")
+                )
+        return dataclasses.replace(self, **changes)
+
+
+_OVERRIDES: Mapping[str, type] = {
+    "errors": ErrorPolicy,
+    "request_ids": RequestIdPolicy,
+    "retry": RetryPolicy,
+    "idempotency": IdempotencyPolicy,
+}
+
+
+def settings_of(
+    retry: object,
+    idempotency: object,
+    request_ids: object,
+    errors: object,
+    hooks: Mapping[str, object],
+    backend: Backend,
+    rules: Rules,
+) -> Settings:
+    """A transport's constructor arguments, checked, as its `Settings`."""
+    for name, value, expected in (
+        ("retry", retry, RetryPolicy),
+        ("idempotency", idempotency, IdempotencyPolicy),
+        ("request_ids", request_ids, RequestIdPolicy),
+        ("errors", errors, ErrorPolicy),
+    ):
+        if not isinstance(value, expected):
+            raise ConfigurationError(f"{name} must be a {expected.__name__}, got {value!r}")
+    for name, hook in hooks.items():
+        if hook is not None and not callable(hook):
+            raise ConfigurationError(f"{name} must be None or a callable, got {hook!r}")
+    return Settings(
+        errors=cast(ErrorPolicy, errors),
+        request_ids=cast(RequestIdPolicy, request_ids),
+        retry=cast(RetryPolicy, retry),
+        idempotency=cast(IdempotencyPolicy, idempotency),
+        backend=backend,
+        rules=rules,
+    )
+
+
+def rules_of(budget: object, breaker: object, pacing: object) -> Rules:
+    """The per-host rules a transport was given, checked."""
+    if budget is not None and not isinstance(budget, RetryBudget):
+        raise ConfigurationError(f"budget must be a RetryBudget or None, got {budget!r}")
+    if breaker is not None and not isinstance(breaker, CircuitBreaker):
+        raise ConfigurationError(f"breaker must be a CircuitBreaker or None, got {breaker!r}")
+    if not isinstance(pacing, bool):
+        raise ConfigurationError(f"pacing must be a bool, got {pacing!r}")
+    return Rules(budget=budget, breaker=breaker, pacing=pacing)
+
+
+def state_of(state: object) -> State:
+    """The state a transport was given (a fresh `MemoryState` for None), checked."""
+    if state is None:
+        return MemoryState()
+    if isinstance(state, type) or not (
+        hasattr(state, "sync_store") and hasattr(state, "async_store")
+    ):
+        raise ConfigurationError(
+            "state must be a MemoryState or a RedisState instance, got "
+            + (f"the class {state.__name__}" if isinstance(state, type) else type(state).__name__)
+        )
+    return cast(State, state)
+
+
+def check_callable(name: str, value: object) -> None:
+    """Refuse a hook (or `sleep`) that is neither None nor callable."""
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{name} must be None or a callable, got {value!r}")
+
+
+def inner_transport(
+    transport: Any, kwargs: dict[str, Any], expected: type, default: type, package: str
+) -> Any:
+    """The transport a resilient one wraps: the one given, or the package's own from `kwargs`."""
+    if transport is None:
+        try:
+            return default(**kwargs)
+        except TypeError as exc:
+            raise ConfigurationError(f"{default.__name__}: {exc}") from exc
+    if kwargs:
+        raise ConfigurationError(
+            f"keyword arguments {sorted(kwargs)} configure the default transport; "
+            "set them on the transport you pass instead"
+        )
+    if not isinstance(transport, expected):
+        raise ConfigurationError(
+            # Named by package: the openai SDK rewrites httpx2.BaseTransport's __module__.
+            f"transport must be an {package}.{expected.__name__}, got {transport!r}"
+        )
+    return transport
