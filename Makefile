@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench mutation
+.PHONY: demo test bench mutation unasync
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ test: $(BIN)/python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python tools/unasync.py --check
 	$(BIN)/python -m pytest
+
+# make unasync   regenerates the sync driver and Redis store from their async sources
+#                (tools/unasync.py); make test fails while they are stale.
+unasync: $(BIN)/python
+	$(BIN)/python tools/unasync.py
 
 # make bench   runs benchmarks/run.py (a few minutes) and writes benchmarks/results/;
 #              make bench BENCH_ARGS=--quick is the smoke pass.

@@ -1,7 +1,7 @@
 """Generate the sync driver from the async one, as httpcore does: `python tools/unasync.py`.
 
 `--check` fails (exit 1) when the generated file is not current; `make test` runs it. The
-replacements are whole words, so a name that merely contains one is left alone.
+replacements match whole words, so a name that merely contains one is left alone.
 """
 
 from __future__ import annotations
@@ -15,30 +15,41 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "httpx_resilience"
 # (async source, generated sync file)
-FILES = [(PACKAGE / "_driver_async.py", PACKAGE / "_driver_sync.py")]
+FILES = [
+    (PACKAGE / "_driver_async.py", PACKAGE / "_driver_sync.py"),
+    (PACKAGE / "_redis_async.py", PACKAGE / "_redis_sync.py"),
+]
 
-# Applied in order, each as a whole-word regular expression.
+# Regular expressions, applied in order to every file.
 SUBSTITUTIONS = [
-    (r"async def ", "def "),
-    (r"await ", ""),
-    (r"async with ", "with "),
-    (r"async for ", "for "),
+    (r"\basync def ", "def "),
+    (r"\bawait ", ""),
+    (r"\basync with ", "with "),
+    (r"\basync for ", "for "),
     (r"Callable\[\[float\], Awaitable\[None\]\]", "Callable[[float], None]"),
-    (r"from collections\.abc import Awaitable, Callable", "from collections.abc import Callable"),
-    (r"AsyncDriver", "SyncDriver"),
-    (r"AsyncResilientTransport", "ResilientTransport"),
-    (r"handle_async_request", "handle_request"),
-    (r"aread_prefix", "read_prefix"),
-    (r"aclose_response", "close_response"),
-    (r"async_mapped", "sync_mapped"),
-    (r"async_store", "sync_store"),
-    (r"async_sleep", "sleep"),
-    (r"default_async_transport", "default_transport"),
-    (r"async_transport", "transport"),
-    (r"aclose", "close"),
-    (r"__aenter__", "__enter__"),
-    (r"__aexit__", "__exit__"),
-    (r"The async driver", "The sync driver"),
+    (r"\bAwaitable, ", ""),
+    # redis.asyncio's clients are redis's, and only asyncio needs checking for.
+    (r"from redis\.asyncio import (\w+) as Async\1\n", r"from redis import \1\n"),
+    (r"\bAsyncRedisStore\b", "SyncRedisStore"),
+    (r"\bAsyncRedis", "Redis"),
+    (r"\n *_check_asyncio\(\)\n", "\n"),
+    (r"\b_check_asyncio, ", ""),
+    (r" \(redis\.asyncio: asyncio only\)", ""),
+    (r"\bAsyncDriver\b", "SyncDriver"),
+    (r"\bAsyncResilientTransport\b", "ResilientTransport"),
+    (r"\bhandle_async_request\b", "handle_request"),
+    (r"\baread_prefix\b", "read_prefix"),
+    (r"\baclose_response\b", "close_response"),
+    (r"\basync_mapped\b", "sync_mapped"),
+    (r"\basync_store\b", "sync_store"),
+    (r"\basync_sleep\b", "sleep"),
+    (r"\bdefault_async_transport\b", "default_transport"),
+    (r"\basync_transport\b", "transport"),
+    (r"\baclose\b", "close"),
+    (r"\b__aenter__\b", "__enter__"),
+    (r"\b__aexit__\b", "__exit__"),
+    (r"\bThe async driver\b", "The sync driver"),
+    (r"\bfor the async transport\b", "for the sync transport"),
 ]
 
 HEADER = (
@@ -49,11 +60,7 @@ HEADER = (
 
 def unasync(text: str, source: str) -> str:
     for pattern, replacement in SUBSTITUTIONS:
-        text = re.sub(
-            rf"\b{pattern}" if pattern[0].isalnum() or pattern[0] == "_" else pattern,
-            replacement,
-            text,
-        )
+        text = re.sub(pattern, replacement, text)
     return HEADER.format(source=source) + text
 
 

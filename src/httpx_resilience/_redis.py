@@ -395,7 +395,9 @@ class RedisState:
                 "RedisState: its client is a redis.asyncio client, which the sync "
                 "ResilientTransport cannot use: give it a redis.Redis client"
             )
-        return _SyncRedisStore(self, self._sync)
+        from ._redis_sync import SyncRedisStore
+
+        return SyncRedisStore(self, self._sync)
 
     def async_store(self) -> AsyncStore:
         if self._async is None:
@@ -403,7 +405,9 @@ class RedisState:
                 "RedisState: its client is a sync redis.Redis client, which the "
                 "AsyncResilientTransport cannot use: give it a redis.asyncio.Redis client"
             )
-        return _AsyncRedisStore(self, self._async)
+        from ._redis_async import AsyncRedisStore
+
+        return AsyncRedisStore(self, self._async)
 
     # The script calls: keys and arguments, or None when the rules leave nothing to do.
 
@@ -491,56 +495,6 @@ class RedisState:
         )
 
 
-class _SyncRedisStore:
-    """`RedisState` for the sync transport."""
-
-    __slots__ = ("_after", "_before", "_spend", "_state")
-
-    def __init__(self, state: RedisState, client: Redis | RedisCluster) -> None:
-        self._state = state
-        self._before = client.register_script(_BEFORE)
-        self._after = client.register_script(_AFTER)
-        self._spend = client.register_script(_SPEND)
-
-    def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
-        state = self._state
-        args = state._before_args(rules, first, refund)
-        if args is None:
-            return CLEAR
-        try:
-            raw = self._before(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return CLEAR
-        return _verdict(raw)
-
-    def after(
-        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
-    ) -> str | None:
-        state = self._state
-        args = state._after_args(rules, failed, pause, probe)
-        if args is None:
-            return None
-        try:
-            raw = self._after(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return None
-        return _text(raw) or None
-
-    def spend(self, host: str, rules: Rules) -> bool:
-        state = self._state
-        args = state._spend_args(rules)
-        if args is None:
-            return True
-        try:
-            raw = self._spend(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return True
-        return int(raw) == 1
-
-
 def _check_asyncio() -> None:
     """redis.asyncio needs asyncio's loop: under trio every call would fail obscurely."""
     import asyncio  # loaded already wherever a redis.asyncio client runs
@@ -552,56 +506,3 @@ def _check_asyncio() -> None:
             "RedisState: a redis.asyncio client runs on asyncio only, not under trio; "
             "use MemoryState there"
         ) from None
-
-
-class _AsyncRedisStore:
-    """`RedisState` for the async transport (redis.asyncio: asyncio only)."""
-
-    __slots__ = ("_after", "_before", "_spend", "_state")
-
-    def __init__(self, state: RedisState, client: AsyncRedis | AsyncRedisCluster) -> None:
-        self._state = state
-        self._before = client.register_script(_BEFORE)
-        self._after = client.register_script(_AFTER)
-        self._spend = client.register_script(_SPEND)
-
-    async def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
-        state = self._state
-        args = state._before_args(rules, first, refund)
-        if args is None:
-            return CLEAR
-        _check_asyncio()
-        try:
-            raw = await self._before(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return CLEAR
-        return _verdict(raw)
-
-    async def after(
-        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
-    ) -> str | None:
-        state = self._state
-        args = state._after_args(rules, failed, pause, probe)
-        if args is None:
-            return None
-        _check_asyncio()
-        try:
-            raw = await self._after(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return None
-        return _text(raw) or None
-
-    async def spend(self, host: str, rules: Rules) -> bool:
-        state = self._state
-        args = state._spend_args(rules)
-        if args is None:
-            return True
-        _check_asyncio()
-        try:
-            raw = await self._spend(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return True
-        return int(raw) == 1
