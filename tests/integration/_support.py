@@ -1,11 +1,18 @@
-"""Shared expectations of the integration tests."""
+"""Shared expectations of the integration tests, and `Runner`: one scenario in every mode."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
+import anyio
 import httpx
+import trio
 
+from _support import Flavour
 from httpx_resilience import (
     APIError,
     AuthenticationError,
@@ -121,3 +128,154 @@ def check_one_key_three_attempts(data: dict[str, Any], payload: bytes) -> str:
     assert data["attempts"] == ["1", "2", "3"]
     assert data["bodies"] == [payload.decode()] * 3
     return str(key)
+
+
+# --- One scenario, every mode ------------------------------------------------------------------
+
+T = TypeVar("T")
+_OWN = object()  # `Runner.client`'s default transport: the mode's resilient one
+
+
+class Client:
+    """A sync or an async client behind one awaitable API, so one scenario serves every mode.
+
+    In sync mode every method calls the sync client and returns without suspending, so the
+    scenario's coroutine runs to its end with no event loop at all (`Runner.__call__`).
+    """
+
+    def __init__(self, raw: Any, is_async: bool) -> None:
+        self.raw = raw  # the httpx(2) Client or AsyncClient itself
+        self.is_async = is_async
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self.raw, name)(*args, **kwargs)
+        return await result if self.is_async else result
+
+    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+        request: httpx.Request = self.raw.build_request(method, url, **kwargs)
+        return request
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        return await self._call("send", request, **kwargs)
+
+    async def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:
+        return await self._call("request", method, url, **kwargs)
+
+    async def get(self, url: Any, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: Any, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: Any, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        if self.is_async:
+            async with self.raw.stream(method, url, **kwargs) as response:
+                yield response
+        else:
+            with self.raw.stream(method, url, **kwargs) as response:
+                yield response
+
+    async def read(self, response: httpx.Response) -> bytes:
+        return await response.aread() if self.is_async else response.read()
+
+    async def iter_bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        if self.is_async:
+            async for piece in response.aiter_bytes():
+                yield piece
+        else:
+            for piece in response.iter_bytes():
+                yield piece
+
+    async def iter_raw(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        if self.is_async:
+            async for piece in response.aiter_raw():
+                yield piece
+        else:
+            for piece in response.iter_raw():
+                yield piece
+
+
+def _run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (a sync-mode scenario) to its end, without a loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coroutine.close()
+    raise AssertionError("a sync-mode scenario suspended: it awaited an event loop's object")
+
+
+async def _coroutine(scenario: Callable[..., Awaitable[T]], *args: Any) -> T:
+    return await scenario(*args)
+
+
+class Runner:
+    """Runs a scenario, written once as a coroutine function, in `mode` with `hx`'s package.
+
+    "sync" drives the coroutine by hand (every await is a sync call, see `Client`), "asyncio"
+    and "trio" run it under that event loop. The scenario builds what differs between the
+    sync and the async world through the runner: transports, clients, sleeps, one-shot bodies.
+    """
+
+    def __init__(self, mode: str, hx: Flavour) -> None:
+        assert mode in ("sync", "asyncio", "trio"), mode
+        self.mode = mode
+        self.hx = hx
+
+    @property
+    def is_async(self) -> bool:
+        return self.mode != "sync"
+
+    def __call__(self, scenario: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self.mode == "asyncio":
+            return asyncio.run(_coroutine(scenario, *args))
+        if self.mode == "trio":
+            return trio.run(scenario, *args)
+        return _run_to_end(_coroutine(scenario, *args))
+
+    def pick(self, sync: T, asynchronous: T) -> T:
+        """The one of two values that belongs to the mode."""
+        return asynchronous if self.is_async else sync
+
+    def transport(self, *args: Any, **kwargs: Any) -> Any:
+        """The mode's resilient transport of `hx`'s package."""
+        return self.pick(self.hx.ResilientTransport, self.hx.AsyncResilientTransport)(
+            *args, **kwargs
+        )
+
+    def http_transport(self, **kwargs: Any) -> Any:
+        """The mode's plain transport of `hx`'s package."""
+        package = self.hx.httpx
+        return self.pick(package.HTTPTransport, package.AsyncHTTPTransport)(**kwargs)
+
+    @property
+    def sleep(self) -> Callable[[float], Any]:
+        """A real sleep of the mode, for a transport's `sleep=`."""
+        return self.pick(time.sleep, anyio.sleep)
+
+    def one_shot(self, chunks: Any) -> Any:
+        """The iterable `chunks` as a body the transport cannot rewind: a generator of the mode."""
+        if not self.is_async:
+            return (chunk for chunk in chunks)
+
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+
+        return body()
+
+    @asynccontextmanager
+    async def client(self, transport: Any = _OWN, **kwargs: Any) -> AsyncIterator[Client]:
+        """A client of the mode, through `transport` (the mode's resilient one unless given)."""
+        if transport is _OWN:
+            transport = self.transport()
+        if transport is not None:
+            kwargs["transport"] = transport
+        package = self.hx.httpx
+        if self.is_async:
+            async with package.AsyncClient(**kwargs) as raw:
+                yield Client(raw, is_async=True)
+        else:
+            with package.Client(**kwargs) as raw:
+                yield Client(raw, is_async=False)

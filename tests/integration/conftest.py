@@ -33,7 +33,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from _support import Flavour
+
 from ._serve import bound_socket, serve
+from ._support import Runner
 
 DIGEST_REALM = "integration@httpx-resilience"
 DIGEST_USER = "user"
@@ -528,6 +531,13 @@ def refused_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}/nothing-here"
+
+
+@pytest.fixture
+def run(mode: str, hx: Flavour) -> Runner:
+    """`run(scenario, *args)`: the coroutine function `scenario` in every mode (sync, asyncio,
+    trio), through httpx and through httpx2."""
+    return Runner(mode, hx)
 
 
 @pytest.fixture

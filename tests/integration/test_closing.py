@@ -11,26 +11,28 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
+from _support import flavour
 from httpx_resilience import (
     AsyncResilientTransport,
     CircuitBreaker,
     ConfigurationError,
     ErrorPolicy,
     MemoryState,
-    ResilientTransport,
     RetryPolicy,
 )
 from httpx_resilience._state import Rules, Verdict
 
+from ._support import Client, Runner
 from .conftest import LiveServer, new_id
-from .test_cancellation import _cancel_when, anyio_backend, style  # noqa: F401 - fixtures used by name
+from .test_cancellation import _cancel_when
 
 FRESH = 1.0
 # A breaker that never opens in these tests: it only makes the transport report each outcome.
@@ -46,6 +48,22 @@ PLACES = [
     ("before", 2),
     ("after", 2),
 ]
+
+
+# How an attempt is stopped, in each mode: by raising (sync), or by cancelling it in one of
+# `test_cancellation`'s styles.
+STOPS = [
+    ("sync", "sync-raise"),
+    ("asyncio", "asyncio-scope"),
+    ("asyncio", "asyncio-task"),
+    ("trio", "trio-scope"),
+]
+
+
+@pytest.fixture
+def run(mode: str) -> Runner:
+    """Every mode, through httpx alone: `Tracked` wraps httpx's own transports."""
+    return Runner(mode, flavour("httpx"))
 
 
 class Stop(BaseException):
@@ -74,6 +92,17 @@ class Places:
         if self._hit(place):
             await anyio.sleep_forever()  # until cancelled
         await anyio.lowlevel.checkpoint()
+
+    def sleep(self, run: Runner) -> Callable[[float], Any]:
+        """A transport's `sleep=` of `run`'s mode that only passes the `sleep` place."""
+
+        def sync(delay: float) -> None:
+            self.sync("sleep")
+
+        async def asynchronous(delay: float) -> None:
+            await self.async_("sleep")
+
+        return run.pick(sync, asynchronous)
 
 
 class Tracked(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -207,16 +236,11 @@ def _check_all_closed(inner: Tracked, place: str = "", nth: int = 0) -> None:
     assert all(inner.closed), f"responses left open: {inner.closed}"
 
 
-def _sync_fresh_request(client: httpx.Client, server: LiveServer) -> None:
+async def _fresh_request(client: Client, server: LiveServer) -> None:
+    """The one pooled connection is free: a new request is served within `FRESH` seconds."""
     started = time.monotonic()
-    response = client.get(server.url(f"/flaky/{new_id()}"))
-    assert response.status_code == 200
-    assert time.monotonic() - started < FRESH
-
-
-async def _async_fresh_request(client: httpx.AsyncClient, server: LiveServer) -> None:
-    started = time.monotonic()
-    with anyio.fail_after(FRESH):
+    # The async modes also bound the wait itself; the sync one has the pool timeout (FRESH).
+    with anyio.fail_after(FRESH) if client.is_async else nullcontext():
         response = await client.get(server.url(f"/flaky/{new_id()}"))
     assert response.status_code == 200
     assert time.monotonic() - started < FRESH
@@ -234,52 +258,32 @@ def _kwargs(places: Places, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize(("mode", "style"), STOPS, ids=[style for _, style in STOPS])
 @pytest.mark.parametrize(("place", "nth"), PLACES, ids=[f"{p}-{n}" for p, n in PLACES])
-def test_sync_attempt_stopped_anywhere_closes_its_response(
-    server: LiveServer, place: str, nth: int
+def test_attempt_stopped_anywhere_closes_its_response(
+    run: Runner, style: str, server: LiveServer, place: str, nth: int
 ) -> None:
-    """A `BaseException` at any place of an attempt leaves no response open and the pool free."""
+    """Stopped at any place of an attempt, by a `BaseException` (sync) or cancelled (asyncio
+    scope and task, trio): no response is left open, and the one pooled connection is free for
+    a fresh request at once."""
     places = Places(place, nth)
-    inner = Tracked(places, sync=True, routes=_routes(server))
+    inner = Tracked(places, sync=not run.is_async, routes=_routes(server))
 
-    def sleep(delay: float) -> None:
-        places.sync("sleep")
+    async def scenario() -> None:
+        transport = run.transport(inner, sleep=places.sleep(run), **_kwargs(places))
+        async with run.client(transport, timeout=httpx.Timeout(5.0, pool=FRESH)) as client:
+            url = server.url("/routed")
+            if style == "sync-raise":
+                with pytest.raises(Stop):
+                    await client.get(url)
+            else:
+                await _cancel_when(style, lambda: client.get(url), lambda: places.reached)
+            inner.routes = []
+            assert places.reached
+            _check_all_closed(inner, place, nth)
+            await _fresh_request(client, server)
 
-    transport = ResilientTransport(inner, sleep=sleep, **_kwargs(places))
-    with httpx.Client(transport=transport, timeout=httpx.Timeout(5.0, pool=FRESH)) as client:
-        with pytest.raises(Stop):
-            client.get(server.url("/routed"))
-        inner.routes = []
-        assert places.reached
-        _check_all_closed(inner, place, nth)
-        _sync_fresh_request(client, server)
-
-
-@pytest.mark.anyio
-@pytest.mark.timeout(20)
-@pytest.mark.parametrize(("place", "nth"), PLACES, ids=[f"{p}-{n}" for p, n in PLACES])
-async def test_async_attempt_cancelled_anywhere_closes_its_response(
-    style: str,  # noqa: F811 - the fixture imported above
-    server: LiveServer,
-    place: str,
-    nth: int,
-) -> None:
-    """Cancelled at any place of an attempt (asyncio scope and task, trio): no response is left
-    open, and the one pooled connection is free for a fresh request at once."""
-    places = Places(place, nth)
-    inner = Tracked(places, sync=False, routes=_routes(server))
-
-    async def sleep(delay: float) -> None:
-        await places.async_("sleep")
-
-    transport = AsyncResilientTransport(inner, sleep=sleep, **_kwargs(places))
-    timeout = httpx.Timeout(5.0, pool=FRESH)
-    async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
-        url = server.url("/routed")
-        await _cancel_when(style, lambda: client.get(url), lambda: places.reached)
-        inner.routes = []
-        _check_all_closed(inner, place, nth)
-        await _async_fresh_request(client, server)
+    run(scenario)
 
 
 def _raising_classify(response: httpx.Response) -> None:
@@ -288,34 +292,22 @@ def _raising_classify(response: httpx.Response) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_sync_raising_classify_closes_a_large_error_body(server: LiveServer) -> None:
+def test_raising_classify_closes_a_large_error_body(run: Runner, server: LiveServer) -> None:
     """A `classify` hook that raises on an error body larger than `max_body_bytes`: the typed
     `ConfigurationError` is raised and the response closed, its connection free again."""
     places = Places("none", 0)
-    inner = Tracked(places, sync=True)
-    errors = ErrorPolicy(max_body_bytes=1024, classify=_raising_classify)
-    transport = ResilientTransport(inner, errors=errors)
-    with httpx.Client(transport=transport, timeout=httpx.Timeout(5.0, pool=FRESH)) as client:
-        with pytest.raises(ConfigurationError):
-            client.get(server.url("/big-error", size=1 << 20))
-        _check_all_closed(inner)
-        _sync_fresh_request(client, server)
+    inner = Tracked(places, sync=not run.is_async)
 
+    async def scenario() -> None:
+        errors = ErrorPolicy(max_body_bytes=1024, classify=_raising_classify)
+        transport = run.transport(inner, errors=errors)
+        async with run.client(transport, timeout=httpx.Timeout(5.0, pool=FRESH)) as client:
+            with pytest.raises(ConfigurationError):
+                await client.get(server.url("/big-error", size=1 << 20))
+            _check_all_closed(inner)
+            await _fresh_request(client, server)
 
-@pytest.mark.anyio
-@pytest.mark.timeout(20)
-async def test_async_raising_classify_closes_a_large_error_body(server: LiveServer) -> None:
-    """The async twin: the raising hook's large error body is closed, the pool free."""
-    places = Places("none", 0)
-    inner = Tracked(places, sync=False)
-    errors = ErrorPolicy(max_body_bytes=1024, classify=_raising_classify)
-    transport = AsyncResilientTransport(inner, errors=errors)
-    timeout = httpx.Timeout(5.0, pool=FRESH)
-    async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
-        with pytest.raises(ConfigurationError):
-            await client.get(server.url("/big-error", size=1 << 20))
-        _check_all_closed(inner)
-        await _async_fresh_request(client, server)
+    run(scenario)
 
 
 @pytest.mark.asyncio
@@ -354,7 +346,7 @@ async def test_cancelled_while_redis_is_slow_closes_the_response(server: LiveSer
                 admin.execute_command("CLIENT", "UNPAUSE")
                 _check_all_closed(inner, "after", 1)
                 inner.handle_async_request = Tracked.handle_async_request.__get__(inner)  # type: ignore[method-assign]
-                await _async_fresh_request(client, server)
+                await _fresh_request(Client(client, is_async=True), server)
         finally:
             admin.execute_command("CLIENT", "UNPAUSE")
             await client_of_state.aclose()

@@ -22,6 +22,7 @@ from httpx_resilience import (
     ValidationError,
 )
 
+from ._support import Runner
 from .conftest import LiveServer, RawServer
 
 TEN_MB = 10 * 1024 * 1024
@@ -43,35 +44,17 @@ def _check_capped(err: InternalServerError, server: LiveServer, started: float) 
     assert server.sent("big-error") < TEN_MB * (err.attempts or 1)
 
 
-def test_big_error_body_capped_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: a 10 MB error body is read only up to max_body_bytes."""
-    started = time.monotonic()
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(InternalServerError) as excinfo,
-    ):
-        client.get(_big(server))
-    _check_capped(excinfo.value, server, started)
+def test_big_error_body_capped(run: Runner, server: LiveServer) -> None:
+    """A 10 MB error body is read only up to max_body_bytes."""
 
+    async def scenario() -> None:
+        started = time.monotonic()
+        async with run.client() as client:
+            with pytest.raises(InternalServerError) as excinfo:
+                await client.get(_big(server))
+        _check_capped(excinfo.value, server, started)
 
-@pytest.mark.asyncio
-async def test_big_error_body_capped_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: a 10 MB error body is read only up to max_body_bytes."""
-    started = time.monotonic()
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(InternalServerError) as excinfo:
-            await client.get(_big(server))
-    _check_capped(excinfo.value, server, started)
-
-
-@pytest.mark.anyio
-async def test_big_error_body_capped_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: a 10 MB error body is read only up to max_body_bytes."""
-    started = time.monotonic()
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(InternalServerError) as excinfo:
-            await client.get(_big(server))
-    _check_capped(excinfo.value, server, started)
+    run(scenario)
 
 
 def test_custom_body_cap(hx: Flavour, server: LiveServer) -> None:
@@ -106,40 +89,21 @@ def _pool_timeout(hx: Flavour) -> object:
     return hx.httpx.Timeout(5, pool=2)
 
 
-def test_connection_freed_after_big_error_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: after a capped 10 MB error, a one-connection pool serves the next request at once."""
-    with hx.httpx.Client(
-        transport=hx.ResilientTransport(**_pool_of_one(hx)), timeout=_pool_timeout(hx)
-    ) as client:
-        with pytest.raises(InternalServerError):
-            client.get(_big(server))
-        started = time.monotonic()
-        assert client.get(server.url("/echo")).status_code == 200
-    assert time.monotonic() - started < 1
+def test_connection_freed_after_big_error(run: Runner, server: LiveServer) -> None:
+    """After a capped 10 MB error, a one-connection pool serves the next request at once."""
 
+    async def scenario() -> None:
+        transport = run.transport(**_pool_of_one(run.hx))
+        async with run.client(transport, timeout=_pool_timeout(run.hx)) as client:
+            # The error is kept to the end: what it may leave unclosed is the next test's business.
+            with pytest.raises(InternalServerError) as excinfo:
+                await client.get(_big(server))
+            started = time.monotonic()
+            assert (await client.get(server.url("/echo"))).status_code == 200
+        assert time.monotonic() - started < 1
+        assert excinfo.value.status_code == 500
 
-@pytest.mark.asyncio
-async def test_connection_freed_after_big_error_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: after a capped 10 MB error, a one-connection pool serves the next request."""
-    transport = hx.AsyncResilientTransport(**_pool_of_one(hx))
-    async with hx.httpx.AsyncClient(transport=transport, timeout=_pool_timeout(hx)) as client:
-        with pytest.raises(InternalServerError):
-            await client.get(_big(server))
-        started = time.monotonic()
-        assert (await client.get(server.url("/echo"))).status_code == 200
-    assert time.monotonic() - started < 1
-
-
-@pytest.mark.anyio
-async def test_connection_freed_after_big_error_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: after a capped 10 MB error, a one-connection pool serves the next request."""
-    transport = hx.AsyncResilientTransport(**_pool_of_one(hx))
-    async with hx.httpx.AsyncClient(transport=transport, timeout=_pool_timeout(hx)) as client:
-        # The error is kept to the end: what it may leave unclosed is the next test's business.
-        with pytest.raises(InternalServerError) as excinfo:
-            await client.get(_big(server))
-        assert (await client.get(server.url("/echo"))).status_code == 200
-    assert excinfo.value.status_code == 500
+    run(scenario)
 
 
 @pytest.mark.anyio
@@ -168,41 +132,19 @@ def test_connection_freed_after_streamed_error(hx: Flavour, server: LiveServer) 
         assert client.get(server.url("/echo")).status_code == 200
 
 
-def test_small_error_bodies_keep_connection_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: two 404s read whole leave the connection reusable: three requests, one connection."""
-    with hx.httpx.Client(transport=hx.ResilientTransport(**_pool_of_one(hx))) as client:
-        for _ in range(2):
-            with pytest.raises(NotFoundError):
-                client.get(server.url("/status/404"))
-        assert client.get(server.url("/echo")).status_code == 200
-    assert len(server.requests()) == 3
-    assert server.connections() == 1
+def test_small_error_bodies_keep_connection(run: Runner, server: LiveServer) -> None:
+    """Two 404s read whole leave the connection reusable: three requests, one connection."""
 
+    async def scenario() -> None:
+        async with run.client(run.transport(**_pool_of_one(run.hx))) as client:
+            for _ in range(2):
+                with pytest.raises(NotFoundError):
+                    await client.get(server.url("/status/404"))
+            assert (await client.get(server.url("/echo"))).status_code == 200
+        assert len(server.requests()) == 3
+        assert server.connections() == 1
 
-@pytest.mark.asyncio
-async def test_small_error_bodies_keep_connection_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: two 404s and a 200 go over one TCP connection."""
-    async with hx.httpx.AsyncClient(
-        transport=hx.AsyncResilientTransport(**_pool_of_one(hx))
-    ) as client:
-        for _ in range(2):
-            with pytest.raises(NotFoundError):
-                await client.get(server.url("/status/404"))
-        assert (await client.get(server.url("/echo"))).status_code == 200
-    assert server.connections() == 1
-
-
-@pytest.mark.anyio
-async def test_small_error_bodies_keep_connection_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: two 404s and a 200 go over one TCP connection."""
-    async with hx.httpx.AsyncClient(
-        transport=hx.AsyncResilientTransport(**_pool_of_one(hx))
-    ) as client:
-        for _ in range(2):
-            with pytest.raises(NotFoundError):
-                await client.get(server.url("/status/404"))
-        assert (await client.get(server.url("/echo"))).status_code == 200
-    assert server.connections() == 1
+    run(scenario)
 
 
 def _check_gzip(err: UnprocessableEntityError) -> None:
@@ -215,23 +157,16 @@ def _check_gzip(err: UnprocessableEntityError) -> None:
     assert err.response.json()["error"]["code"] == "gz_invalid"
 
 
-def test_gzip_error_body_decoded_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: a gzip-encoded error body is decoded before it is parsed."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(UnprocessableEntityError) as excinfo,
-    ):
-        client.get(server.url("/gzip-error"))
-    _check_gzip(excinfo.value)
+def test_gzip_error_body_decoded(run: Runner, server: LiveServer) -> None:
+    """A gzip-encoded error body is decoded before it is parsed."""
 
+    async def scenario() -> None:
+        async with run.client() as client:
+            with pytest.raises(UnprocessableEntityError) as excinfo:
+                await client.get(server.url("/gzip-error"))
+        _check_gzip(excinfo.value)
 
-@pytest.mark.asyncio
-async def test_gzip_error_body_decoded_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: a gzip-encoded error body is decoded before it is parsed."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(UnprocessableEntityError) as excinfo:
-            await client.get(server.url("/gzip-error"))
-    _check_gzip(excinfo.value)
+    run(scenario)
 
 
 def _raise_for(hx: Flavour, server: LiveServer, status: int, **params: str) -> APIError:
@@ -365,23 +300,16 @@ def _check_broken_off(err: ServiceUnavailableError) -> None:
     assert len(err.body) < 3000
 
 
-def test_error_body_broken_off_sync(hx: Flavour, raw: RawServer) -> None:
-    """Sync: an error body that breaks off still gives the status's error, with what came."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(ServiceUnavailableError) as excinfo,
-    ):
-        client.get(raw.url("/error-abort"))
-    _check_broken_off(excinfo.value)
+def test_error_body_broken_off(run: Runner, raw: RawServer) -> None:
+    """An error body that breaks off still gives the status's error, with what came."""
 
+    async def scenario() -> None:
+        async with run.client() as client:
+            with pytest.raises(ServiceUnavailableError) as excinfo:
+                await client.get(raw.url("/error-abort"))
+        _check_broken_off(excinfo.value)
 
-@pytest.mark.asyncio
-async def test_error_body_broken_off_asyncio(hx: Flavour, raw: RawServer) -> None:
-    """asyncio: an error body that breaks off still gives the status's error."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(ServiceUnavailableError) as excinfo:
-            await client.get(raw.url("/error-abort"))
-    _check_broken_off(excinfo.value)
+    run(scenario)
 
 
 def test_head_error_has_no_body(hx: Flavour, server: LiveServer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -20,6 +21,7 @@ from httpx_resilience import (
     TransportError,
 )
 
+from ._support import Runner
 from .conftest import LiveServer, RawServer
 
 
@@ -44,33 +46,17 @@ def _check_refused(hx: Flavour, err: NetworkError, request: httpx.Request) -> No
     assert [(h.status_code, h.error) for h in err.history] == [(None, "NetworkError")] * 3
 
 
-def test_connection_refused_sync(hx: Flavour, refused_url: str) -> None:
-    """Sync: a refused connection raises NetworkError, phase connect, ConnectError as cause."""
-    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
-        request = client.build_request("GET", refused_url)
-        with pytest.raises(NetworkError) as excinfo:
-            client.send(request)
-    _check_refused(hx, excinfo.value, request)
+def test_connection_refused(run: Runner, refused_url: str) -> None:
+    """A refused connection raises NetworkError, phase connect, ConnectError as cause."""
 
+    async def scenario() -> None:
+        async with run.client() as client:
+            request = client.build_request("GET", refused_url)
+            with pytest.raises(NetworkError) as excinfo:
+                await client.send(request)
+        _check_refused(run.hx, excinfo.value, request)
 
-@pytest.mark.asyncio
-async def test_connection_refused_asyncio(hx: Flavour, refused_url: str) -> None:
-    """asyncio: a refused connection raises NetworkError, phase connect."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        request = client.build_request("GET", refused_url)
-        with pytest.raises(NetworkError) as excinfo:
-            await client.send(request)
-    _check_refused(hx, excinfo.value, request)
-
-
-@pytest.mark.anyio
-async def test_connection_refused_trio(hx: Flavour, refused_url: str) -> None:
-    """trio: a refused connection raises NetworkError, phase connect."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        request = client.build_request("GET", refused_url)
-        with pytest.raises(NetworkError) as excinfo:
-            await client.send(request)
-    _check_refused(hx, excinfo.value, request)
+    run(scenario)
 
 
 def test_network_error_pickles(hx: Flavour, refused_url: str) -> None:
@@ -95,55 +81,37 @@ def _check_read_timeout(hx: Flavour, err: RequestTimeoutError) -> None:
     assert err.status_code is None
 
 
-def test_read_timeout_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: a server slower than the read timeout raises RequestTimeoutError, phase read."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport(), timeout=_read_timeout(hx)) as client,
-        pytest.raises(RequestTimeoutError) as excinfo,
-    ):
-        client.get(server.url("/slow", delay=2))
-    _check_read_timeout(hx, excinfo.value)
+def test_read_timeout(run: Runner, server: LiveServer) -> None:
+    """A server slower than the read timeout raises RequestTimeoutError, phase read."""
+
+    async def scenario() -> None:
+        async with run.client(timeout=_read_timeout(run.hx)) as client:
+            with pytest.raises(RequestTimeoutError) as excinfo:
+                await client.get(server.url("/slow", delay=2))
+        _check_read_timeout(run.hx, excinfo.value)
+
+    run(scenario)
 
 
-@pytest.mark.asyncio
-async def test_read_timeout_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: a read timeout raises RequestTimeoutError, phase read."""
-    async with hx.httpx.AsyncClient(
-        transport=hx.AsyncResilientTransport(), timeout=_read_timeout(hx)
-    ) as c:
-        with pytest.raises(RequestTimeoutError) as excinfo:
-            await c.get(server.url("/slow", delay=2))
-    _check_read_timeout(hx, excinfo.value)
+@pytest.mark.parametrize("mode", ["asyncio", "trio"])
+def test_cancellation_is_not_wrapped(run: Runner, server: LiveServer) -> None:
+    """Cancelling a request in flight (asyncio's wait_for, trio's cancel scope) is cancellation,
+    not an APIError, and the client goes on."""
 
+    async def scenario() -> None:
+        async with run.client() as client:
+            slow = server.url("/slow", delay=2)
+            if run.mode == "asyncio":
+                with pytest.raises(asyncio.TimeoutError) as excinfo:
+                    await asyncio.wait_for(client.get(slow), 0.2)
+                assert not isinstance(excinfo.value, APIError)
+            else:
+                with anyio.move_on_after(0.2) as scope:
+                    await client.get(slow)
+                assert scope.cancelled_caught
+            assert (await client.get(server.url("/echo"))).status_code == 200
 
-@pytest.mark.anyio
-async def test_read_timeout_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: a read timeout raises RequestTimeoutError, phase read."""
-    async with hx.httpx.AsyncClient(
-        transport=hx.AsyncResilientTransport(), timeout=_read_timeout(hx)
-    ) as c:
-        with pytest.raises(RequestTimeoutError) as excinfo:
-            await c.get(server.url("/slow", delay=2))
-    _check_read_timeout(hx, excinfo.value)
-
-
-@pytest.mark.asyncio
-async def test_cancellation_is_not_wrapped_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: cancelling a request in flight is cancellation, not an APIError."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(asyncio.TimeoutError) as excinfo:
-            await asyncio.wait_for(client.get(server.url("/slow", delay=2)), 0.2)
-    assert not isinstance(excinfo.value, APIError)
-
-
-@pytest.mark.anyio
-async def test_cancellation_is_not_wrapped_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: a cancel scope around a request in flight cancels it cleanly."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with anyio.move_on_after(0.2) as scope:
-            await client.get(server.url("/slow", delay=2))
-        assert scope.cancelled_caught
-        assert (await client.get(server.url("/echo"))).status_code == 200
+    run(scenario)
 
 
 def _check_stream_error(hx: Flavour, err: StreamError) -> None:
@@ -155,45 +123,29 @@ def _check_stream_error(hx: Flavour, err: StreamError) -> None:
     assert err.method == "GET"
 
 
-def test_stream_abort_sync(hx: Flavour, raw: RawServer) -> None:
-    """Sync: a body cut off mid-stream raises StreamError while iterating."""
-    pieces: list[bytes] = []
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        client.stream("GET", raw.url("/stream-abort")) as response,
-    ):
-        assert response.status_code == 200
-        with pytest.raises(StreamError) as excinfo:
-            pieces.extend(response.iter_bytes())
-    assert 0 < len(b"".join(pieces)) < 1048576
-    _check_stream_error(hx, excinfo.value)
-    assert excinfo.value.request_id == "req_raw_abort"
+async def _collect(pieces: list[bytes], source: AsyncIterator[bytes]) -> None:
+    """Append each piece of `source` to `pieces` as it comes, so an error keeps what came first."""
+    async for piece in source:
+        pieces.append(piece)
 
 
-@pytest.mark.asyncio
-async def test_stream_abort_asyncio(hx: Flavour, raw: RawServer) -> None:
-    """asyncio: a body cut off mid-stream raises StreamError while iterating."""
-    async with (
-        hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client,
-        client.stream("GET", raw.url("/stream-abort")) as response,
-    ):
-        with pytest.raises(StreamError) as excinfo:
-            async for _ in response.aiter_bytes():
-                pass
-    _check_stream_error(hx, excinfo.value)
+def test_stream_abort(run: Runner, raw: RawServer) -> None:
+    """A body cut off mid-stream raises StreamError while iterating."""
 
+    async def scenario() -> None:
+        pieces: list[bytes] = []
+        async with (
+            run.client() as client,
+            client.stream("GET", raw.url("/stream-abort")) as response,
+        ):
+            assert response.status_code == 200
+            with pytest.raises(StreamError) as excinfo:
+                await _collect(pieces, client.iter_bytes(response))
+        assert 0 < len(b"".join(pieces)) < 1048576
+        _check_stream_error(run.hx, excinfo.value)
+        assert excinfo.value.request_id == "req_raw_abort"
 
-@pytest.mark.anyio
-async def test_stream_abort_trio(hx: Flavour, raw: RawServer) -> None:
-    """trio: a body cut off mid-stream raises StreamError while iterating."""
-    async with (
-        hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client,
-        client.stream("GET", raw.url("/stream-abort")) as response,
-    ):
-        with pytest.raises(StreamError) as excinfo:
-            async for _ in response.aiter_bytes():
-                pass
-    _check_stream_error(hx, excinfo.value)
+    run(scenario)
 
 
 def test_stream_abort_on_read(hx: Flavour, raw: RawServer) -> None:
@@ -218,25 +170,18 @@ def test_stream_abort_by_asgi_app(hx: Flavour, server: LiveServer) -> None:
     _check_stream_error(hx, excinfo.value)
 
 
-def test_stream_abort_after_classify_read_prefix_sync(hx: Flavour, raw: RawServer) -> None:
-    """Sync: with classify set, a 2xx body cut off after the inspected part still fails typed."""
-    transport = hx.ResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
-    with (
-        hx.httpx.Client(transport=transport) as client,
-        pytest.raises(StreamError) as excinfo,
-    ):
-        client.get(raw.url("/stream-abort"))
-    _check_stream_error(hx, excinfo.value)
+def test_stream_abort_after_classify_read_prefix(run: Runner, raw: RawServer) -> None:
+    """With classify set, a 2xx body cut off after the inspected part still fails typed, never
+    passing as a whole, shorter body."""
 
+    async def scenario() -> None:
+        transport = run.transport(errors=ErrorPolicy(classify=lambda response: None))
+        async with run.client(transport) as client:
+            with pytest.raises(StreamError) as excinfo:
+                await client.get(raw.url("/stream-abort"))
+        _check_stream_error(run.hx, excinfo.value)
 
-@pytest.mark.asyncio
-async def test_stream_abort_after_classify_read_prefix_asyncio(hx: Flavour, raw: RawServer) -> None:
-    """asyncio: with classify set, a 2xx body cut off never passes as a whole, shorter body."""
-    transport = hx.AsyncResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
-    async with hx.httpx.AsyncClient(transport=transport) as client:
-        with pytest.raises(StreamError) as excinfo:
-            await client.get(raw.url("/stream-abort"))
-    _check_stream_error(hx, excinfo.value)
+    run(scenario)
 
 
 def test_stalled_body_raises_stream_error(hx: Flavour, server: LiveServer) -> None:
@@ -272,25 +217,18 @@ def test_closing_stream_early_raises_nothing(hx: Flavour, server: LiveServer) ->
         assert client.get(server.url("/echo")).status_code == 200
 
 
-def test_unsupported_protocol_sync(hx: Flavour) -> None:
-    """Sync: a URL of a scheme no transport speaks raises a TransportError."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(TransportError) as excinfo,
-    ):
-        client.get("ftp://127.0.0.1/file.txt")
-    assert isinstance(excinfo.value.__cause__, hx.httpx.UnsupportedProtocol)
-    assert excinfo.value.code == "unsupported_protocol"
-    assert excinfo.value.retryable is False
+def test_unsupported_protocol(run: Runner) -> None:
+    """A URL of a scheme no transport speaks raises a TransportError."""
 
+    async def scenario() -> None:
+        async with run.client() as client:
+            with pytest.raises(TransportError) as excinfo:
+                await client.get("ftp://127.0.0.1/file.txt")
+        assert isinstance(excinfo.value.__cause__, run.hx.httpx.UnsupportedProtocol)
+        assert excinfo.value.code == "unsupported_protocol"
+        assert excinfo.value.retryable is False
 
-@pytest.mark.asyncio
-async def test_unsupported_protocol_asyncio(hx: Flavour) -> None:
-    """asyncio: a URL of a scheme no transport speaks raises a TransportError."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(TransportError) as excinfo:
-            await client.get("ftp://127.0.0.1/file.txt")
-    assert isinstance(excinfo.value.__cause__, hx.httpx.UnsupportedProtocol)
+    run(scenario)
 
 
 def _check_garbage(hx: Flavour, err: ProtocolError) -> None:
@@ -301,29 +239,13 @@ def _check_garbage(hx: Flavour, err: ProtocolError) -> None:
     assert err.status_code is None
 
 
-def test_garbage_response_sync(hx: Flavour, raw: RawServer) -> None:
-    """Sync: a server answering non-HTTP raises ProtocolError."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(ProtocolError) as excinfo,
-    ):
-        client.get(raw.url("/garbage"))
-    _check_garbage(hx, excinfo.value)
+def test_garbage_response(run: Runner, raw: RawServer) -> None:
+    """A server answering non-HTTP raises ProtocolError."""
 
+    async def scenario() -> None:
+        async with run.client() as client:
+            with pytest.raises(ProtocolError) as excinfo:
+                await client.get(raw.url("/garbage"))
+        _check_garbage(run.hx, excinfo.value)
 
-@pytest.mark.asyncio
-async def test_garbage_response_asyncio(hx: Flavour, raw: RawServer) -> None:
-    """asyncio: a server answering non-HTTP raises ProtocolError."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(ProtocolError) as excinfo:
-            await client.get(raw.url("/garbage"))
-    _check_garbage(hx, excinfo.value)
-
-
-@pytest.mark.anyio
-async def test_garbage_response_trio(hx: Flavour, raw: RawServer) -> None:
-    """trio: a server answering non-HTTP raises ProtocolError."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(ProtocolError) as excinfo:
-            await client.get(raw.url("/garbage"))
-    _check_garbage(hx, excinfo.value)
+    run(scenario)

@@ -18,30 +18,24 @@ from httpx_resilience import (
     RequestTimeoutError,
 )
 
+from ._support import Runner
 from .conftest import LiveServer, streamed_body
 
 FIVE_MB = {"chunks": 80, "size": 65536}  # 5 MiB in 64 KiB chunks
 FIVE_MB_SHA = hashlib.sha256(streamed_body(**FIVE_MB)).hexdigest()
 
 
-def test_follow_redirects_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: a 302 passes through and httpx follows it to the final 200."""
-    with hx.httpx.Client(transport=hx.ResilientTransport(), follow_redirects=True) as client:
-        response = client.get(server.url("/redirect"))
-    assert response.status_code == 200
-    assert response.json()["query"] == "redirected=1"
-    assert [r.status_code for r in response.history] == [302]
+def test_follow_redirects(run: Runner, server: LiveServer) -> None:
+    """A 302 passes through and httpx follows it to the final 200."""
 
+    async def scenario() -> None:
+        async with run.client(follow_redirects=True) as client:
+            response = await client.get(server.url("/redirect"))
+        assert response.status_code == 200
+        assert response.json()["query"] == "redirected=1"
+        assert [r.status_code for r in response.history] == [302]
 
-@pytest.mark.asyncio
-async def test_follow_redirects_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: a 302 passes through and httpx follows it to the final 200."""
-    async with hx.httpx.AsyncClient(
-        transport=hx.AsyncResilientTransport(), follow_redirects=True
-    ) as client:
-        response = await client.get(server.url("/redirect"))
-    assert response.status_code == 200
-    assert [r.status_code for r in response.history] == [302]
+    run(scenario)
 
 
 def test_redirect_not_followed_is_returned(hx: Flavour, server: LiveServer) -> None:
@@ -64,52 +58,36 @@ def test_redirect_to_error_raises_for_final_request(hx: Flavour, server: LiveSer
     assert excinfo.value.request.url.path == "/status/404"
 
 
-def test_digest_auth_succeeds_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: httpx.DigestAuth answers the 401 challenge through the transport."""
-    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
-        response = client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "pass"))
-    assert response.status_code == 200
-    assert response.json() == {"authenticated": True, "user": "user"}
-    assert [r.status_code for r in response.history] == [401]
+def test_digest_auth_succeeds(run: Runner, server: LiveServer) -> None:
+    """httpx.DigestAuth answers the 401 challenge through the transport."""
+
+    async def scenario() -> None:
+        auth = run.hx.httpx.DigestAuth("user", "pass")
+        async with run.client() as client:
+            response = await client.get(server.url("/digest"), auth=auth)
+        assert response.status_code == 200
+        assert response.json() == {"authenticated": True, "user": "user"}
+        assert [r.status_code for r in response.history] == [401]
+
+    run(scenario)
 
 
-@pytest.mark.asyncio
-async def test_digest_auth_succeeds_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: httpx.DigestAuth answers the 401 challenge through the transport."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        response = await client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "pass"))
-    assert response.status_code == 200
+def test_digest_auth_wrong_password(run: Runner, server: LiveServer) -> None:
+    """Wrong digest credentials end in AuthenticationError for the answered request."""
 
+    async def scenario() -> None:
+        auth = run.hx.httpx.DigestAuth("user", "wrong")
+        async with run.client() as client:
+            with pytest.raises(AuthenticationError) as excinfo:
+                await client.get(server.url("/digest"), auth=auth)
+        err = excinfo.value
+        assert err.status_code == 401
+        assert err.message == "digest credentials required"
+        assert err.request is not None
+        assert err.request.headers["authorization"].startswith("Digest ")
+        assert len(server.requests()) == 2
 
-@pytest.mark.anyio
-async def test_digest_auth_succeeds_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: httpx.DigestAuth answers the 401 challenge through the transport."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        response = await client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "pass"))
-    assert response.status_code == 200
-
-
-def test_digest_auth_wrong_password_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: wrong digest credentials end in AuthenticationError for the answered request."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(AuthenticationError) as excinfo,
-    ):
-        client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "wrong"))
-    err = excinfo.value
-    assert err.status_code == 401
-    assert err.message == "digest credentials required"
-    assert err.request is not None
-    assert err.request.headers["authorization"].startswith("Digest ")
-    assert len(server.requests()) == 2
-
-
-@pytest.mark.asyncio
-async def test_digest_auth_wrong_password_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: wrong digest credentials end in AuthenticationError."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(AuthenticationError):
-            await client.get(server.url("/digest"), auth=hx.httpx.DigestAuth("user", "wrong"))
+    run(scenario)
 
 
 def test_digest_challenge_without_auth_is_returned(hx: Flavour, server: LiveServer) -> None:
@@ -134,58 +112,28 @@ def _gated_url(server: LiveServer) -> str:
     return server.url("/stream-gated", **FIVE_MB)
 
 
-def test_stream_body_not_buffered_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: a 5 MB 2xx body streams; its first bytes arrive while the server still holds the rest."""
-    timeout = hx.httpx.Timeout(5)
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport(), timeout=timeout) as client,
-        client.stream("GET", _gated_url(server)) as response,
-    ):
-        assert response.status_code == 200
-        assert not response.is_stream_consumed
-        pieces = response.iter_bytes()
-        first = next(pieces)
-        assert first
-        assert server.sent("stream-gated") == FIVE_MB["size"]  # the server is held at the gate
-        server.state.gate.set()
-        digest = hashlib.sha256(first)
-        for piece in pieces:
-            digest.update(piece)
-    assert digest.hexdigest() == FIVE_MB_SHA
+def test_stream_body_not_buffered(run: Runner, server: LiveServer) -> None:
+    """A 5 MB 2xx body streams; its first bytes arrive while the server still holds the rest."""
 
+    async def scenario() -> None:
+        timeout = run.hx.httpx.Timeout(5)
+        async with (
+            run.client(timeout=timeout) as client,
+            client.stream("GET", _gated_url(server)) as response,
+        ):
+            assert response.status_code == 200
+            assert not response.is_stream_consumed
+            digest = hashlib.sha256()
+            async for piece in client.iter_bytes(response):
+                if not server.state.gate.is_set():
+                    assert piece
+                    # The server is held at the gate.
+                    assert server.sent("stream-gated") == FIVE_MB["size"]
+                    server.state.gate.set()
+                digest.update(piece)
+        assert digest.hexdigest() == FIVE_MB_SHA
 
-@pytest.mark.asyncio
-async def test_stream_body_not_buffered_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: a 5 MB 2xx body streams; its first bytes arrive before the server sent the rest."""
-    async with (
-        hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(), timeout=5) as client,
-        client.stream("GET", _gated_url(server)) as response,
-    ):
-        assert not response.is_stream_consumed
-        digest = hashlib.sha256()
-        async for piece in response.aiter_bytes():
-            if not server.state.gate.is_set():
-                assert server.sent("stream-gated") == FIVE_MB["size"]
-                server.state.gate.set()
-            digest.update(piece)
-    assert digest.hexdigest() == FIVE_MB_SHA
-
-
-@pytest.mark.anyio
-async def test_stream_body_not_buffered_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: a 5 MB 2xx body streams; its first bytes arrive before the server sent the rest."""
-    async with (
-        hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(), timeout=5) as client,
-        client.stream("GET", _gated_url(server)) as response,
-    ):
-        assert not response.is_stream_consumed
-        digest = hashlib.sha256()
-        async for piece in response.aiter_bytes():
-            if not server.state.gate.is_set():
-                assert server.sent("stream-gated") == FIVE_MB["size"]
-                server.state.gate.set()
-            digest.update(piece)
-    assert digest.hexdigest() == FIVE_MB_SHA
+    run(scenario)
 
 
 def test_stream_body_intact_sync(hx: Flavour, server: LiveServer) -> None:
@@ -203,7 +151,7 @@ def test_stream_body_intact_sync(hx: Flavour, server: LiveServer) -> None:
     assert digest.hexdigest() == FIVE_MB_SHA
 
 
-def test_classify_hook_passes_large_2xx_whole(hx: Flavour, server: LiveServer) -> None:
+def test_classify_hook_passes_large_2xx_whole(run: Runner, server: LiveServer) -> None:
     """With classify set, a 2xx too large to inspect still reaches the caller whole."""
     seen: list[int] = []
 
@@ -211,32 +159,19 @@ def test_classify_hook_passes_large_2xx_whole(hx: Flavour, server: LiveServer) -
         seen.append(len(response.content))
         return None
 
-    transport = hx.ResilientTransport(errors=ErrorPolicy(classify=classify))
-    with (
-        hx.httpx.Client(transport=transport) as client,
-        client.stream("GET", server.url("/stream", **FIVE_MB)) as response,
-    ):
-        digest = hashlib.sha256()
-        for piece in response.iter_bytes():
-            digest.update(piece)
-    assert digest.hexdigest() == FIVE_MB_SHA
-    assert seen == []
+    async def scenario() -> None:
+        transport = run.transport(errors=ErrorPolicy(classify=classify))
+        async with (
+            run.client(transport) as client,
+            client.stream("GET", server.url("/stream", **FIVE_MB)) as response,
+        ):
+            digest = hashlib.sha256()
+            async for piece in client.iter_bytes(response):
+                digest.update(piece)
+        assert digest.hexdigest() == FIVE_MB_SHA
+        assert seen == []
 
-
-@pytest.mark.asyncio
-async def test_classify_hook_passes_large_2xx_whole_asyncio(
-    hx: Flavour, server: LiveServer
-) -> None:
-    """asyncio: with classify set, a large 2xx still reaches the caller whole."""
-    transport = hx.AsyncResilientTransport(errors=ErrorPolicy(classify=lambda response: None))
-    async with (
-        hx.httpx.AsyncClient(transport=transport) as client,
-        client.stream("GET", server.url("/stream", **FIVE_MB)) as response,
-    ):
-        digest = hashlib.sha256()
-        async for piece in response.aiter_bytes():
-            digest.update(piece)
-    assert digest.hexdigest() == FIVE_MB_SHA
+    run(scenario)
 
 
 def test_classify_hook_turns_2xx_into_error(hx: Flavour, server: LiveServer) -> None:
@@ -267,34 +202,23 @@ def test_transport_kwargs_reuse_one_connection(hx: Flavour, server: LiveServer) 
     assert server.connections() == 1
 
 
-def test_transport_kwargs_limit_the_pool(hx: Flavour, server: LiveServer) -> None:
+def test_transport_kwargs_limit_the_pool(run: Runner, server: LiveServer) -> None:
     """`limits=` reaches the default transport: a second request waits for the one connection."""
-    transport = hx.ResilientTransport(limits=hx.httpx.Limits(max_connections=1))
-    timeout = hx.httpx.Timeout(5, pool=0.3)
-    with (
-        hx.httpx.Client(transport=transport, timeout=timeout) as client,
-        client.stream("GET", server.url("/stream")) as held,
-    ):
-        assert held.status_code == 200
-        with pytest.raises(RequestTimeoutError) as excinfo:
-            client.get(server.url("/echo"))
-    assert excinfo.value.phase == "pool"
-    assert isinstance(excinfo.value.__cause__, hx.httpx.PoolTimeout)
 
+    async def scenario() -> None:
+        transport = run.transport(limits=run.hx.httpx.Limits(max_connections=1))
+        timeout = run.hx.httpx.Timeout(5, pool=0.3)
+        async with (
+            run.client(transport, timeout=timeout) as client,
+            client.stream("GET", server.url("/stream")) as held,
+        ):
+            assert held.status_code == 200
+            with pytest.raises(RequestTimeoutError) as excinfo:
+                await client.get(server.url("/echo"))
+        assert excinfo.value.phase == "pool"
+        assert isinstance(excinfo.value.__cause__, run.hx.httpx.PoolTimeout)
 
-@pytest.mark.asyncio
-async def test_transport_kwargs_limit_the_pool_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: `limits=` reaches the default async transport."""
-    transport = hx.AsyncResilientTransport(limits=hx.httpx.Limits(max_connections=1))
-    timeout = hx.httpx.Timeout(5, pool=0.3)
-    async with (
-        hx.httpx.AsyncClient(transport=transport, timeout=timeout) as client,
-        client.stream("GET", server.url("/stream")) as held,
-    ):
-        assert held.status_code == 200
-        with pytest.raises(RequestTimeoutError) as excinfo:
-            await client.get(server.url("/echo"))
-    assert excinfo.value.phase == "pool"
+    run(scenario)
 
 
 def test_transport_kwargs_with_transport_rejected(hx: Flavour) -> None:

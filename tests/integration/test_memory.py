@@ -12,16 +12,12 @@ import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import pytest
 
-from httpx_resilience import (
-    AsyncResilientTransport,
-    ErrorPolicy,
-    InternalServerError,
-    ResilientTransport,
-)
+from _support import flavour
+from httpx_resilience import ErrorPolicy, InternalServerError
 
+from ._support import Runner
 from .conftest import LiveServer
 
 MB = 1024 * 1024
@@ -36,10 +32,10 @@ CAPS = [65536, 4 * MB]
 CAP_IDS = ["64KiB", "4MiB"]
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """The async tests here run under asyncio and trio both."""
-    return str(request.param)
+@pytest.fixture
+def run(mode: str) -> Runner:
+    """Every mode, through httpx alone, as these bounds were always measured."""
+    return Runner(mode, flavour("httpx"))
 
 
 class Peak:
@@ -97,55 +93,33 @@ def _check_stream(received: int, peak: int, server: LiveServer) -> None:
 
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("cap", CAPS, ids=CAP_IDS)
-def test_huge_error_body_bounded_sync(server: LiveServer, cap: int) -> None:
-    """Sync: a 100 MB error body costs at most max_body_bytes * 4 + 2 MB of memory."""
-    transport = ResilientTransport(errors=ErrorPolicy(max_body_bytes=cap))
-    with httpx.Client(transport=transport, timeout=10) as client:
-        started = time.monotonic()
-        with traced() as peak, pytest.raises(InternalServerError) as excinfo:
-            client.get(_big_error(server))
-    assert time.monotonic() - started < 10
-    _check_error(excinfo.value, cap, peak.value, server)
+def test_huge_error_body_bounded(run: Runner, server: LiveServer, cap: int) -> None:
+    """A 100 MB error body costs at most max_body_bytes * 4 + 2 MB of memory."""
 
+    async def scenario() -> None:
+        transport = run.transport(errors=ErrorPolicy(max_body_bytes=cap))
+        async with run.client(transport, timeout=10) as client:
+            started = time.monotonic()
+            with traced() as peak, pytest.raises(InternalServerError) as excinfo:
+                await client.get(_big_error(server))
+        assert time.monotonic() - started < 10
+        _check_error(excinfo.value, cap, peak.value, server)
 
-@pytest.mark.anyio
-@pytest.mark.timeout(20)
-@pytest.mark.parametrize("cap", CAPS, ids=CAP_IDS)
-async def test_huge_error_body_bounded_async(server: LiveServer, cap: int) -> None:
-    """Async: a 100 MB error body costs at most max_body_bytes * 4 + 2 MB of memory."""
-    transport = AsyncResilientTransport(errors=ErrorPolicy(max_body_bytes=cap))
-    async with httpx.AsyncClient(transport=transport, timeout=10) as client:
-        started = time.monotonic()
-        with traced() as peak, pytest.raises(InternalServerError) as excinfo:
-            await client.get(_big_error(server))
-    assert time.monotonic() - started < 10
-    _check_error(excinfo.value, cap, peak.value, server)
+    run(scenario)
 
 
 @pytest.mark.timeout(30)
-def test_big_2xx_body_streamed_sync(server: LiveServer) -> None:
-    """Sync: a 50 MiB 2xx body iterated through the transport is never buffered by it."""
-    received = 0
-    with (
-        httpx.Client(transport=ResilientTransport(), timeout=10) as client,
-        traced() as peak,
-        client.stream("GET", _stream_url(server)) as response,
-    ):
-        assert response.status_code == 200
-        for chunk in response.iter_raw():
-            received += len(chunk)
-    _check_stream(received, peak.value, server)
+def test_big_2xx_body_streamed(run: Runner, server: LiveServer) -> None:
+    """A 50 MiB 2xx body iterated through the transport is never buffered by it."""
 
+    async def scenario() -> None:
+        received = 0
+        async with run.client(timeout=10) as client:
+            with traced() as peak:
+                async with client.stream("GET", _stream_url(server)) as response:
+                    assert response.status_code == 200
+                    async for chunk in client.iter_raw(response):
+                        received += len(chunk)
+        _check_stream(received, peak.value, server)
 
-@pytest.mark.anyio
-@pytest.mark.timeout(30)
-async def test_big_2xx_body_streamed_async(server: LiveServer) -> None:
-    """Async: a 50 MiB 2xx body iterated through the transport is never buffered by it."""
-    received = 0
-    async with httpx.AsyncClient(transport=AsyncResilientTransport(), timeout=10) as client:
-        with traced() as peak:
-            async with client.stream("GET", _stream_url(server)) as response:
-                assert response.status_code == 200
-                async for chunk in response.aiter_raw():
-                    received += len(chunk)
-    _check_stream(received, peak.value, server)
+    run(scenario)

@@ -1,20 +1,20 @@
 """poll / apoll against the live server's `/job/{id}`, a job that runs for K polls.
 
-Clients go through a ResilientTransport, as users' would. Sync tests call `poll`; each async
-scenario is one coroutine run by a `pytest.mark.asyncio` test and a `pytest.mark.anyio` test
-(the integration `anyio_backend` is trio).
+Clients go through a ResilientTransport, as users' would. The scenarios that `run` takes call
+`poll` through the sync transport and `apoll` under asyncio and trio.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from _support import flavour
 from httpx_resilience import (
-    AsyncResilientTransport,
     Backoff,
     NetworkError,
     NotFoundError,
@@ -26,6 +26,7 @@ from httpx_resilience import (
 )
 from httpx_resilience._waits import set_no_wait
 
+from ._support import Client, Runner
 from .conftest import SCRIPTS, LiveServer, new_id
 
 # Really slept in the `real_waits` tests: 10 ms, then 20 ms.
@@ -61,39 +62,59 @@ def check_timeout(err: PollTimeoutError, job_id: str) -> None:
     assert "not done within 35s: 4 polls" in err.message
 
 
-# --- sync ------------------------------------------------------------------------------------
+@pytest.fixture
+def run(mode: str) -> Runner:
+    """Every mode, through httpx alone, as these tests always ran."""
+    return Runner(mode, flavour("httpx"))
 
 
-def test_poll_returns_once_the_job_succeeded(server: LiveServer, real_waits: None) -> None:
+async def _poll(client: Client, url: str, **kwargs: Any) -> httpx.Response:
+    """`poll` with a sync client, `apoll` with an async one."""
+    if client.is_async:
+        return await apoll(client.raw, url, **kwargs)
+    return poll(client.raw, url, **kwargs)
+
+
+def test_poll_returns_once_the_job_succeeded(
+    run: Runner, server: LiveServer, real_waits: None
+) -> None:
     """Two 202 "running" answers, then the 200 "succeeded" one is returned after real waits."""
-    job_id = new_id()
-    started = time.monotonic()
-    with httpx.Client(transport=ResilientTransport()) as client:
-        response = poll(
-            client,
-            server.url(f"/job/{job_id}", running=2),
-            until=succeeded,
-            timeout=30,
-            interval=FAST,
-        )
-    assert response.json() == {"id": job_id, "status": "succeeded"}
-    assert SCRIPTS.get(job_id).seen == 3
-    assert time.monotonic() - started >= 0.03
+
+    async def scenario() -> None:
+        job_id = new_id()
+        started = time.monotonic()
+        async with run.client() as client:
+            response = await _poll(
+                client,
+                server.url(f"/job/{job_id}", running=2),
+                until=succeeded,
+                timeout=30,
+                interval=FAST,
+            )
+        assert response.json() == {"id": job_id, "status": "succeeded"}
+        assert SCRIPTS.get(job_id).seen == 3
+        assert time.monotonic() - started >= 0.03
+
+    run(scenario)
 
 
-def test_poll_times_out_with_the_last_answer(server: LiveServer) -> None:
+def test_poll_times_out_with_the_last_answer(run: Runner, server: LiveServer) -> None:
     """A job that never finishes raises PollTimeoutError naming it, the job's last answer kept."""
-    job_id = new_id()
-    client = httpx.Client(transport=ResilientTransport())
-    with client, pytest.raises(PollTimeoutError) as excinfo:
-        poll(
-            client,
-            server.url(f"/job/{job_id}", running=1000),
-            until=succeeded,
-            timeout=35,
-            interval=EVERY_TEN_SECONDS,
-        )
-    check_timeout(excinfo.value, job_id)
+
+    async def scenario() -> None:
+        job_id = new_id()
+        async with run.client() as client:
+            with pytest.raises(PollTimeoutError) as excinfo:
+                await _poll(
+                    client,
+                    server.url(f"/job/{job_id}", running=1000),
+                    until=succeeded,
+                    timeout=35,
+                    interval=EVERY_TEN_SECONDS,
+                )
+        check_timeout(excinfo.value, job_id)
+
+    run(scenario)
 
 
 def test_poll_honours_retry_after(server: LiveServer, real_waits: None) -> None:
@@ -114,12 +135,17 @@ def test_poll_honours_retry_after(server: LiveServer, real_waits: None) -> None:
 
 
 @pytest.mark.parametrize("resilient", [True, False], ids=["resilient", "plain"])
-def test_poll_404_is_typed(server: LiveServer, resilient: bool) -> None:
+def test_poll_404_is_typed(run: Runner, server: LiveServer, resilient: bool) -> None:
     """A 404 raises NotFoundError through a ResilientTransport and through a plain client alike."""
-    transport = ResilientTransport() if resilient else httpx.HTTPTransport()
-    with httpx.Client(transport=transport) as client, pytest.raises(NotFoundError) as excinfo:
-        poll(client, server.url("/status/404"), until=succeeded, timeout=30)
-    assert excinfo.value.status_code == 404
+
+    async def scenario() -> None:
+        transport = run.transport() if resilient else run.http_transport()
+        async with run.client(transport) as client:
+            with pytest.raises(NotFoundError) as excinfo:
+                await _poll(client, server.url("/status/404"), until=succeeded, timeout=30)
+        assert excinfo.value.status_code == 404
+
+    run(scenario)
 
 
 @pytest.mark.parametrize("resilient", [True, False], ids=["resilient", "plain"])
@@ -133,78 +159,3 @@ def test_poll_connection_refused_is_typed(refused_url: str, resilient: bool) -> 
     with httpx.Client(transport=transport) as client, pytest.raises(NetworkError) as excinfo:
         poll(client, refused_url, until=succeeded, timeout=30)
     assert excinfo.value.phase == "connect"
-
-
-# --- async -----------------------------------------------------------------------------------
-
-
-async def _apoll_succeeds(server: LiveServer) -> None:
-    job_id = new_id()
-    started = time.monotonic()
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
-        response = await apoll(
-            client,
-            server.url(f"/job/{job_id}", running=2),
-            until=succeeded,
-            timeout=30,
-            interval=FAST,
-        )
-    assert response.json() == {"id": job_id, "status": "succeeded"}
-    assert SCRIPTS.get(job_id).seen == 3
-    assert time.monotonic() - started >= 0.03
-
-
-async def _apoll_times_out(server: LiveServer) -> None:
-    job_id = new_id()
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
-        with pytest.raises(PollTimeoutError) as excinfo:
-            await apoll(
-                client,
-                server.url(f"/job/{job_id}", running=1000),
-                until=succeeded,
-                timeout=35,
-                interval=EVERY_TEN_SECONDS,
-            )
-    check_timeout(excinfo.value, job_id)
-
-
-async def _apoll_404_is_typed(server: LiveServer) -> None:
-    async with httpx.AsyncClient(transport=AsyncResilientTransport()) as client:
-        with pytest.raises(NotFoundError):
-            await apoll(client, server.url("/status/404"), until=succeeded, timeout=30)
-
-
-@pytest.mark.asyncio
-async def test_apoll_succeeds_asyncio(server: LiveServer, real_waits: None) -> None:
-    """asyncio: the job's "succeeded" answer is returned after two polls and real waits."""
-    await _apoll_succeeds(server)
-
-
-@pytest.mark.anyio
-async def test_apoll_succeeds_trio(server: LiveServer, real_waits: None) -> None:
-    """trio: the job's "succeeded" answer is returned after two polls and real waits."""
-    await _apoll_succeeds(server)
-
-
-@pytest.mark.asyncio
-async def test_apoll_times_out_asyncio(server: LiveServer) -> None:
-    """asyncio: a never-finishing job raises PollTimeoutError with the last answer."""
-    await _apoll_times_out(server)
-
-
-@pytest.mark.anyio
-async def test_apoll_times_out_trio(server: LiveServer) -> None:
-    """trio: a never-finishing job raises PollTimeoutError with the last answer."""
-    await _apoll_times_out(server)
-
-
-@pytest.mark.asyncio
-async def test_apoll_404_is_typed_asyncio(server: LiveServer) -> None:
-    """asyncio: a 404 while polling raises NotFoundError."""
-    await _apoll_404_is_typed(server)
-
-
-@pytest.mark.anyio
-async def test_apoll_404_is_typed_trio(server: LiveServer) -> None:
-    """trio: a 404 while polling raises NotFoundError."""
-    await _apoll_404_is_typed(server)

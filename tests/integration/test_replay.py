@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pytest
 from _support import Flavour, flavour
 from httpx_resilience import ServiceUnavailableError
 
+from ._support import Runner
 from .conftest import SCRIPTS, LiveServer, RecordedRequest, new_id
 
 # Three of httpx's 64 KiB reads: a part cut short or sent twice changes the length.
@@ -128,39 +129,49 @@ def _check_sent_once(err: ServiceUnavailableError, sid: str, server: LiveServer)
     return record
 
 
-# --- sync: files= ----------------------------------------------------------------------------
+# --- files= (httpx reads the files synchronously, in the async clients too) -------------------
 
 
 @pytest.mark.parametrize("case", list(MULTIPART_REPLAYED))
-def test_multipart_with_seekable_file_is_resent_whole_sync(
-    hx: Flavour, server: LiveServer, tmp_path: Path, case: str
+def test_multipart_with_seekable_file_is_resent_whole(
+    run: Runner, server: LiveServer, tmp_path: Path, case: str
 ) -> None:
-    """Sync: a multipart body whose file can be rewound meets 503 then 200 and carries the whole file both times."""
-    sid = new_id()
-    with ExitStack() as stack, hx.httpx.Client(transport=hx.ResilientTransport()) as client:
-        files = MULTIPART_REPLAYED[case](stack, tmp_path)
-        response = client.post(
-            server.url(f"/flaky/{sid}", fail=1), data={"purpose": "replay"}, files=files
-        )
-    assert response.status_code == 200
-    _check_replayed_multipart(sid, server)
+    """A multipart body whose file can be rewound meets 503 then 200 and carries the whole file both times."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        with ExitStack() as stack:
+            files = MULTIPART_REPLAYED[case](stack, tmp_path)
+            async with run.client() as client:
+                response = await client.post(
+                    server.url(f"/flaky/{sid}", fail=1), data={"purpose": "replay"}, files=files
+                )
+        assert response.status_code == 200
+        _check_replayed_multipart(sid, server)
+
+    run(scenario)
 
 
 @pytest.mark.parametrize("case", list(MULTIPART_ONCE))
-def test_multipart_with_unseekable_file_is_sent_once_sync(
-    hx: Flavour, server: LiveServer, tmp_path: Path, case: str
+def test_multipart_with_unseekable_file_is_sent_once(
+    run: Runner, server: LiveServer, tmp_path: Path, case: str
 ) -> None:
-    """Sync: a multipart body with a file that cannot be rewound is sent once, whole, and the 503 raised."""
-    sid = new_id()
-    with ExitStack() as stack, hx.httpx.Client(transport=hx.ResilientTransport()) as client:
-        files = MULTIPART_ONCE[case](stack, tmp_path)
-        with pytest.raises(ServiceUnavailableError) as excinfo:
-            client.post(server.url(f"/flaky/{sid}", fail=1), files=files)
-    record = _check_sent_once(excinfo.value, sid, server)
-    _check_multipart_whole(record, len(files))
+    """A multipart body with a file that cannot be rewound is sent once, whole, and the 503 raised."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        with ExitStack() as stack:
+            files = MULTIPART_ONCE[case](stack, tmp_path)
+            async with run.client() as client:
+                with pytest.raises(ServiceUnavailableError) as excinfo:
+                    await client.post(server.url(f"/flaky/{sid}", fail=1), files=files)
+        record = _check_sent_once(excinfo.value, sid, server)
+        _check_multipart_whole(record, len(files))
+
+    run(scenario)
 
 
-# --- sync: content= --------------------------------------------------------------------------
+# --- content= ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", ["bytesio", "real file"])
@@ -190,108 +201,29 @@ def test_advanced_content_file_is_resent_from_its_first_position(server: LiveSer
     assert [_digest(bytes(r.body)) for r in _records(sid, server)] == [_digest(PAYLOAD[100:])] * 2
 
 
-@pytest.mark.parametrize("case", ["non-seekable object", "generator"])
-def test_one_shot_content_is_sent_once_sync(hx: Flavour, server: LiveServer, case: str) -> None:
-    """Sync: a `content=` stream that cannot be rewound (no seek, or a generator) is sent once and the 503 raised."""
+def test_non_seekable_content_object_is_sent_once(hx: Flavour, server: LiveServer) -> None:
+    """Sync: a `content=` object without seek is sent once and the 503 raised."""
     sid = new_id()
-
-    def gen() -> Iterator[bytes]:
-        yield PAYLOAD[:1000]
-        yield PAYLOAD[1000:]
-
-    content = PipeLike(PAYLOAD) if case == "non-seekable object" else gen()
     with (
         hx.httpx.Client(transport=hx.ResilientTransport()) as client,
         pytest.raises(ServiceUnavailableError) as excinfo,
     ):
-        client.post(server.url(f"/flaky/{sid}", fail=1), content=content)
+        client.post(server.url(f"/flaky/{sid}", fail=1), content=PipeLike(PAYLOAD))
     record = _check_sent_once(excinfo.value, sid, server)
     assert _digest(bytes(record.body)) == _digest(PAYLOAD)
 
 
-# --- async: files= (httpx reads the files synchronously) and content= --------------------------
+def test_generator_content_is_sent_once(run: Runner, server: LiveServer) -> None:
+    """A `content=` generator (an async one in the async modes) is one-shot: sent once, whole,
+    and the 503 raised."""
 
-
-async def _multipart_replayed(hx: Flavour, server: LiveServer, tmp_path: Path, case: str) -> None:
-    sid = new_id()
-    with ExitStack() as stack:
-        files = MULTIPART_REPLAYED[case](stack, tmp_path)
-        async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-            response = await client.post(
-                server.url(f"/flaky/{sid}", fail=1), data={"purpose": "replay"}, files=files
-            )
-    assert response.status_code == 200
-    _check_replayed_multipart(sid, server)
-
-
-async def _multipart_once(hx: Flavour, server: LiveServer, tmp_path: Path, case: str) -> None:
-    sid = new_id()
-    with ExitStack() as stack:
-        files = MULTIPART_ONCE[case](stack, tmp_path)
-        async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
+    async def scenario() -> None:
+        sid = new_id()
+        content = run.one_shot([PAYLOAD[:1000], PAYLOAD[1000:]])
+        async with run.client() as client:
             with pytest.raises(ServiceUnavailableError) as excinfo:
-                await client.post(server.url(f"/flaky/{sid}", fail=1), files=files)
-    record = _check_sent_once(excinfo.value, sid, server)
-    _check_multipart_whole(record, len(files))
+                await client.post(server.url(f"/flaky/{sid}", fail=1), content=content)
+        record = _check_sent_once(excinfo.value, sid, server)
+        assert _digest(bytes(record.body)) == _digest(PAYLOAD)
 
-
-async def _async_iterator_once(hx: Flavour, server: LiveServer) -> None:
-    sid = new_id()
-
-    async def gen() -> AsyncIterator[bytes]:
-        yield PAYLOAD[:1000]
-        yield PAYLOAD[1000:]
-
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(ServiceUnavailableError) as excinfo:
-            await client.post(server.url(f"/flaky/{sid}", fail=1), content=gen())
-    record = _check_sent_once(excinfo.value, sid, server)
-    assert _digest(bytes(record.body)) == _digest(PAYLOAD)
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("case", list(MULTIPART_REPLAYED))
-async def test_multipart_with_seekable_file_is_resent_whole_asyncio(
-    hx: Flavour, server: LiveServer, tmp_path: Path, case: str
-) -> None:
-    """asyncio: a multipart body whose file can be rewound carries the whole file on both attempts."""
-    await _multipart_replayed(hx, server, tmp_path, case)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("case", list(MULTIPART_REPLAYED))
-async def test_multipart_with_seekable_file_is_resent_whole_trio(
-    hx: Flavour, server: LiveServer, tmp_path: Path, case: str
-) -> None:
-    """trio: a multipart body whose file can be rewound carries the whole file on both attempts."""
-    await _multipart_replayed(hx, server, tmp_path, case)
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("case", list(MULTIPART_ONCE))
-async def test_multipart_with_unseekable_file_is_sent_once_asyncio(
-    hx: Flavour, server: LiveServer, tmp_path: Path, case: str
-) -> None:
-    """asyncio: a multipart body with a file that cannot be rewound is sent once and the 503 raised."""
-    await _multipart_once(hx, server, tmp_path, case)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("case", list(MULTIPART_ONCE))
-async def test_multipart_with_unseekable_file_is_sent_once_trio(
-    hx: Flavour, server: LiveServer, tmp_path: Path, case: str
-) -> None:
-    """trio: a multipart body with a file that cannot be rewound is sent once and the 503 raised."""
-    await _multipart_once(hx, server, tmp_path, case)
-
-
-@pytest.mark.asyncio
-async def test_async_iterator_content_is_sent_once_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: an async iterator `content=` is one-shot: sent once and the 503 raised."""
-    await _async_iterator_once(hx, server)
-
-
-@pytest.mark.anyio
-async def test_async_iterator_content_is_sent_once_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: an async iterator `content=` is one-shot: sent once and the 503 raised."""
-    await _async_iterator_once(hx, server)
+    run(scenario)

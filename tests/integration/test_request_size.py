@@ -16,6 +16,7 @@ from httpx_resilience import (
     RequestTooLargeError,
 )
 
+from ._support import Runner
 from .conftest import LiveServer
 
 LIMIT = ErrorPolicy(max_request_bytes=2500)
@@ -36,45 +37,30 @@ def _nothing_sent(server: LiveServer) -> None:
     assert server.requests() == []
 
 
-def test_bytes_body_refused_before_io_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: a bytes body over the limit raises before anything reaches the server."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client,
-        pytest.raises(RequestTooLargeError) as excinfo,
-    ):
-        client.post(server.url("/echo"), content=b"x" * 2501)
-    _check_too_large(excinfo.value, 2501)
-    _nothing_sent(server)
+def test_bytes_body_refused_before_io(run: Runner, server: LiveServer) -> None:
+    """A bytes body over the limit raises before anything reaches the server."""
+
+    async def scenario() -> None:
+        async with run.client(run.transport(errors=LIMIT)) as client:
+            with pytest.raises(RequestTooLargeError) as excinfo:
+                await client.post(server.url("/echo"), content=b"x" * 2501)
+        _check_too_large(excinfo.value, 2501)
+        _nothing_sent(server)
+
+    run(scenario)
 
 
-@pytest.mark.asyncio
-async def test_bytes_body_refused_before_io_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: a bytes body over the limit raises before anything reaches the server."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
-        with pytest.raises(RequestTooLargeError) as excinfo:
-            await client.post(server.url("/echo"), content=b"x" * 2501)
-    _check_too_large(excinfo.value, 2501)
-    _nothing_sent(server)
+def test_json_body_refused_before_io(run: Runner, server: LiveServer) -> None:
+    """A JSON body over the limit raises before anything reaches the server."""
 
+    async def scenario() -> None:
+        async with run.client(run.transport(errors=LIMIT)) as client:
+            with pytest.raises(RequestTooLargeError) as excinfo:
+                await client.post(server.url("/echo"), json={"text": "x" * 3000})
+        _check_too_large(excinfo.value, 3000)
+        _nothing_sent(server)
 
-def test_json_body_refused_before_io_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: a JSON body over the limit raises before anything reaches the server."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client,
-        pytest.raises(RequestTooLargeError) as excinfo,
-    ):
-        client.post(server.url("/echo"), json={"text": "x" * 3000})
-    _check_too_large(excinfo.value, 3000)
-    _nothing_sent(server)
-
-
-@pytest.mark.anyio
-async def test_json_body_refused_before_io_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: a JSON body over the limit raises before anything reaches the server."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
-        with pytest.raises(RequestTooLargeError):
-            await client.post(server.url("/echo"), json={"text": "x" * 3000})
-    _nothing_sent(server)
+    run(scenario)
 
 
 def test_multipart_body_refused_before_io(hx: Flavour, server: LiveServer) -> None:
@@ -134,40 +120,21 @@ def _no_complete_request(server: LiveServer) -> None:
     assert len(seen[0].body) <= 2500
 
 
-def test_generator_body_stopped_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: a generator body of unknown size stops once past the limit, never completed."""
-    produced = Produced()
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport(errors=LIMIT)) as client,
-        pytest.raises(RequestTooLargeError) as excinfo,
-    ):
-        client.post(server.url("/echo"), content=produced.sync(10))
-    _check_too_large(excinfo.value, 2501)
-    assert produced.count == 3
-    _no_complete_request(server)
+def test_generator_body_stopped(run: Runner, server: LiveServer) -> None:
+    """A generator body of unknown size (sync or async) stops once past the limit, never
+    completed."""
 
+    async def scenario() -> None:
+        produced = Produced()
+        body = run.pick(produced.sync, produced.asynchronous)(10)
+        async with run.client(run.transport(errors=LIMIT)) as client:
+            with pytest.raises(RequestTooLargeError) as excinfo:
+                await client.post(server.url("/echo"), content=body)
+        _check_too_large(excinfo.value, 2501)
+        assert produced.count == 3
+        _no_complete_request(server)
 
-@pytest.mark.asyncio
-async def test_generator_body_stopped_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: an async generator body stops once past the limit, never completed."""
-    produced = Produced()
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
-        with pytest.raises(RequestTooLargeError) as excinfo:
-            await client.post(server.url("/echo"), content=produced.asynchronous(10))
-    _check_too_large(excinfo.value, 2501)
-    assert produced.count == 3
-    _no_complete_request(server)
-
-
-@pytest.mark.anyio
-async def test_generator_body_stopped_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: an async generator body stops once past the limit, never completed."""
-    produced = Produced()
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport(errors=LIMIT)) as client:
-        with pytest.raises(RequestTooLargeError):
-            await client.post(server.url("/echo"), content=produced.asynchronous(10))
-    assert produced.count == 3
-    _no_complete_request(server)
+    run(scenario)
 
 
 @pytest.mark.anyio

@@ -1,11 +1,13 @@
-"""The retry engine against a real server, sync: keys, replayability, pooling, hints, deadlines."""
+"""The retry engine against a real server: keys, replayability, pooling, hints, deadlines.
+
+The scenarios that `run` takes go through the sync transport, asyncio and trio alike.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +23,7 @@ from httpx_resilience import (
     ServiceUnavailableError,
 )
 
-from ._support import check_one_key_three_attempts
+from ._support import Runner, check_one_key_three_attempts
 from .conftest import SCRIPTS, LiveServer, new_id
 
 # Deterministic waits, so the delays reported can be checked exactly.
@@ -31,31 +33,35 @@ PAYLOAD = {"prompt": "hello", "n": 1}
 PAYLOAD_BYTES = json.dumps(PAYLOAD).encode()
 
 
-def test_post_503_503_200_same_key_and_body(hx: Flavour, server: LiveServer) -> None:
+def test_post_503_503_200_same_key_and_body(run: Runner, server: LiveServer) -> None:
     """A POST meeting 503, 503, 200 succeeds: one key and one body on all 3 attempts, attempt header 1-2-3, events 1 and 2."""
-    sid = new_id()
-    events: list[RetryEvent] = []
-    retry = STEADY.replace(attempt_header="x-retry-attempt")
-    transport = hx.ResilientTransport(retry=retry, on_retry=events.append)
-    with hx.httpx.Client(transport=transport) as client:
-        response = client.post(server.url(f"/flaky/{sid}", fail=2), content=PAYLOAD_BYTES)
 
-    assert response.status_code == 200
-    data = response.json()
-    key = check_one_key_three_attempts(data, PAYLOAD_BYTES)
-    records = [r for r in server.requests() if r.path == f"/flaky/{sid}"]
-    assert [r.headers.get("idempotency-key") for r in records] == [key] * 3
-    assert [bytes(r.body) for r in records] == [PAYLOAD_BYTES] * 3
-    assert all(r.body_complete for r in records)
-    assert [(e.attempt, e.delay, e.reason) for e in events] == [
-        (1, 0.1, "status 503"),
-        (2, 0.2, "status 503"),
-    ]
-    for event in events:
-        assert isinstance(event.error, ServiceUnavailableError)
-        assert event.response is not None
-        assert event.response.status_code == 503
-        assert event.error.idempotency_key == key
+    async def scenario() -> None:
+        sid = new_id()
+        events: list[RetryEvent] = []
+        retry = STEADY.replace(attempt_header="x-retry-attempt")
+        transport = run.transport(retry=retry, on_retry=events.append)
+        async with run.client(transport) as client:
+            response = await client.post(server.url(f"/flaky/{sid}", fail=2), content=PAYLOAD_BYTES)
+
+        assert response.status_code == 200
+        data = response.json()
+        key = check_one_key_three_attempts(data, PAYLOAD_BYTES)
+        records = [r for r in server.requests() if r.path == f"/flaky/{sid}"]
+        assert [r.headers.get("idempotency-key") for r in records] == [key] * 3
+        assert [bytes(r.body) for r in records] == [PAYLOAD_BYTES] * 3
+        assert all(r.body_complete for r in records)
+        assert [(e.attempt, e.delay, e.reason) for e in events] == [
+            (1, 0.1, "status 503"),
+            (2, 0.2, "status 503"),
+        ]
+        for event in events:
+            assert isinstance(event.error, ServiceUnavailableError)
+            assert event.response is not None
+            assert event.response.status_code == 503
+            assert event.error.idempotency_key == key
+
+    run(scenario)
 
 
 def test_caller_key_is_kept(hx: Flavour, server: LiveServer) -> None:
@@ -96,45 +102,47 @@ def test_get_is_retried_on_503(hx: Flavour, server: LiveServer) -> None:
     assert response.json()["keys"] == [None] * 3
 
 
-def test_generator_body_is_sent_once(hx: Flavour, server: LiveServer) -> None:
-    """A one-shot generator body meeting 503 is sent exactly once, whole, and the 503 raised."""
-    sid = new_id()
-    parts = [b"part-1;", b"part-2;", b"part-3"]
+def test_generator_body_is_sent_once(run: Runner, server: LiveServer) -> None:
+    """A one-shot generator body (an async one in the async modes) meeting 503 is sent exactly
+    once, whole, and the 503 raised."""
 
-    def gen() -> Iterator[bytes]:
-        yield from parts
+    async def scenario() -> None:
+        sid = new_id()
+        parts = [b"part-1;", b"part-2;", b"part-3"]
+        async with run.client() as client:
+            with pytest.raises(ServiceUnavailableError) as excinfo:
+                # fail=1: a (wrong) second attempt would have met a 200.
+                await client.post(server.url(f"/flaky/{sid}", fail=1), content=run.one_shot(parts))
+        err = excinfo.value
+        assert err.attempts == 1
+        assert len(err.history) == 1
+        records = [r for r in server.requests() if r.path == f"/flaky/{sid}"]
+        assert len(records) == 1
+        assert bytes(records[0].body) == b"".join(parts)
+        assert records[0].body_complete
+        assert SCRIPTS.get(sid).seen == 1
 
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(ServiceUnavailableError) as excinfo,
-    ):
-        # fail=1: a (wrong) second attempt would have met a 200.
-        client.post(server.url(f"/flaky/{sid}", fail=1), content=gen())
-    err = excinfo.value
-    assert err.attempts == 1
-    assert len(err.history) == 1
-    records = [r for r in server.requests() if r.path == f"/flaky/{sid}"]
-    assert len(records) == 1
-    assert bytes(records[0].body) == b"".join(parts)
-    assert records[0].body_complete
-    assert SCRIPTS.get(sid).seen == 1
+    run(scenario)
 
 
 def test_retried_error_responses_give_back_their_connection(
-    hx: Flavour, server: LiveServer
+    run: Runner, server: LiveServer
 ) -> None:
     """20 GETs meeting 503, 503, 200 through a one-connection pool: no PoolTimeout, one TCP connection."""
-    inner = hx.httpx.HTTPTransport(limits=hx.httpx.Limits(max_connections=1))
-    ids = [new_id() for _ in range(20)]
-    with hx.httpx.Client(
-        transport=hx.ResilientTransport(inner), timeout=hx.httpx.Timeout(5.0, pool=2.0)
-    ) as client:
-        for sid in ids:
-            response = client.get(server.url(f"/flaky/{sid}", fail=2))
-            assert response.status_code == 200
-            assert response.json()["seen"] == 3
-    assert len(server.requests()) == 60
-    assert server.connections() == 1
+
+    async def scenario() -> None:
+        inner = run.http_transport(limits=run.hx.httpx.Limits(max_connections=1))
+        ids = [new_id() for _ in range(20)]
+        timeout = run.hx.httpx.Timeout(5.0, pool=2.0)
+        async with run.client(run.transport(inner), timeout=timeout) as client:
+            for sid in ids:
+                response = await client.get(server.url(f"/flaky/{sid}", fail=2))
+                assert response.status_code == 200
+                assert response.json()["seen"] == 3
+        assert len(server.requests()) == 60
+        assert server.connections() == 1
+
+    run(scenario)
 
 
 def _one_retry_delay(hx: Flavour, server: LiveServer, **params: object) -> list[float]:
@@ -182,43 +190,47 @@ def test_retry_after_beyond_cap_raises_at_once(hx: Flavour, server: LiveServer) 
     assert SCRIPTS.get(sid).seen == 1
 
 
-def test_total_deadline_with_real_sleeps(hx: Flavour, server: LiveServer) -> None:
+def test_total_deadline_with_real_sleeps(run: Runner, server: LiveServer) -> None:
     """An always-503 route under a 0.6 s total deadline raises phase "total" within it, after several attempts."""
-    sid = new_id()
-    retry = RetryPolicy(
-        timeout=0.6,
-        max_attempts=20,
-        backoff=Backoff(initial=0.1, multiplier=1.0, jitter="none"),
-    )
-    start = time.monotonic()
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport(retry=retry, sleep=time.sleep)) as client,
-        pytest.raises(RequestTimeoutError) as excinfo,
-    ):
-        client.get(server.url(f"/flaky/{sid}", fail=1000))
-    elapsed = time.monotonic() - start
-    err = excinfo.value
-    assert elapsed <= 0.6 + 0.25
-    assert err.phase == "total"
-    assert isinstance(err.__cause__, ServiceUnavailableError)
-    assert err.attempts > 1
-    assert err.attempts == SCRIPTS.get(sid).seen
-    assert len(err.history) == err.attempts
+
+    async def scenario() -> None:
+        sid = new_id()
+        retry = RetryPolicy(
+            timeout=0.6,
+            max_attempts=20,
+            backoff=Backoff(initial=0.1, multiplier=1.0, jitter="none"),
+        )
+        start = time.monotonic()
+        async with run.client(run.transport(retry=retry, sleep=run.sleep)) as client:
+            with pytest.raises(RequestTimeoutError) as excinfo:
+                await client.get(server.url(f"/flaky/{sid}", fail=1000))
+        elapsed = time.monotonic() - start
+        err = excinfo.value
+        assert elapsed <= 0.6 + 0.25
+        assert err.phase == "total"
+        assert isinstance(err.__cause__, ServiceUnavailableError)
+        assert err.attempts > 1
+        assert err.attempts == SCRIPTS.get(sid).seen
+        assert len(err.history) == err.attempts
+
+    run(scenario)
 
 
-def test_total_deadline_shortens_a_slow_attempt(hx: Flavour, server: LiveServer) -> None:
+def test_total_deadline_shortens_a_slow_attempt(run: Runner, server: LiveServer) -> None:
     """A route that answers after 2 s is cut off by a 0.5 s total deadline, not waited for."""
-    sid = new_id()
-    retry = RetryPolicy(timeout=0.5)
-    start = time.monotonic()
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport(retry=retry, sleep=time.sleep)) as client,
-        pytest.raises(RequestTimeoutError) as excinfo,
-    ):
-        client.get(server.url(f"/flaky/{sid}", delay=2))
-    elapsed = time.monotonic() - start
-    assert elapsed <= 0.5 + 0.3
-    assert excinfo.value.phase in ("read", "total")
+
+    async def scenario() -> None:
+        sid = new_id()
+        retry = RetryPolicy(timeout=0.5)
+        start = time.monotonic()
+        async with run.client(run.transport(retry=retry, sleep=run.sleep)) as client:
+            with pytest.raises(RequestTimeoutError) as excinfo:
+                await client.get(server.url(f"/flaky/{sid}", delay=2))
+        elapsed = time.monotonic() - start
+        assert elapsed <= 0.5 + 0.3
+        assert excinfo.value.phase in ("read", "total")
+
+    run(scenario)
 
 
 def test_retry_after_past_the_deadline_is_not_slept(hx: Flavour, server: LiveServer) -> None:

@@ -24,7 +24,7 @@ from httpx_resilience import (
     from_response,
 )
 
-from ._support import leaks
+from ._support import Runner, leaks
 from .conftest import LiveServer, RawServer, new_id
 
 CANARY = "canary-7f3a9c-SECRET"
@@ -89,34 +89,24 @@ def _with_secrets(hx: Flavour, url: str) -> httpx.URL:
     return hx.httpx.URL(url).copy_merge_params(SECRET_PARAMS)
 
 
-def _fail_sync(hx: Flavour, case: Case) -> APIError:
-    transport = hx.ResilientTransport(errors=case.errors)
-    with (
-        hx.httpx.Client(
-            transport=transport,
-            headers=SECRET_HEADERS,
-            timeout=hx.httpx.Timeout(5, read=case.read_timeout),
-        ) as client,
-        pytest.raises(APIError) as excinfo,
-        client.stream(case.method, _with_secrets(hx, case.url), content=case.content) as resp,
-    ):
-        resp.read()
-    return excinfo.value
-
-
-async def _fail_async(hx: Flavour, case: Case) -> APIError:
-    transport = hx.AsyncResilientTransport(errors=case.errors)
-    async with hx.httpx.AsyncClient(
-        transport=transport,
-        headers=SECRET_HEADERS,
-        timeout=hx.httpx.Timeout(5, read=case.read_timeout),
-    ) as client:
+async def _fail(run: Runner, case: Case) -> APIError:
+    """The error of `case`'s request, carrying every secret, streamed and read in `run`'s mode."""
+    hx = run.hx
+    transport = run.transport(errors=case.errors)
+    timeout = hx.httpx.Timeout(5, read=case.read_timeout)
+    async with run.client(transport, headers=SECRET_HEADERS, timeout=timeout) as client:
         with pytest.raises(APIError) as excinfo:
             async with client.stream(
                 case.method, _with_secrets(hx, case.url), content=case.content
             ) as response:
-                await response.aread()
+                await client.read(response)
     return excinfo.value
+
+
+def _fail_sync(hx: Flavour, case: Case) -> APIError:
+    """`_fail` through the sync transport."""
+    sync = Runner("sync", hx)
+    return sync(_fail, sync, case)
 
 
 def _log_leaks(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -136,33 +126,17 @@ def _check_no_leak(err: APIError, caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_no_secret_in_error_sync(
-    hx: Flavour,
+def test_no_secret_in_error(
+    run: Runner,
     name: str,
     server: LiveServer,
     raw: RawServer,
     refused_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Sync: the canary is in no str, repr, to_dict, history or log line of the error."""
+    """The canary is in no str, repr, to_dict, history or log line of the error."""
     caplog.set_level(logging.DEBUG, logger="httpx_resilience")
-    err = _fail_sync(hx, _case(hx, name, server, raw, refused_url))
-    _check_no_leak(err, caplog)
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("name", CASE_NAMES)
-async def test_no_secret_in_error_asyncio(
-    hx: Flavour,
-    name: str,
-    server: LiveServer,
-    raw: RawServer,
-    refused_url: str,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """asyncio: the canary is in no str, repr, to_dict, history or log line of the error."""
-    caplog.set_level(logging.DEBUG, logger="httpx_resilience")
-    err = await _fail_async(hx, _case(hx, name, server, raw, refused_url))
+    err = run(_fail, run, _case(run.hx, name, server, raw, refused_url))
     _check_no_leak(err, caplog)
 
 
@@ -506,20 +480,11 @@ def _check_pickle(err: APIError) -> APIError:
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_pickle_holds_no_secret_sync(
-    hx: Flavour, name: str, server: LiveServer, raw: RawServer, refused_url: str
+def test_pickle_holds_no_secret(
+    run: Runner, name: str, server: LiveServer, raw: RawServer, refused_url: str
 ) -> None:
-    """Sync: every error of a real request pickles without the canary, and comes back whole."""
-    _check_pickle(_fail_sync(hx, _case(hx, name, server, raw, refused_url)))
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("name", CASE_NAMES)
-async def test_pickle_holds_no_secret_asyncio(
-    hx: Flavour, name: str, server: LiveServer, raw: RawServer, refused_url: str
-) -> None:
-    """asyncio: every error of a real request pickles without the canary, and comes back whole."""
-    _check_pickle(await _fail_async(hx, _case(hx, name, server, raw, refused_url)))
+    """Every error of a real request pickles without the canary, and comes back whole."""
+    _check_pickle(run(_fail, run, _case(run.hx, name, server, raw, refused_url)))
 
 
 def test_pickle_of_user_status_class(hx: Flavour, server: LiveServer) -> None:
@@ -650,38 +615,27 @@ def test_redact_names_reach_a_stream_error(hx: Flavour, raw: RawServer) -> None:
 # --- Escaped values, the URL's user part, body fields, events' extra names -------------------
 
 
-def _refused_header(hx: Flavour, server: LiveServer, events: list[str]) -> APIError:
-    """The error of a GET whose X-Api-Key kept the newline of the file it was read from."""
-    transport = hx.ResilientTransport(on_event=lambda e: events.append(repr(e)))
-    with hx.httpx.Client(transport=transport) as client, pytest.raises(APIError) as excinfo:
-        client.get(server.url("/echo"), headers={"X-Api-Key": CANARY + "\n"})
-    return excinfo.value
-
-
 def test_header_value_with_a_newline_never_shows(
-    hx: Flavour, server: LiveServer, caplog: pytest.LogCaptureFixture
+    run: Runner, server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A key with a trailing newline, refused by h11 with its bytes' repr, shows nowhere."""
     caplog.set_level(logging.DEBUG, logger="httpx_resilience")
     events: list[str] = []
-    err = _refused_header(hx, server, events)
+
+    async def scenario() -> APIError:
+        transport = run.transport(on_event=lambda e: events.append(repr(e)))
+        async with run.client(transport) as client:
+            with pytest.raises(APIError) as excinfo:
+                # The X-Api-Key kept the newline of the file it was read from.
+                await client.get(server.url("/echo"), headers={"X-Api-Key": CANARY + "\n"})
+        return excinfo.value
+
+    err = run(scenario)
     assert "Illegal header value" in str(err)  # h11's message, which quoted the value
     assert "[REDACTED]" in str(err)
     assert _shown(CANARY, err, caplog) == []
     assert events
     assert [text for text in events if CANARY in text] == []
-
-
-@pytest.mark.asyncio
-async def test_header_value_with_a_newline_never_shows_asyncio(
-    hx: Flavour, server: LiveServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    """asyncio: a key with a trailing newline, refused by h11, shows nowhere."""
-    caplog.set_level(logging.DEBUG, logger="httpx_resilience")
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(APIError) as excinfo:
-            await client.get(server.url("/echo"), headers={"X-Api-Key": CANARY + "\n"})
-    assert _shown(CANARY, excinfo.value, caplog) == []
 
 
 def test_url_user_part_token_never_shows(
@@ -726,26 +680,16 @@ def _check_body_echo(err: APIError) -> None:
 
 
 @pytest.mark.parametrize("kind", ["form", "json"])
-def test_body_secret_fields_scrubbed_from_echo(hx: Flavour, server: LiveServer, kind: str) -> None:
+def test_body_secret_fields_scrubbed_from_echo(run: Runner, server: LiveServer, kind: str) -> None:
     """The secret fields of an OAuth token request, echoed in its 400, show nowhere."""
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(BadRequestError) as excinfo,
-    ):
-        client.post(server.url("/echo-error"), **_token_request(kind))
-    _check_body_echo(excinfo.value)
 
+    async def scenario() -> None:
+        async with run.client() as client:
+            with pytest.raises(BadRequestError) as excinfo:
+                await client.post(server.url("/echo-error"), **_token_request(kind))
+        _check_body_echo(excinfo.value)
 
-@pytest.mark.asyncio
-@pytest.mark.parametrize("kind", ["form", "json"])
-async def test_body_secret_fields_scrubbed_from_echo_asyncio(
-    hx: Flavour, server: LiveServer, kind: str
-) -> None:
-    """asyncio: the secret fields of a token request, echoed in its 400, show nowhere."""
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(BadRequestError) as excinfo:
-            await client.post(server.url("/echo-error"), **_token_request(kind))
-    _check_body_echo(excinfo.value)
+    run(scenario)
 
 
 def test_event_reprs_redact_the_transports_extra_names(hx: Flavour, server: LiveServer) -> None:

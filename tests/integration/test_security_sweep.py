@@ -9,21 +9,18 @@ secret). And a server cannot stall a client with a one-day `Retry-After`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import anyio
 import httpx
 import pytest
-import trio
 
+from _support import flavour
 from httpx_resilience import (
     APIError,
-    AsyncResilientTransport,
     Backoff,
     BadRequestError,
     ErrorPolicy,
@@ -33,13 +30,13 @@ from httpx_resilience import (
     RateLimitError,
     RequestTimeoutError,
     RequestTooLargeError,
-    ResilientTransport,
     RetryEvent,
     RetryPolicy,
     ServiceUnavailableError,
     StreamError,
 )
 
+from ._support import Runner
 from .conftest import LiveServer, RawServer, new_id
 
 MARKER = "q7CANARYx"
@@ -81,7 +78,12 @@ SECRET_PARAMS = {
     "X-Amz-Signature": CANARY["x-amz-signature"],
 }
 IDEMPOTENCY_KEY = "idem-sweep-visible-0042"
-MODES = ["sync", "asyncio", "trio"]
+
+
+@pytest.fixture
+def run(mode: str) -> Runner:
+    """Every mode, through httpx alone, as the sweep always ran."""
+    return Runner(mode, flavour("httpx"))
 
 
 @dataclass(frozen=True)
@@ -202,44 +204,19 @@ def _with_secret_params(url: str) -> str:
     return str(httpx.URL(url).copy_merge_params(SECRET_PARAMS))
 
 
-def _run_sync(case: Case) -> Outcome:
+async def _go(run: Runner, case: Case) -> Outcome:
+    """Send `case`'s request, carrying every canary, streamed and read in `run`'s mode."""
     events: list[RetryEvent] = []
-    transport = ResilientTransport(retry=case.retry, errors=case.errors, on_retry=events.append)
-    with httpx.Client(transport=transport, headers=_headers(), timeout=case.timeout) as client:
-        try:
-            with client.stream(
-                case.method, _with_secret_params(case.url), content=case.content
-            ) as response:
-                response.read()
-        except APIError as err:
-            return Outcome(err, events)
-    return Outcome(None, events, response.text)
-
-
-async def _run_async(case: Case) -> Outcome:
-    events: list[RetryEvent] = []
-    transport = AsyncResilientTransport(
-        retry=case.retry, errors=case.errors, on_retry=events.append
-    )
-    async with httpx.AsyncClient(
-        transport=transport, headers=_headers(), timeout=case.timeout
-    ) as client:
+    transport = run.transport(retry=case.retry, errors=case.errors, on_retry=events.append)
+    async with run.client(transport, headers=_headers(), timeout=case.timeout) as client:
         try:
             async with client.stream(
                 case.method, _with_secret_params(case.url), content=case.content
             ) as response:
-                await response.aread()
+                await client.read(response)
         except APIError as err:
             return Outcome(err, events)
     return Outcome(None, events, response.text)
-
-
-def _run(mode: str, case: Case) -> Outcome:
-    if mode == "sync":
-        return _run_sync(case)
-    if mode == "asyncio":
-        return asyncio.run(_run_async(case))
-    return trio.run(_run_async, case)
 
 
 def _named(text: str) -> list[str]:
@@ -301,9 +278,8 @@ def _check_path(case: Case, outcome: Outcome) -> None:
 
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("name", CASE_NAMES)
-@pytest.mark.parametrize("mode", MODES)
 def test_no_canary_anywhere(
-    mode: str,
+    run: Runner,
     name: str,
     server: LiveServer,
     raw: RawServer,
@@ -313,17 +289,16 @@ def test_no_canary_anywhere(
     """No canary in the error's faces, its retry events' errors or the library's log records."""
     caplog.set_level(logging.DEBUG, logger="httpx_resilience")
     case = _case(name, server, raw, refused_url)
-    outcome = _run(mode, case)
+    outcome = run(_go, run, case)
     _check_path(case, outcome)
     assert _leaks(outcome, caplog) == {}
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_echoed_canaries_scrubbed_idempotency_key_kept(
-    mode: str, server: LiveServer, raw: RawServer, refused_url: str
+    run: Runner, server: LiveServer, raw: RawServer, refused_url: str
 ) -> None:
     """Every canary the server echoes is scrubbed from message and body; the key stays visible."""
-    outcome = _run(mode, _case("echo-error", server, raw, refused_url))
+    outcome = run(_go, run, _case("echo-error", server, raw, refused_url))
     err = outcome.error
     assert isinstance(err, BadRequestError)
     assert err.response is not None
@@ -335,12 +310,11 @@ def test_echoed_canaries_scrubbed_idempotency_key_kept(
     assert f"Idempotency-Key={IDEMPOTENCY_KEY}" in err.message
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_stream_error_reports_idempotency_key(
-    mode: str, server: LiveServer, raw: RawServer, refused_url: str
+    run: Runner, server: LiveServer, raw: RawServer, refused_url: str
 ) -> None:
     """A StreamError reports the Idempotency-Key its request was sent with, like every error."""
-    outcome = _run(mode, _case("stream-error-mid-body", server, raw, refused_url))
+    outcome = run(_go, run, _case("stream-error-mid-body", server, raw, refused_url))
     err = outcome.error
     assert isinstance(err, StreamError)
     assert err.request is not None
@@ -360,12 +334,6 @@ STALL_HINTS: dict[str, tuple[dict[str, str], float]] = {
 }
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """The async stall test runs under asyncio and trio both."""
-    return str(request.param)
-
-
 def _stall_url(server: LiveServer, hint: str) -> str:
     return server.url(f"/flaky/{new_id()}", fail=1, status=429, **STALL_HINTS[hint][0])
 
@@ -382,29 +350,17 @@ def _check_not_stalled(
 
 @pytest.mark.timeout(5)
 @pytest.mark.parametrize("hint", list(STALL_HINTS))
-def test_one_day_retry_after_does_not_stall_sync(server: LiveServer, hint: str) -> None:
-    """Sync: a 429 asking for a day is raised at once, with retry_after set to the day."""
-    events: list[RetryEvent] = []
-    # A real sleep, always called: were the day waited, the test's timeout would fail it.
-    transport = ResilientTransport(sleep=time.sleep, on_retry=events.append)
-    with httpx.Client(transport=transport) as client:
-        started = time.monotonic()
-        with pytest.raises(RateLimitError) as excinfo:
-            client.get(_stall_url(server, hint))
-        elapsed = time.monotonic() - started
-    _check_not_stalled(excinfo.value, hint, events, elapsed)
+def test_one_day_retry_after_does_not_stall(run: Runner, server: LiveServer, hint: str) -> None:
+    """A 429 asking for a day is raised at once, with retry_after set to the day."""
 
+    async def scenario() -> None:
+        events: list[RetryEvent] = []
+        # A real sleep, always called: were the day waited, the test's timeout would fail it.
+        async with run.client(run.transport(sleep=run.sleep, on_retry=events.append)) as client:
+            started = time.monotonic()
+            with pytest.raises(RateLimitError) as excinfo:
+                await client.get(_stall_url(server, hint))
+            elapsed = time.monotonic() - started
+        _check_not_stalled(excinfo.value, hint, events, elapsed)
 
-@pytest.mark.anyio
-@pytest.mark.timeout(5)
-@pytest.mark.parametrize("hint", list(STALL_HINTS))
-async def test_one_day_retry_after_does_not_stall_async(server: LiveServer, hint: str) -> None:
-    """Async: a 429 asking for a day is raised at once, with retry_after set to the day."""
-    events: list[RetryEvent] = []
-    transport = AsyncResilientTransport(sleep=anyio.sleep, on_retry=events.append)
-    async with httpx.AsyncClient(transport=transport) as client:
-        started = time.monotonic()
-        with pytest.raises(RateLimitError) as excinfo:
-            await client.get(_stall_url(server, hint))
-        elapsed = time.monotonic() - started
-    _check_not_stalled(excinfo.value, hint, events, elapsed)
+    run(scenario)

@@ -22,51 +22,27 @@ from httpx_resilience import (
     from_response,
 )
 
-from ._support import STATUS_CASES, STATUS_IDS, check_status_error, status_url
+from ._support import STATUS_CASES, STATUS_IDS, Runner, check_status_error, status_url
 from .conftest import LiveServer
 
 QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and billing details."
 
 
 @pytest.mark.parametrize(("status", "cls", "default_code"), STATUS_CASES, ids=STATUS_IDS)
-def test_status_raises_its_class_sync(
-    hx: Flavour, server: LiveServer, status: int, cls: type[APIError], default_code: str
+def test_status_raises_its_class(
+    run: Runner, server: LiveServer, status: int, cls: type[APIError], default_code: str
 ) -> None:
-    """Sync: a real `status` response raises its class with message, code, id and objects."""
-    url = status_url(server.base_url, status)
-    with hx.httpx.Client(transport=hx.ResilientTransport()) as client:
-        request = client.build_request("GET", url)
-        with pytest.raises(cls) as excinfo:
-            client.send(request)
-    check_status_error(excinfo.value, status, cls, request, url)
+    """A real `status` response raises its class with message, code, id and objects."""
 
+    async def scenario() -> None:
+        url = status_url(server.base_url, status)
+        async with run.client() as client:
+            request = client.build_request("GET", url)
+            with pytest.raises(cls) as excinfo:
+                await client.send(request)
+        check_status_error(excinfo.value, status, cls, request, url)
 
-@pytest.mark.asyncio
-@pytest.mark.parametrize(("status", "cls", "default_code"), STATUS_CASES, ids=STATUS_IDS)
-async def test_status_raises_its_class_asyncio(
-    hx: Flavour, server: LiveServer, status: int, cls: type[APIError], default_code: str
-) -> None:
-    """asyncio: a real `status` response raises its class with every field."""
-    url = status_url(server.base_url, status)
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        request = client.build_request("GET", url)
-        with pytest.raises(cls) as excinfo:
-            await client.send(request)
-    check_status_error(excinfo.value, status, cls, request, url)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(("status", "cls", "default_code"), STATUS_CASES, ids=STATUS_IDS)
-async def test_status_raises_its_class_trio(
-    hx: Flavour, server: LiveServer, status: int, cls: type[APIError], default_code: str
-) -> None:
-    """trio: a real `status` response raises its class with every field."""
-    url = status_url(server.base_url, status)
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        request = client.build_request("GET", url)
-        with pytest.raises(cls) as excinfo:
-            await client.send(request)
-    check_status_error(excinfo.value, status, cls, request, url)
+    run(scenario)
 
 
 @pytest.mark.parametrize(("status", "cls", "default_code"), STATUS_CASES, ids=STATUS_IDS)
@@ -260,39 +236,26 @@ def test_should_retry_header_sets_retryable(hx: Flavour, server: LiveServer) -> 
     assert excinfo.value.retryable is False
 
 
-def test_quota_exhausted_429_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: an OpenAI insufficient_quota 429 raises QuotaExceededError, not retryable."""
+def test_quota_exhausted_429(run: Runner, server: LiveServer) -> None:
+    """An OpenAI insufficient_quota 429 raises QuotaExceededError, not retryable."""
     url = server.url(
         "/status/429",
         message=QUOTA_MESSAGE,
         type="insufficient_quota",
         error_code="insufficient_quota",
     )
-    with (
-        hx.httpx.Client(transport=hx.ResilientTransport()) as client,
-        pytest.raises(QuotaExceededError) as excinfo,
-    ):
-        client.get(url)
-    err = excinfo.value
-    assert isinstance(err, RateLimitError)
-    assert err.retryable is False
-    assert err.code == "insufficient_quota"
-    assert err.message == QUOTA_MESSAGE
 
+    async def scenario() -> None:
+        async with run.client() as client:
+            with pytest.raises(QuotaExceededError) as excinfo:
+                await client.get(url)
+        err = excinfo.value
+        assert isinstance(err, RateLimitError)
+        assert err.retryable is False
+        assert err.code == "insufficient_quota"
+        assert err.message == QUOTA_MESSAGE
 
-@pytest.mark.asyncio
-async def test_quota_exhausted_429_asyncio(hx: Flavour, server: LiveServer) -> None:
-    """asyncio: an OpenAI insufficient_quota 429 raises QuotaExceededError."""
-    url = server.url(
-        "/status/429",
-        message=QUOTA_MESSAGE,
-        type="insufficient_quota",
-        error_code="insufficient_quota",
-    )
-    async with hx.httpx.AsyncClient(transport=hx.AsyncResilientTransport()) as client:
-        with pytest.raises(QuotaExceededError) as excinfo:
-            await client.get(url)
-    assert excinfo.value.retryable is False
+    run(scenario)
 
 
 def test_rate_limit_wording_429_is_not_quota(hx: Flavour, server: LiveServer) -> None:
@@ -322,35 +285,19 @@ def _passthrough_url(server: LiveServer) -> str:
     return server.url("/status/404", message="kept", **{"x-request-id": "req_pass"})
 
 
-def test_raise_on_status_false_passes_response_sync(hx: Flavour, server: LiveServer) -> None:
-    """Sync: raise_on_status=False hands the error response on, body intact, id annotated."""
-    transport = hx.ResilientTransport(errors=ErrorPolicy(raise_on_status=False))
-    with hx.httpx.Client(transport=transport) as client:
-        response = client.get(_passthrough_url(server))
-    _check_passed_through(response)
-    err = from_response(response)
-    assert type(err) is NotFoundError
-    assert (err.message, err.request_id) == ("kept", "req_pass")
+def test_raise_on_status_false_passes_response(run: Runner, server: LiveServer) -> None:
+    """raise_on_status=False hands the error response on, body intact, id annotated."""
 
+    async def scenario() -> None:
+        transport = run.transport(errors=ErrorPolicy(raise_on_status=False))
+        async with run.client(transport) as client:
+            response = await client.get(_passthrough_url(server))
+        _check_passed_through(response)
+        err = from_response(response)
+        assert type(err) is NotFoundError
+        assert (err.message, err.request_id) == ("kept", "req_pass")
 
-@pytest.mark.asyncio
-async def test_raise_on_status_false_passes_response_asyncio(
-    hx: Flavour, server: LiveServer
-) -> None:
-    """asyncio: raise_on_status=False hands the error response on, body intact."""
-    transport = hx.AsyncResilientTransport(errors=ErrorPolicy(raise_on_status=False))
-    async with hx.httpx.AsyncClient(transport=transport) as client:
-        response = await client.get(_passthrough_url(server))
-    _check_passed_through(response)
-
-
-@pytest.mark.anyio
-async def test_raise_on_status_false_passes_response_trio(hx: Flavour, server: LiveServer) -> None:
-    """trio: raise_on_status=False hands the error response on, body intact."""
-    transport = hx.AsyncResilientTransport(errors=ErrorPolicy(raise_on_status=False))
-    async with hx.httpx.AsyncClient(transport=transport) as client:
-        response = await client.get(_passthrough_url(server))
-    _check_passed_through(response)
+    run(scenario)
 
 
 def test_raise_on_status_false_streamed_response_readable(hx: Flavour, server: LiveServer) -> None:
