@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -16,9 +16,12 @@ from httpx_resilience import (
     IdempotencyPolicy,
     RequestIdPolicy,
     ResilientTransport,
+    RetryEvent,
     RetryPolicy,
 )
+from httpx_resilience._events import ResilienceEvent
 from httpx_resilience._settings import Settings
+from httpx_resilience._state import CLEAR, Rules, Verdict
 
 Caller = Callable[..., httpx.Response]
 
@@ -79,23 +82,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@dataclasses.dataclass
-class FlowRun:
-    """What driving `request_flow` by hand produced: the response it returned, or its error."""
-
-    result: Any = None
-
-    @property
-    def error(self) -> APIError:
-        assert isinstance(self.result, APIError), f"expected an error, got {self.result!r}"
-        return self.result
-
-    @property
-    def response(self) -> httpx.Response:
-        assert isinstance(self.result, httpx.Response), f"expected a response, got {self.result!r}"
-        return self.result
 
 
 class Inner(httpx.BaseTransport, httpx.AsyncBaseTransport):
