@@ -1,8 +1,8 @@
 """Per-host protection: the retry budget, the circuit breaker and pacing, with a fake clock.
 
 First the policies and `MemoryState` on their own (the clock moved by hand, no real sleeps),
-then the header readers, then the sans-I/O flow driven by hand with scripted replies to its
-`Before`, `After` and `Spend` commands.
+then the header readers, then the real sync driver against a fake host state with scripted
+replies to its `Before`, `After` and `Spend` questions.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import pickle
 import sys
 import threading
 import tracemalloc
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -27,27 +25,37 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import httpx_resilience as hr
-from _support import FakeClock, FlowRun, make_settings
-from httpx_resilience import ErrorPolicy, RetryPolicy
-from httpx_resilience._errors import AttemptRecord
-from httpx_resilience._events import ResilienceEvent
-from httpx_resilience._flow import (
+from _support import (
     After,
     Before,
-    Body,
-    Close,
-    ReadBody,
+    FakeClock,
+    Outcome,
     Send,
-    Settings,
     Sleep,
     Spend,
-    _mark_refused,
-    outcome_of,
-    plan_request,
-    request_flow,
+    drive,
+    make_settings,
+    streamed,
 )
-from httpx_resilience._state import CLEAR, MAX_PAUSE, NO_RULES, MemoryState, Rules, Verdict, host_key, is_failure_status, pause_of
+from httpx_resilience import ErrorPolicy, RetryPolicy
+from httpx_resilience._call import start
+from httpx_resilience._decide import Retry, refused
+from httpx_resilience._errors import AttemptRecord
+from httpx_resilience._events import ResilienceEvent
 from httpx_resilience._policies import CircuitBreaker, RetryBudget
+from httpx_resilience._settings import Settings
+from httpx_resilience._state import (
+    CLEAR,
+    MAX_PAUSE,
+    NO_RULES,
+    MemoryState,
+    Rules,
+    Verdict,
+    host_key,
+    is_failure_status,
+    outcome_of,
+    pause_of,
+)
 
 URL = "https://api.example.com/v1/x"
 HOST = "https://api.example.com"
@@ -1019,101 +1027,10 @@ def test_host_key_cache_bound_holds_under_threads(monkeypatch: pytest.MonkeyPatc
     assert most == 16, f"the cache held {most} keys"
 
 
-# --- The flow, driven by hand --------------------------------------------------------------------
-
-Outcome = httpx.Response | BaseException
+# --- The driver, against a fake host state -----------------------------------------------------
 
 BUDGET = rules(budget=RetryBudget())
 BREAKER = rules(breaker=CircuitBreaker())
-
-
-@dataclass
-class Run(FlowRun):
-    """What driving the flow produced: its result or error, every command, the events."""
-
-    commands: list[Any] = field(default_factory=list)
-    events: list[ResilienceEvent] = field(default_factory=list)
-
-    @property
-    def names(self) -> list[str]:
-        return [type(command).__name__ for command in self.commands]
-
-    def of(self, kind: type) -> list[Any]:
-        return [command for command in self.commands if isinstance(command, kind)]
-
-    @property
-    def kinds(self) -> list[str]:
-        return [event.kind for event in self.events]
-
-
-def drive(
-    outcomes: Sequence[Outcome],
-    settings: Settings,
-    *,
-    verdicts: Sequence[Verdict] = (),
-    spends: Sequence[bool] = (),
-    changes: Sequence[str | None] = (),
-    verdict: Verdict | None = None,
-    request: httpx.Request | None = None,
-    on_event: Callable[[ResilienceEvent], None] | None = None,
-) -> Run:
-    """Carry out the flow's commands: Send gets the next outcome (an exception is thrown in),
-    Before the next verdict (CLEAR when none is left), After the next change (None), Spend the
-    next answer (True). Sleep moves the fake clock."""
-    request = request if request is not None else httpx.Request("GET", URL)
-    clock = FakeClock()
-    run = Run()
-
-    def listen(event: ResilienceEvent) -> None:
-        run.events.append(event)
-        if on_event is not None:
-            on_event(event)
-
-    script: Iterator[Outcome] = iter(outcomes)
-    replies: dict[type, Iterator[Any]] = {
-        Before: iter(verdicts),
-        After: iter(changes),
-        Spend: iter(spends),
-    }
-    defaults: dict[type, Any] = {Before: CLEAR, After: None, Spend: True}
-    flow = request_flow(
-        request,
-        settings,
-        clock=clock,
-        random=lambda: 0.5,
-        on_event=listen,
-        verdict=verdict,
-    )
-    try:
-        command = next(flow)
-        while True:
-            run.commands.append(command)
-            if isinstance(command, Send):
-                outcome = next(script, None)
-                assert outcome is not None, f"the flow sent more than the {len(outcomes)} scripted"
-                if isinstance(outcome, BaseException):
-                    command = flow.throw(outcome)
-                else:
-                    command = flow.send(outcome)
-            elif isinstance(command, ReadBody):
-                data = command.response.read()
-                command = flow.send(Body(data[: command.limit], len(data) <= command.limit))
-            elif isinstance(command, Close):
-                command.response.close()
-                command = flow.send(None)
-            elif isinstance(command, Sleep):
-                clock.advance(command.delay)
-                command = flow.send(None)
-            else:
-                kind = type(command)
-                command = flow.send(next(replies[kind], defaults[kind]))
-    except StopIteration as stop:
-        run.result = stop.value[0]
-    except AssertionError:
-        raise
-    except Exception as exc:
-        run.result = exc
-    return run
 
 
 def with_rules(rule: Rules, **changes: Any) -> Settings:
@@ -1121,16 +1038,16 @@ def with_rules(rule: Rules, **changes: Any) -> Settings:
 
 
 def respond(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, headers=headers, content=b"")
+    return streamed(status, b"", headers)
 
 
 @pytest.mark.parametrize(
     ("rule", "host"), [(NO_RULES, None), (BUDGET, HOST), (BREAKER, HOST), (PACING, HOST)]
 )
-def test_plan_names_the_host_only_when_rules_are_active(rule: Rules, host: str | None) -> None:
-    """plan_request sets plan.host only when some rule needs per-host counts."""
-    plan = plan_request(httpx.Request("GET", URL), with_rules(rule))
-    assert plan.host == host
+def test_start_names_the_host_only_when_rules_are_active(rule: Rules, host: str | None) -> None:
+    """start sets call.host only when some rule needs per-host counts."""
+    call = start(httpx.Request("GET", URL), with_rules(rule))
+    assert call.host == host
 
 
 @pytest.mark.parametrize(
@@ -1146,7 +1063,7 @@ def test_plan_names_the_host_only_when_rules_are_active(rule: Rules, host: str |
 def test_first_try_success_commands(rule: Rules, names: list[str]) -> None:
     """A first-try 2xx: one Before(first=True) when any rule is on, After only when outcomes are watched, never Spend."""
     ok = respond(200)
-    run = drive([ok], with_rules(rule))
+    run = drive([ok], settings=with_rules(rule))
     assert run.response is ok
     assert run.names == names
     assert run.of(Before) == ([Before(True)] if rule.active else [])
@@ -1170,17 +1087,17 @@ def test_first_try_success_commands(rule: Rules, names: list[str]) -> None:
 def test_breaker_hears_each_attempt(outcome: int | Exception, failed: bool) -> None:
     """With a breaker, each Send is followed at once by After(failed) by status or raised error."""
     sent = respond(outcome) if isinstance(outcome, int) else outcome
-    run = drive([sent], with_rules(BREAKER, retry=RetryPolicy(max_attempts=1)))
+    run = drive([sent], settings=with_rules(BREAKER, retry=RetryPolicy(max_attempts=1)))
     assert run.names[:3] == ["Before", "Send", "After"]
     assert run.of(After) == [After(failed, None, False)]
 
 
 def test_breaker_hears_every_attempt_of_a_retried_request() -> None:
     """503 then 200: After(True) then After(False); the retry asks Before(first=False); no Spend without a budget."""
-    run = drive([respond(503), respond(200)], with_rules(BREAKER))
+    run = drive([respond(503), respond(200)], settings=with_rules(BREAKER))
     assert run.response.status_code == 200
     assert run.names == [
-        "Before", "Send", "After", "ReadBody", "Close", "Sleep", "Before", "Send", "After",
+        "Before", "Send", "After", "ReadBody", "Close", "OnRetry", "Sleep", "Before", "Send", "After",
     ]  # fmt: skip
     assert run.of(Before) == [Before(True), Before(False)]
     assert run.of(After) == [After(True, None, False), After(False, None, False)]
@@ -1190,7 +1107,7 @@ def test_probe_verdict_is_reported_as_a_probe() -> None:
     """The attempt a probe verdict let through reports its outcome with probe=True; the retry does not."""
     run = drive(
         [respond(503), respond(200)],
-        with_rules(BREAKER),
+        settings=with_rules(BREAKER),
         verdicts=[Verdict(probe=True, change="half_open")],
     )
     assert run.of(After) == [After(True, None, True), After(False, None, False)]
@@ -1200,21 +1117,21 @@ def test_pacing_reports_the_pause() -> None:
     """With pacing, a 429's Retry-After goes to the state as the pause."""
     run = drive(
         [respond(429, {"Retry-After": "2"}), respond(200)],
-        with_rules(rules(breaker=CircuitBreaker(), pacing=True)),
+        settings=with_rules(rules(breaker=CircuitBreaker(), pacing=True)),
     )
     assert run.of(After) == [After(True, 2.0, False), After(False, None, False)]
 
 
 def test_503_retry_spends_before_the_sleep() -> None:
     """With a budget, a retried 503 asks Spend after closing the response and before the Sleep."""
-    run = drive([respond(503), respond(200)], with_rules(BUDGET))
+    run = drive([respond(503), respond(200)], settings=with_rules(BUDGET))
     assert run.response.status_code == 200
-    assert run.names == ["Before", "Send", "ReadBody", "Close", "Spend", "Sleep", "Send"]
+    assert run.names == ["Before", "Send", "ReadBody", "Close", "Spend", "OnRetry", "Sleep", "Send"]
 
 
 def test_refused_retry_raises_the_503() -> None:
     """A refused retry: the 503's own error, attempts 1, its record marked refused, no Sleep or second Send."""
-    run = drive([respond(503), respond(200)], with_rules(BUDGET), spends=[False])
+    run = drive([respond(503), respond(200)], settings=with_rules(BUDGET), spends=[False])
     error = run.error
     assert isinstance(error, hr.ServiceUnavailableError)
     assert error.attempts == 1
@@ -1225,7 +1142,9 @@ def test_refused_retry_raises_the_503() -> None:
 def test_refusal_of_a_later_retry_marks_only_the_last_record() -> None:
     """503, 503 with the second retry refused: attempts 2, only the last record says retry_budget."""
     run = drive(
-        [respond(503), respond(503), respond(200)], with_rules(BUDGET), spends=[True, False]
+        [respond(503), respond(503), respond(200)],
+        settings=with_rules(BUDGET),
+        spends=[True, False],
     )
     error = run.error
     assert error.attempts == 2
@@ -1240,7 +1159,7 @@ def test_refusal_of_a_later_retry_marks_only_the_last_record() -> None:
 def test_refusal_with_raise_on_status_false_returns_the_response() -> None:
     """With raise_on_status=False, a refused retry hands on the 503 response (its body read) instead of raising."""
     settings = with_rules(BUDGET, errors=ErrorPolicy(raise_on_status=False))
-    run = drive([httpx.Response(503, content=b"busy"), respond(200)], settings, spends=[False])
+    run = drive([streamed(503, b"busy"), respond(200)], settings=settings, spends=[False])
     assert run.response.status_code == 503
     assert run.response.content == b"busy"
     assert run.names == ["Before", "Send", "ReadBody", "Close", "Spend"]
@@ -1260,7 +1179,7 @@ def test_refusal_with_raise_on_status_false_returns_the_response() -> None:
 )
 def test_only_retries_of_a_request_that_left_spend(exc: Exception, spent: bool) -> None:
     """A retry after a connect or pool failure costs nothing; after a read failure on a GET it spends."""
-    run = drive([exc, respond(200)], with_rules(BUDGET))
+    run = drive([exc, respond(200)], settings=with_rules(BUDGET))
     assert run.response.status_code == 200
     assert len(run.of(Spend)) == (1 if spent else 0)
     assert len(run.of(Send)) == 2
@@ -1268,29 +1187,26 @@ def test_only_retries_of_a_request_that_left_spend(exc: Exception, spent: bool) 
 
 def test_connect_failure_retries_even_when_the_budget_is_spent() -> None:
     """A connect failure is retried without asking the budget, so an empty budget does not stop it."""
-    run = drive([httpx.ConnectError("refused"), respond(200)], with_rules(BUDGET), spends=[False])
+    run = drive(
+        [httpx.ConnectError("refused"), respond(200)], settings=with_rules(BUDGET), spends=[False]
+    )
     assert run.response.status_code == 200
 
 
 def test_no_spend_when_the_retry_would_not_happen_anyway() -> None:
     """The last attempt, or a status that is not retried, asks nothing of the budget."""
-    run = drive([respond(503)], with_rules(BUDGET, retry=RetryPolicy(max_attempts=1)))
+    run = drive([respond(503)], settings=with_rules(BUDGET, retry=RetryPolicy(max_attempts=1)))
     assert isinstance(run.error, hr.ServiceUnavailableError)
     assert run.of(Spend) == []
     assert run.error.history[-1].refused is None
-    run = drive([respond(404)], with_rules(BUDGET))
+    run = drive([respond(404)], settings=with_rules(BUDGET))
     assert isinstance(run.error, hr.NotFoundError)
     assert run.of(Spend) == []
 
 
-@pytest.mark.parametrize("how", ["verdict argument", "Before reply"])
-def test_open_circuit_stops_the_first_attempt(how: str) -> None:
+def test_open_circuit_stops_the_first_attempt() -> None:
     """An open verdict for the first attempt raises CircuitOpenError: attempts 0, retry_after open_for, no Send."""
-    open_verdict = Verdict(open_for=2.0)
-    if how == "verdict argument":
-        run = drive([respond(200)], with_rules(BREAKER), verdict=open_verdict)
-    else:
-        run = drive([respond(200)], with_rules(BREAKER), verdicts=[open_verdict])
+    run = drive([respond(200)], settings=with_rules(BREAKER), verdicts=[Verdict(open_for=2.0)])
     error = run.error
     assert isinstance(error, hr.CircuitOpenError)
     assert (error.attempts, error.retry_after, error.history) == (0, 2.0, ())
@@ -1303,7 +1219,7 @@ def test_open_circuit_stops_a_retry() -> None:
     """An open verdict at the second attempt raises CircuitOpenError with attempts 1 and the first attempt in history."""
     run = drive(
         [respond(503), respond(200)],
-        with_rules(BREAKER),
+        settings=with_rules(BREAKER),
         verdicts=[CLEAR, Verdict(open_for=4.5)],
         changes=["open"],
     )
@@ -1330,7 +1246,9 @@ def test_open_circuit_stops_a_retry() -> None:
 )
 def test_pace_sleeps_before_the_send(pace: float, retry: RetryPolicy, sleeps: list[float]) -> None:
     """A pace is slept right before the Send, unless longer than max_retry_after or past the deadline."""
-    run = drive([respond(200)], with_rules(PACING, retry=retry), verdicts=[Verdict(pace=pace)])
+    run = drive(
+        [respond(200)], settings=with_rules(PACING, retry=retry), verdicts=[Verdict(pace=pace)]
+    )
     assert run.response.status_code == 200
     assert run.commands[: len(sleeps) + 2] == [
         Before(True),
@@ -1342,10 +1260,13 @@ def test_pace_sleeps_before_the_send(pace: float, retry: RetryPolicy, sleeps: li
 def test_pace_at_a_retry_follows_the_backoff() -> None:
     """At a retry the pace is slept after the backoff, just before the Send."""
     run = drive(
-        [respond(503), respond(200)], with_rules(PACING), verdicts=[CLEAR, Verdict(pace=1.5)]
+        [respond(503), respond(200)],
+        settings=with_rules(PACING),
+        verdicts=[CLEAR, Verdict(pace=1.5)],
     )
     assert run.names == [
-        "Before", "Send", "After", "ReadBody", "Close", "Sleep", "Before", "Sleep", "Send", "After",
+        "Before", "Send", "After", "ReadBody", "Close", "OnRetry", "Sleep", "Before", "Sleep", "Send",
+        "After",
     ]  # fmt: skip
     assert [s.delay for s in run.of(Sleep)] == [0.25, 1.5]
 
@@ -1355,7 +1276,7 @@ def test_pace_at_a_retry_follows_the_backoff() -> None:
 
 def test_events_for_two_retries_then_success() -> None:
     """503, 503, 200: attempt, retry, attempt, retry, attempt, numbered by attempt, for the host."""
-    run = drive([respond(503), respond(503), respond(200)], with_rules(BUDGET))
+    run = drive([respond(503), respond(503), respond(200)], settings=with_rules(BUDGET))
     assert [(e.kind, e.attempt) for e in run.events] == [
         ("attempt", 1),
         ("retry", 1),
@@ -1377,13 +1298,13 @@ def test_events_for_two_retries_then_success() -> None:
 def test_events_without_rules_name_the_host_too() -> None:
     """With no rule on, events still say which host, never with credentials."""
     request = httpx.Request("GET", "https://alice:s3cr3t@api.example.com/v1/x")
-    run = drive([respond(200)], make_settings(), request=request)
+    run = drive([respond(200)], settings=make_settings(), request=request)
     assert [(e.kind, e.host) for e in run.events] == [("attempt", HOST)]
 
 
 def test_events_for_a_budget_refusal() -> None:
     """A refused second retry: …, budget_refused, then give_up with reason retry_budget and the raised error."""
-    run = drive([respond(503), respond(503)], with_rules(BUDGET), spends=[True, False])
+    run = drive([respond(503), respond(503)], settings=with_rules(BUDGET), spends=[True, False])
     assert run.kinds == ["attempt", "retry", "attempt", "budget_refused", "give_up"]
     give_up = run.events[-1]
     assert (give_up.reason, give_up.attempt, give_up.error) == ("retry_budget", 2, run.error)
@@ -1394,7 +1315,7 @@ def test_events_for_the_circuit() -> None:
     """The probe's half_open, the attempt, the circuit opening, then the rejected retry and give_up."""
     run = drive(
         [respond(503), respond(200)],
-        with_rules(BREAKER),
+        settings=with_rules(BREAKER),
         verdicts=[Verdict(probe=True, change="half_open"), Verdict(open_for=5.0)],
         changes=["open"],
     )
@@ -1420,7 +1341,7 @@ def test_give_up_after_a_rejection_counts_the_attempts_made(
     outcomes: list[Outcome], verdicts: list[Verdict]
 ) -> None:
     """give_up's attempt is the error's attempts, as for every other reason to give up."""
-    run = drive(outcomes, with_rules(BREAKER), verdicts=verdicts)
+    run = drive(outcomes, settings=with_rules(BREAKER), verdicts=verdicts)
     rejected, give_up = run.events[-2:]
     assert (rejected.kind, give_up.kind) == ("circuit_rejected", "give_up")
     assert give_up.attempt == rejected.attempt == run.error.attempts
@@ -1428,7 +1349,7 @@ def test_give_up_after_a_rejection_counts_the_attempts_made(
 
 def test_events_for_pacing() -> None:
     """A paced attempt is announced with its delay before it is made."""
-    run = drive([respond(200)], with_rules(PACING), verdicts=[Verdict(pace=2.5)])
+    run = drive([respond(200)], settings=with_rules(PACING), verdicts=[Verdict(pace=2.5)])
     assert [(e.kind, e.attempt, e.delay) for e in run.events] == [
         ("paced", 0, 2.5),
         ("attempt", 1, 0.0),
@@ -1442,7 +1363,7 @@ def test_a_raising_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) 
         raise RuntimeError("metrics down")
 
     with caplog.at_level(logging.WARNING, logger="httpx_resilience"):
-        run = drive([respond(503), respond(200)], with_rules(BUDGET), on_event=broken)
+        run = drive([respond(503), respond(200)], settings=with_rules(BUDGET), on_event=broken)
     assert run.response.status_code == 200
     assert run.kinds == ["attempt", "retry", "attempt"]
     warnings = [r for r in caplog.records if "on_event hook raised" in r.getMessage()]
@@ -1455,7 +1376,9 @@ def test_a_raising_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) 
 
 def test_circuit_open_error_pickles_and_serialises() -> None:
     """CircuitOpenError survives pickle and to_dict() with its retry_after, attempts and history."""
-    run = drive([respond(503)], with_rules(BREAKER), verdicts=[CLEAR, Verdict(open_for=2.0)])
+    run = drive(
+        [respond(503)], settings=with_rules(BREAKER), verdicts=[CLEAR, Verdict(open_for=2.0)]
+    )
     error = run.error
     back = pickle.loads(pickle.dumps(error))
     assert type(back) is hr.CircuitOpenError
@@ -1475,19 +1398,20 @@ def test_circuit_open_error_pickles_and_serialises() -> None:
 
 def test_refused_record_survives_to_dict_and_pickle() -> None:
     """The refused field of a history record is kept by to_dict() and pickle."""
-    error = drive([respond(503)], with_rules(BUDGET), spends=[False]).error
+    error = drive([respond(503)], settings=with_rules(BUDGET), spends=[False]).error
     assert error.to_dict()["history"][-1]["refused"] == "retry_budget"
     assert pickle.loads(pickle.dumps(error)).history[-1].refused == "retry_budget"
 
 
-def test_mark_refused_changes_only_the_last_record() -> None:
-    """_mark_refused rewrites the last history record only, and leaves an error without history alone."""
+def test_refused_marks_only_the_last_record() -> None:
+    """refused rewrites the last history record only, and leaves an error without history alone."""
     first, last = AttemptRecord(503, "ServiceUnavailableError", 0.5), AttemptRecord(503, "X")
     error = hr.ServiceUnavailableError("busy", history=[first, last])
-    _mark_refused(error, "retry_budget")
+    give_up = refused(Retry(0.5, True, "status 503", error), "retry_budget")
+    assert (give_up.error, give_up.reason) == (error, "retry_budget")
     assert error.history == (first, dataclasses.replace(last, refused="retry_budget"))
     bare = hr.APIError("x")
-    _mark_refused(bare, "retry_budget")
+    refused(Retry(0.5, True, "status 503", bare), "retry_budget")
     assert bare.history == ()
 
 

@@ -12,8 +12,18 @@ import pytest
 import httpx_resilience as hr
 from _support import FakeClock
 from httpx_resilience import _state as _guard
-from httpx_resilience._state import CLEAR, SLOTS, MemoryState, Rules, Verdict, _Window, clear, host_key, pause_of
 from httpx_resilience._policies import CircuitBreaker, RetryBudget
+from httpx_resilience._state import (
+    CLEAR,
+    SLOTS,
+    MemoryState,
+    Rules,
+    Verdict,
+    _Window,
+    clear,
+    host_key,
+    pause_of,
+)
 
 HOST = "https://api.example.com"
 

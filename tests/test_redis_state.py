@@ -35,9 +35,9 @@ from redis.retry import Retry
 import _redis_server
 from _redis_server import RedisServer, free_port, redis_server
 from httpx_resilience._errors import ConfigurationError
-from httpx_resilience._state import MAX_PAUSE, SLOTS, MemoryState, Rules, Verdict
 from httpx_resilience._policies import CircuitBreaker, RetryBudget
 from httpx_resilience._redis import MAX_TTL, RedisState
+from httpx_resilience._state import MAX_PAUSE, SLOTS, MemoryState, Rules, Verdict
 
 HOST = "https://api.example.com:443"
 # How far the two states' answers may drift apart (they are asked a moment apart), and how far

@@ -20,8 +20,8 @@ from httpx_resilience import (
     ConfigurationError,
     RetryPolicy,
 )
-from httpx_resilience._replay import is_replayable, rewind
 from httpx_resilience._decide import may_resend
+from httpx_resilience._replay import is_replayable, rewind
 
 URL = "https://api.example.com/v1/thing"
 

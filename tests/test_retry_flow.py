@@ -1,4 +1,4 @@
-"""The retry rules of the sans-I/O flow, driven by hand with a fake clock: no transport, no I/O."""
+"""The retry rules, run through the real sync driver with a fake clock against scripted outcomes."""
 
 from __future__ import annotations
 
@@ -8,15 +8,23 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 import httpx_resilience as hr
-from _support import FakeClock, FlowRun, make_settings
+from _support import (
+    Chunks,
+    Close,
+    FakeClock,
+    Outcome,
+    ReadBody,
+    drive,
+    make_settings,
+    streamed,
+)
 from httpx_resilience import (
     Backoff,
     ErrorPolicy,
@@ -24,7 +32,7 @@ from httpx_resilience import (
     RetryEvent,
     RetryPolicy,
 )
-from httpx_resilience._flow import Body, Close, ReadBody, Send, Settings, Sleep, request_flow
+from httpx_resilience._settings import Settings
 
 URL = "https://api.example.com/v1/x"
 # Full jitter with random() == 0.5 waits half the base delay: 0.5 * 0.5, 0.5 * 1.0, 0.5 * 2.0, …
@@ -32,99 +40,6 @@ FULL_HALF = [0.25, 0.5, 1.0, 2.0]
 
 
 make = make_settings
-
-
-DEFAULT = make()
-
-
-Outcome = httpx.Response | BaseException | Callable[[FakeClock], Any]
-
-
-@dataclass
-class Sent:
-    """One Send as the server would have seen it: the request and a snapshot of what it carried."""
-
-    request: httpx.Request
-    headers: httpx.Headers
-    timeout: dict[str, float | None] | None
-    at: float
-
-
-@dataclass
-class Run(FlowRun):
-    """What driving the flow produced: its result or error, the waits, the sends, the commands."""
-
-    sleeps: list[float] = field(default_factory=list)
-    sent: list[Sent] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    events: list[RetryEvent] = field(default_factory=list)
-
-
-def drive(
-    outcomes: Sequence[Outcome],
-    request: httpx.Request | None = None,
-    settings: Settings = DEFAULT,
-    *,
-    clock: FakeClock | None = None,
-    on_retry: Callable[[RetryEvent], None] | None = None,
-) -> Run:
-    """Carry out the flow's commands against scripted outcomes: a response is sent in, an exception thrown in.
-
-    A callable outcome is called with the clock first (to let an attempt take time).
-    """
-    request = request if request is not None else httpx.Request("GET", URL)
-    clock = clock if clock is not None else FakeClock()
-    run = Run()
-
-    def hook(event: RetryEvent) -> None:
-        run.commands.append("on_retry")
-        run.events.append(event)
-        if on_retry is not None:
-            on_retry(event)
-
-    flow = request_flow(request, settings, clock=clock, random=lambda: 0.5, on_retry=hook)
-    script: Iterator[Outcome] = iter(outcomes)
-    try:
-        command = next(flow)
-        while True:
-            run.commands.append(type(command).__name__)
-            if isinstance(command, Send):
-                sent = command.request
-                timeout = sent.extensions.get("timeout")
-                run.sent.append(
-                    Sent(
-                        sent,
-                        httpx.Headers(sent.headers),
-                        dict(timeout) if timeout else None,
-                        clock(),
-                    )
-                )
-                outcome: Any = next(script, None)
-                assert outcome is not None, f"the flow sent more than the {len(outcomes)} scripted"
-                if callable(outcome) and not isinstance(outcome, BaseException):
-                    outcome = outcome(clock)
-                if isinstance(outcome, BaseException):
-                    command = flow.throw(outcome)
-                else:
-                    command = flow.send(outcome)
-            elif isinstance(command, ReadBody):
-                data = command.response.read()
-                command = flow.send(Body(data[: command.limit], len(data) <= command.limit))
-            elif isinstance(command, Close):
-                command.response.close()
-                command = flow.send(None)
-            else:
-                assert isinstance(command, Sleep)
-                run.sleeps.append(command.delay)
-                clock.advance(command.delay)
-                command = flow.send(None)
-    except StopIteration as stop:
-        run.result = stop.value[0]  # the response; [1] is the context a StreamError needs
-    except AssertionError:
-        raise
-    except Exception as exc:
-        run.result = exc
-    return run
 
 
 def respond(
@@ -137,7 +52,7 @@ def respond(
     if not isinstance(body, bytes):
         body = json.dumps(body).encode()
         all_headers.setdefault("content-type", "application/json")
-    return httpx.Response(status, headers=all_headers, content=body)
+    return streamed(status, body, all_headers)
 
 
 def retry(**changes: Any) -> Settings:
@@ -665,7 +580,7 @@ def test_on_retry_hears_each_retry() -> None:
     request = httpx.Request("GET", URL)
     first = respond(503)
     run = drive([first, httpx.ConnectError("refused"), respond(200)], request)
-    one, two = run.events
+    one, two = run.retries
     assert (one.attempt, one.delay, one.reason) == (1, 0.25, "status 503")
     assert one.request is request
     assert one.response is first
@@ -679,7 +594,7 @@ def test_retry_events_are_frozen() -> None:
     """A RetryEvent cannot be changed by a hook."""
     run = drive([respond(503), respond(200)])
     with pytest.raises(dataclasses.FrozenInstanceError):
-        run.events[0].delay = 0  # type: ignore[misc]
+        run.retries[0].delay = 0  # type: ignore[misc]
 
 
 def test_failing_on_retry_hook_does_not_stop_the_retry(caplog: pytest.LogCaptureFixture) -> None:
@@ -729,7 +644,7 @@ def test_no_raise_returns_the_last_response_after_retries() -> None:
     last = respond(503, b"busy")
     run = drive([respond(503), respond(503), last], settings=settings)
     assert run.response is last
-    assert run.commands[-1] == "Send"  # the last response is handed on unread, still streaming
+    assert run.names[-1] == "Send"  # the last response is handed on unread, still streaming
     assert run.response.read() == b"busy"
     assert (len(run.sent), run.sleeps) == (3, [0.25, 0.5])
 
@@ -757,14 +672,17 @@ def test_retried_response_is_read_then_closed_before_the_wait() -> None:
     """A response that will be retried is read (capped), closed, announced, then the wait starts."""
     first = respond(503)
     run = drive([first, respond(200)])
-    assert run.commands == ["Send", "ReadBody", "Close", "on_retry", "Sleep", "Send"]
-    assert first.is_closed
+    assert run.names == ["Send", "ReadBody", "Close", "OnRetry", "Sleep", "Send"]
+    assert run.of(Close) == [Close(first)]
 
 
 def test_read_body_asks_for_at_most_max_body_bytes() -> None:
-    """The ReadBody for a retried response is capped at ErrorPolicy.max_body_bytes."""
-    request = httpx.Request("GET", URL)
-    flow = request_flow(request, make(errors=ErrorPolicy(max_body_bytes=10)), random=lambda: 0.5)
-    next(flow)
-    response = respond(503)
-    assert flow.send(response) == ReadBody(response, 10)
+    """The body of a retried response is read only to ErrorPolicy.max_body_bytes (and one chunk past, to tell it is longer)."""
+    response = streamed(503, Chunks([b"x"] * 100))
+    run = drive([response, respond(200)], settings=make(errors=ErrorPolicy(max_body_bytes=10)))
+    assert run.response.status_code == 200
+    assert run.of(ReadBody) == [ReadBody(response)]
+    assert run.of(ReadBody)[0].read == 11
+    # The unread rest is discarded by closing the response, before the retry is announced.
+    assert run.names == ["Send", "ReadBody", "Close", "OnRetry", "Sleep", "Send"]
+    assert run.of(Close) == [Close(response)]

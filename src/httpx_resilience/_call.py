@@ -24,9 +24,10 @@ from ._replay import is_replayable, rewind
 from ._settings import Settings
 from ._state import host_key
 
-__all__ = ["Call", "assign_key", "needs_preparing", "prepare", "start", "too_large"]
+__all__ = ["Call", "assign_key", "prepare", "start", "too_large"]
 
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+_new_tuple = tuple.__new__
 
 
 class Call(NamedTuple):
@@ -91,22 +92,25 @@ def start(
     any I/O; a streamed one of unknown size is counted as it goes out instead.
     """
     settings = base.for_request(request) if "resilience" in request.extensions else base
-    retry = settings.retry
-    client_request_id = _client_request_id(request, settings)
-    method = request.method
-    if method in settings.idempotency.methods or method not in retry.retry_methods:
-        key = assign_key(request, settings.idempotency)
-    else:
-        # Safe to resend without a key anyway: no header look-up on the hot path. A key the
-        # caller set is still found for the error, if there is one.
-        key = None
-    replayable = retry.max_attempts > 1 and is_replayable(request)
+    client_request_id = None
+    if settings.request_ids.send_header is not None:
+        client_request_id = _client_request_id(request, settings.request_ids.send_header)
+    # A key is looked up (or made) unless the method is safe to resend without one and the
+    # policy does not key it: no header look-up on a plain GET. A key the caller set on such
+    # a request is still found for the error, if there is one.
+    key = None if request.method in settings.unkeyed else assign_key(request, settings.idempotency)
+    replayable = settings.retries and is_replayable(request)
     deadline = timeouts = None
-    if retry.timeout is not None:
-        deadline = clock() + retry.timeout
+    if settings.prepares and settings.retry.timeout is not None:
+        deadline = clock() + settings.retry.timeout
         timeouts = request.extensions.get("timeout")
-    host = host_key(request.url) if settings.rules.active else None
-    call = Call(request, settings, client_request_id, key, replayable, deadline, timeouts, host)
+    host = host_key(request.url) if settings.counts_hosts else None
+    # tuple.__new__ directly: NamedTuple's own __new__ is a Python function, and every request
+    # makes one of these.
+    call: Call = _new_tuple(
+        Call,
+        (request, settings, client_request_id, key, replayable, deadline, timeouts, host, 1, ()),
+    )
     if settings.errors.max_request_bytes is not None:
         _limit_request_size(call, settings.errors.max_request_bytes)
     return call
@@ -115,7 +119,7 @@ def start(
 def prepare(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
     """Ready the request for `call`'s attempt: its number, its share of the deadline, its body.
 
-    The first attempt of a request with no deadline and no attempt header needs none of it.
+    The first attempt needs it only when `Settings.prepares` says so.
     """
     request, attempt = call.request, call.attempt
     header = call.settings.retry.attempt_header
@@ -126,15 +130,6 @@ def prepare(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
     if attempt > 1:
         note_resend(attempt - 1)
         rewind(request)  # a file body goes again from where the first attempt began
-
-
-def needs_preparing(call: Call) -> bool:
-    """Whether `prepare` has anything to do for this attempt."""
-    return (
-        call.attempt > 1
-        or call.deadline is not None
-        or call.settings.retry.attempt_header is not None
-    )
 
 
 def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
@@ -160,10 +155,7 @@ def _shortened(timeouts: Any, remaining: float) -> dict[str, float | None]:
     return shortened
 
 
-def _client_request_id(request: httpx.Request, settings: Settings) -> str | None:
-    header = settings.request_ids.send_header
-    if header is None:
-        return None
+def _client_request_id(request: httpx.Request, header: str) -> str:
     existing: str | None = request.headers.get(header)
     if existing:
         return existing

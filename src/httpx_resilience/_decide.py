@@ -187,17 +187,10 @@ def _exception(
         # From a resilient transport stacked below (which made its own retries), or our own
         # request-size count: passed on as they are.
         return GiveUp(exc, "not retryable")
-    kind = classify_exception(exc)
     error = error_for(call, exc)
-    retry = call.settings.retry
-    resend = (
-        call.replayable
-        and kind.retryable
-        and may_resend(call.request.method, call.key is not None, kind.phase, retry.retry_methods)
-    )
-    if not resend or call.attempt >= retry.max_attempts:
+    if not (error.retryable and _may_repeat(call, error.phase)):
         return GiveUp(error, _stop_reason(error, call))
-    delay = retry.backoff.delay(call.attempt - 1, random)
+    delay = call.settings.retry.backoff.delay(call.attempt - 1, random)
     return _retry(call, error, delay, type(exc).__name__, now)
 
 
@@ -230,16 +223,17 @@ def _response(
     if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
         return None
     error = error_for_response(readable, call, errors, request_id, cls=cls)
+    classified = cls is not None
     error.retryable = status_retryable(
-        error.status_code or status,
-        readable.headers,
-        type(error),
-        retry,
-        classified=cls is not None,
+        status, readable.headers, type(error), retry, classified=classified
     )
     # No retry after all: the caller asked for the response, not the error. Its body was read
     # and the original closed: hand on the copy that holds it.
     handed = readable if not errors.raise_on_status and cls is None else None
+    if classified and status >= 400:
+        # The class `classify` chose may be retryable where the status alone was not (a 2xx
+        # `classify` calls an error is raised, never retried).
+        wants_retry = error.retryable and _may_repeat(call, None)
     if not (wants_retry and error.retryable):
         return GiveUp(error, _stop_reason(error, call), handed)
     hint = error.retry_after if retry.respect_retry_after else None
@@ -265,7 +259,9 @@ def _retry(
         total = deadline_error(call, retry.timeout or 0.0, error)
         total.retryable = False
         total.__cause__ = error
-        return GiveUp(total, "deadline")
+        # With raise_on_status=False the caller asked for the response, whatever stopped the
+        # retries: the deadline too.
+        return GiveUp(total, "deadline", handed)
     # A retry of a request that left spends the budget; one that never left costs the host
     # nothing.
     spend = call.settings.rules.budget is not None and error.phase not in UNSENT_PHASES
@@ -295,12 +291,16 @@ def _wants_retry(call: Call, response: httpx.Response) -> bool:
     status = response.status_code
     if status < 400:
         return False
+    return _says_retry(status, response.headers, call.settings.retry) and _may_repeat(call, None)
+
+
+def _may_repeat(call: Call, phase: str | None) -> bool:
+    """Whether `call`'s request may go again after failing in `phase` (None: a status)."""
     retry = call.settings.retry
     return (
         call.replayable
         and call.attempt < retry.max_attempts
-        and _says_retry(status, response.headers, retry)
-        and may_resend(call.request.method, call.key is not None, None, retry.retry_methods)
+        and may_resend(call.request.method, call.key is not None, phase, retry.retry_methods)
     )
 
 

@@ -21,7 +21,7 @@ import httpx
 
 from . import _waits
 from ._backend import HTTPX, Backend
-from ._call import Call, needs_preparing, prepare, start
+from ._call import Call, prepare, start
 from ._decide import GiveUp, admit, decide, read_limit, refused
 from ._events import Reporter, ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
@@ -88,7 +88,8 @@ class AsyncDriver:
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = start(request, self._settings, self._clock)
-        rules, store, report = call.settings.rules, self._store, self._reporter
+        settings, store, report = call.settings, self._store, self._reporter
+        rules = settings.rules
         host = call.host or ""
         spent = False  # whether the coming retry spent the host's budget
         # The response of the attempt under way, until it is closed or handed on.
@@ -115,7 +116,7 @@ class AsyncDriver:
                         if pace:
                             report.event("paced", call, call.attempt - 1, delay=pace)
                             await self._sleep(pace)
-                if needs_preparing(call):
+                if call.attempt > 1 or settings.prepares:
                     prepare(call, self._clock)
                 outcome: httpx.Response | Exception
                 try:
@@ -129,7 +130,8 @@ class AsyncDriver:
                 encoded = False
                 if response is not None:
                     request_id, encoded = _note_request_id(call, response)
-                    report.attempt(call, change, response=response)
+                    if report.on_event is not None:
+                        report.attempt(call, change, response=response)
                     limit = read_limit(call, response)
                     if limit is None:
                         return _hand_on(call, response, request_id, encoded, self._backend)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
 from ._backend import HTTPX, Backend
@@ -38,6 +39,24 @@ class Settings:
     backend: Backend = HTTPX
     # What the transport enforces per host: retry budget, circuit breaker, pacing.
     rules: Rules = NO_RULES
+    # Worked out once, for every request to read without going through the policies:
+    # whether every attempt, the first too, needs its request readied (an attempt-number
+    # header, a deadline's shortened timeouts);
+    prepares: bool = field(init=False, repr=False, compare=False)
+    # the methods whose requests need no idempotency key looked up or made (safe to resend
+    # without one, and not keyed by the policy);
+    unkeyed: frozenset[str] = field(init=False, repr=False, compare=False)
+    # whether a request may be retried at all, and whether hosts are counted.
+    retries: bool = field(init=False, repr=False, compare=False)
+    counts_hosts: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        retry, keyed = self.retry, self.idempotency.methods
+        settle = partial(object.__setattr__, self)
+        settle("prepares", retry.attempt_header is not None or retry.timeout is not None)
+        settle("unkeyed", retry.retry_methods - keyed)
+        settle("retries", retry.max_attempts > 1)
+        settle("counts_hosts", self.rules.active)
 
     def for_request(self, request: Any) -> Settings:
         """Apply `request.extensions["resilience"]`, checked like any policy argument."""
