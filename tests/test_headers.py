@@ -11,12 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from httpx_resilience import RequestIdPolicy
 from httpx_resilience._headers import (
     RateLimitInfo,
     find_header,
+    header_value,
     parse_rate_limit,
     parse_retry_after,
     parse_should_retry,
+    scan_response_headers,
 )
 
 NOW = 1_700_000_000.0
@@ -509,3 +512,21 @@ def test_garbage_reset_falls_back_to_the_next_header() -> None:
         httpx.Headers({"x-ratelimit-reset": "soon", "ratelimit-reset": "12"}), 0.0
     )
     assert info.reset == 12.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "others"),
+    [
+        ("réq-1".encode(), [(b"x-note", b"plain")]),
+        ("réq-1".encode("latin-1"), [(b"x-note", b"plain")]),
+        (b"req-1", [(b"x-note", "ü".encode())]),
+        (b"req-1", [(b"x-note", "é".encode("latin-1"))]),
+    ],
+    ids=["utf8-id", "latin1-id", "ascii-id-utf8-other", "ascii-id-latin1-other"],
+)
+def test_request_id_decodes_as_httpx_does(raw: bytes, others: list[tuple[bytes, bytes]]) -> None:
+    """The request id read in one pass is the text httpx's own Headers give, whatever the bytes."""
+    headers = httpx.Headers([(b"x-request-id", raw), *others])
+    found, _ = scan_response_headers(headers, RequestIdPolicy().ranks)
+    assert found == headers["x-request-id"]
+    assert header_value(headers, b"x-request-id") == headers["x-request-id"]

@@ -55,10 +55,15 @@ def test_header_value_reads_a_plain_mapping() -> None:
 # --- add_header -----------------------------------------------------------------------------------
 
 
+def _encoded(name: str) -> tuple[bytes, bytes]:
+    raw = name.encode("ascii")
+    return raw, raw.lower()
+
+
 def test_add_header_adds_an_ascii_header() -> None:
     """An ASCII name and value are added as they are, the name matched case-insensitively."""
     given = headers(("Accept", "*/*"))
-    add_header(given, "Idempotency-Key", "k-1")
+    add_header(given, "Idempotency-Key", _encoded("Idempotency-Key"), "k-1")
     assert given.raw == [(b"Accept", b"*/*"), (b"Idempotency-Key", b"k-1")]
     assert given["idempotency-key"] == "k-1"
 
@@ -66,21 +71,21 @@ def test_add_header_adds_an_ascii_header() -> None:
 def test_add_header_appends_without_looking_for_the_name() -> None:
     """add_header never searches for the name (its caller knows it is absent): a second call adds a second value."""
     given = headers(("X-Attempt", "1"))
-    add_header(given, "X-Attempt", "2")
+    add_header(given, "X-Attempt", _encoded("X-Attempt"), "2")
     assert given.get_list("x-attempt") == ["1", "2"]
 
 
 def test_add_header_adds_a_non_ascii_value() -> None:
     """A value outside ASCII goes through httpx's own encoding instead of failing."""
     given = headers(("Accept", "*/*"))
-    add_header(given, "X-Name", "Zoë")
+    add_header(given, "X-Name", _encoded("X-Name"), "Zoë")
     assert given["x-name"] == "Zoë"
 
 
 def test_add_header_adds_to_a_plain_mapping() -> None:
     """Headers that are not httpx's (a plain dict) get the header by item assignment."""
     given: dict[str, str] = {}
-    add_header(given, "X-Attempt", "2")
+    add_header(given, "X-Attempt", _encoded("X-Attempt"), "2")
     assert given == {"X-Attempt": "2"}
 
 

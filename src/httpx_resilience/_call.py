@@ -134,13 +134,14 @@ def prepare(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
 
 def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
     """The request's idempotency key: the caller's, or a new one where the policy wants one."""
-    existing = header_value(request.headers, policy.header.lower().encode("latin-1"))
+    headers = request.headers
+    existing = header_value(headers, policy.encoded[1])
     if existing:
         return existing
     if not policy.enabled or request.method not in policy.methods:
         return None
     key = str(policy.generate())
-    add_header(request.headers, policy.header, key)
+    add_header(headers, policy.header, policy.encoded, key)
     return key
 
 

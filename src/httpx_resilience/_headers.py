@@ -65,23 +65,23 @@ def header_value(headers: Any, name: bytes) -> str | None:
         return value
     for _, key, raw in items:
         if key == name:
-            return str(raw.decode(headers.encoding))
+            return _decoded(raw, headers)
     return None
 
 
-def add_header(headers: Any, name: str, value: str) -> None:
-    """Add header `name`, known to be absent, to an `httpx.Headers`.
+def add_header(headers: Any, name: str, encoded: tuple[bytes, bytes], value: str) -> None:
+    """Add header `name` (ASCII; `encoded` as given and lower-cased), known to be absent, to an
+    `httpx.Headers`.
 
-    Appends to httpx's list directly when both are ASCII: `Headers.__setitem__` works out the
-    encoding of every header present and searches for duplicates first, several times the cost,
-    and every POST pays for this.
+    Appends to httpx's list directly when the value is ASCII: `Headers.__setitem__` works out
+    the encoding of every header present and searches for duplicates first, several times the
+    cost, and every POST pays for this.
     """
     items = getattr(headers, "_list", None)
-    if items is None or not (name.isascii() and value.isascii()):
+    if items is None or not value.isascii():
         headers[name] = value
         return
-    raw = name.encode("ascii")
-    items.append((raw, raw.lower(), value.encode("ascii")))
+    items.append((*encoded, value.encode("ascii")))
 
 
 def scan_response_headers(headers: Any, ranks: Mapping[bytes, int]) -> tuple[str | None, bool]:
@@ -102,7 +102,20 @@ def scan_response_headers(headers: Any, ranks: Mapping[bytes, int]) -> tuple[str
                 best, best_rank = raw, rank
         elif key == b"content-encoding":
             encoded = True
-    return (best.decode(headers.encoding) if best is not None else None), encoded
+    return (_decoded(best, headers) if best is not None else None), encoded
+
+
+def _decoded(raw: bytes, headers: Any) -> str:
+    """One header value as `headers` decodes it, without working out `headers.encoding`.
+
+    httpx decodes every value with the one encoding all of them fit (ASCII, else UTF-8, else
+    Latin-1), found by trying each on every header: an ASCII value reads the same whichever it
+    is, so only a value that is not ASCII needs it.
+    """
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        return str(raw.decode(headers.encoding))
 
 
 # The headers through which a server says how much of its rate-limit window is left, the

@@ -349,6 +349,9 @@ class IdempotencyPolicy(Policy):
     methods: frozenset[str] = field(default_factory=lambda: frozenset({"POST", "PATCH"}))
     generate: Callable[[], object] = _uuid4
     enabled: bool = True
+    # The header's name as httpx keeps it, (as given, lower-cased), encoded once here: every
+    # POST looks it up and adds it.
+    encoded: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         name = "IdempotencyPolicy"
@@ -362,6 +365,8 @@ class IdempotencyPolicy(Policy):
         check(callable(self.generate), name, "generate must be callable")
         check(isinstance(self.enabled, bool), name, "enabled must be a bool")
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
+        raw = self.header.encode("ascii")
+        object.__setattr__(self, "encoded", (raw, raw.lower()))
 
 
 @dataclass(frozen=True, slots=True)

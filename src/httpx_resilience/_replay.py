@@ -15,6 +15,7 @@ from ._streams import CountedRequestStream
 __all__ = ["is_replayable", "rewind"]
 
 
+
 # Where each replayable `content=` file began, by its stream: every later attempt starts there
 # again, as the first did. Weak, so an entry goes with its request.
 _STARTS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -27,7 +28,10 @@ def is_replayable(request: httpx.Request) -> bool:
     (`seekable()` true and `seek` working); anything else that streams is sent once. Where a
     `content=` file stands now is noted, for `rewind` to send it from there again.
     """
-    stream = _body_stream(request.stream)
+    stream = request.stream
+    if type(stream) is httpx.ByteStream:  # bytes, str, JSON or a form: the common case first
+        return True
+    stream = _body_stream(stream)
     kind = type(stream).__name__  # by name, so httpx2's classes count too
     if kind == "ByteStream":
         return True
