@@ -55,8 +55,9 @@ EQUIVALENT_FILE = ROOT / "tools" / "mutation-equivalent.txt"
 MODULES: dict[str, tuple[str, ...]] = {
     "_headers": ("tests/test_headers.py", "tests/test_headers_edges.py"),
     "_redact": ("tests/test_redact.py", "tests/test_redact_edges.py"),
-    "_retry": ("tests/test_retry.py", "tests/test_retry_edges.py"),
-    "_guard": ("tests/test_guard.py", "tests/test_guard_edges.py"),
+    "_replay": ("tests/test_retry.py", "tests/test_retry_edges.py"),
+    "_state": ("tests/test_state.py", "tests/test_state_edges.py"),
+    "_decide": ("tests/test_decide.py", "tests/test_driver.py"),
 }
 
 # Pytest warns that it cannot rewrite the asserts of the plugins imported before the fork.
@@ -873,7 +874,7 @@ def report(result: Result) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--modules", default="", help="comma-separated, e.g. _headers,_retry (default: all)"
+        "--modules", default="", help="comma-separated, e.g. _headers,_decide (default: all)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="test runs at once (at most 2)")
     parser.add_argument("--all-tests", action="store_true", help="run every test for every mutant")

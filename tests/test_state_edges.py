@@ -11,7 +11,7 @@ import pytest
 
 import httpx_resilience as hr
 from _support import FakeClock
-from httpx_resilience import _state as _guard
+from httpx_resilience import _state
 from httpx_resilience._policies import CircuitBreaker, RetryBudget
 from httpx_resilience._state import (
     CLEAR,
@@ -300,7 +300,7 @@ def test_a_pause_that_ends_now_is_forgotten() -> None:
 def test_the_host_key_cache_starts_over_past_4096_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """The host-key cache holds up to 4096 keys; the 4097th new host empties it first."""
     cache: dict[tuple[str, str, int | None], str] = {}
-    monkeypatch.setattr(_guard, "_HOST_KEYS", cache)
+    monkeypatch.setattr(_state, "_HOST_KEYS", cache)
     for n in range(4096):
         host_key(httpx.URL(f"https://host-{n}.example/"))
     assert len(cache) == 4096

@@ -987,7 +987,7 @@ def test_host_key_never_holds_credentials() -> None:
 
 def test_host_key_cache_bound_holds_under_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Threads making keys for ever new hosts at once never grow the cache past its bound, and get the right keys."""
-    from httpx_resilience import _state as _guard
+    from httpx_resilience import _state
 
     class Cache(dict[tuple[str, str, int | None], str]):
         """The cache, noting the most keys it ever held."""
@@ -999,8 +999,8 @@ def test_host_key_cache_bound_holds_under_threads(monkeypatch: pytest.MonkeyPatc
             self.most = max(self.most, len(self))
 
     cache = Cache()
-    monkeypatch.setattr(_guard, "_HOST_KEYS", cache)
-    monkeypatch.setattr(_guard, "HOST_KEYS_MAX", 16)  # the cache fills and starts over all the time
+    monkeypatch.setattr(_state, "_HOST_KEYS", cache)
+    monkeypatch.setattr(_state, "HOST_KEYS_MAX", 16)  # the cache fills and starts over all the time
     wrong: list[str] = []
     start = threading.Barrier(8)
     interval = sys.getswitchinterval()
