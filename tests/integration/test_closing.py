@@ -37,15 +37,19 @@ from .test_cancellation import _cancel_when
 FRESH = 1.0
 # A breaker that never opens in these tests: it only makes the transport report each outcome.
 BREAKER = CircuitBreaker(failure_ratio=1.0, min_calls=1000)
-# Each (place, n): stop at the n-th time the request reaches `place`. The request meets a 500
-# with a large body first (read up to the cap, closed, retried), then a 200.
+# Each (place, n): stop at the n-th time the request reaches `place`: every await of an
+# attempt in the driver. The request is paced first ("pace": the wait for the host's window),
+# then meets a 500 with a large body (read up to the cap, closed, retried), then a 200.
 PLACES = [
     ("before", 1),
+    ("pace", 1),
+    ("send", 1),
     ("after", 1),
     ("read", 1),
     ("spend", 1),
     ("sleep", 1),
     ("before", 2),
+    ("send", 2),
     ("after", 2),
 ]
 
@@ -93,14 +97,18 @@ class Places:
             await anyio.sleep_forever()  # until cancelled
         await anyio.lowlevel.checkpoint()
 
+    def _waiting(self) -> str:
+        # Before any attempt was sent, a wait is the pace for the host's window.
+        return "pace" if not self.seen.get("send") else "sleep"
+
     def sleep(self, run: Runner) -> Callable[[float], Any]:
-        """A transport's `sleep=` of `run`'s mode that only passes the `sleep` place."""
+        """A transport's `sleep=` of `run`'s mode that only passes the `pace` or `sleep` place."""
 
         def sync(delay: float) -> None:
-            self.sync("sleep")
+            self.sync(self._waiting())
 
         async def asynchronous(delay: float) -> None:
-            await self.async_("sleep")
+            await self.async_(self._waiting())
 
         return run.pick(sync, asynchronous)
 
@@ -166,9 +174,11 @@ class Tracked(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return httpx.Request(request.method, url, headers=request.headers)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.places.sync("send")
         return self._track(self.inner.handle_request(self._routed(request)))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self.places.async_("send")
         return self._track(await self.inner.handle_async_request(self._routed(request)))
 
     def close(self) -> None:
@@ -191,7 +201,7 @@ class SlowState:
         class Store:
             def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
                 places.sync("before")
-                return store.before(host, rules, first, refund)
+                return _paced(store.before(host, rules, first, refund), first)
 
             def after(self, host: str, rules: Rules, *args: Any) -> str | None:
                 places.sync("after")
@@ -211,7 +221,7 @@ class SlowState:
                 self, host: str, rules: Rules, first: bool, refund: bool = False
             ) -> Verdict:
                 await places.async_("before")
-                return await store.before(host, rules, first, refund)
+                return _paced(await store.before(host, rules, first, refund), first)
 
             async def after(self, host: str, rules: Rules, *args: Any) -> str | None:
                 await places.async_("after")
@@ -224,6 +234,11 @@ class SlowState:
         return Store()
 
 
+def _paced(verdict: Verdict, first: bool) -> Verdict:
+    """The state's verdict, with the host's window to wait for before the first attempt."""
+    return verdict._replace(pace=0.01) if first else verdict
+
+
 def _routes(server: LiveServer) -> tuple[str, ...]:
     """A 500 with a 1 MiB body, then a 200."""
     return (server.url("/big-error", size=1 << 20), server.url(f"/flaky/{new_id()}"))
@@ -231,8 +246,10 @@ def _routes(server: LiveServer) -> tuple[str, ...]:
 
 def _check_all_closed(inner: Tracked, place: str = "", nth: int = 0) -> None:
     gc.collect()
-    # Stopped before its first attempt, a request has had no response; any other, one at least.
-    assert bool(inner.responses) is ((place, nth) != ("before", 1))
+    # Stopped before its first attempt was sent, a request has had no response; any other, one
+    # at least.
+    unsent = {("before", 1), ("pace", 1), ("send", 1)}
+    assert bool(inner.responses) is ((place, nth) not in unsent)
     assert all(inner.closed), f"responses left open: {inner.closed}"
 
 
