@@ -3,7 +3,8 @@
 A `Call` is made once per request by `start`, and `Call.next` gives the record of the next
 attempt, in the manner of urllib3's `Retry.increment`: the attempt number goes up and the
 failed attempt joins the history. Everything an error, an event or a failing body later needs to
-know of its request — which policies, which ids and key, which attempt after what — is here.
+know of its request — which policies, which ids and key, which attempt after what — is here;
+it is a plain value, and what is made of it (an error's fields) is made where that is done.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from ._errors import AttemptRecord, RequestTooLargeError
+from ._errors import AttemptRecord
+from ._errors_build import too_large_error
 from ._events import note_resend
 from ._headers import add_header, header_value
 from ._policies import IdempotencyPolicy
-from ._redact import Redactor
 from ._replay import is_replayable, rewind
 from ._settings import Settings
 from ._state import host_key
 
-__all__ = ["Call", "assign_key", "prepare", "start", "too_large"]
+__all__ = ["Call", "assign_key", "prepare", "start"]
 
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _new_tuple = tuple.__new__
@@ -53,34 +54,6 @@ class Call(NamedTuple):
     def next(self, record: AttemptRecord) -> Call:
         """The record of the attempt after this one, which failed as `record` says."""
         return self._replace(attempt=self.attempt + 1, history=(*self.history, record))
-
-    def redactor(self) -> Redactor:
-        """The scrubber for this request's secrets (built on the failure path only)."""
-        return Redactor.for_request(
-            self.request, self.settings.idempotency.header, self.settings.errors.redact_names
-        )
-
-    def common(self, attempts: int | None = None) -> dict[str, Any]:
-        """The keyword arguments every error of this request gets, after `attempts` attempts
-        (by default this one's number)."""
-        request: httpx.Request | None = self.request
-        attempts = self.attempt if attempts is None else attempts
-        if request is None:
-            return {"idempotency_key": self.key, "attempts": attempts}
-        redactor = self.redactor()
-        key = self.key
-        if key is None:
-            # A caller's own key on a method the call did not look one up for.
-            header = self.settings.idempotency.header
-            key = header_value(request.headers, header.lower().encode("latin-1"))
-        return {
-            "method": request.method,
-            "url": redactor.url(request.url),
-            "idempotency_key": key,
-            "attempts": attempts,
-            "request": request,
-            "_redactor": redactor,
-        }
 
 
 def start(
@@ -170,25 +143,10 @@ def _limit_request_size(call: Call, limit: int) -> None:
     size = _known_size(request)
     if size is None:
         request.stream = call.settings.backend.counted(
-            request.stream, limit, lambda sent: too_large(call, sent, limit, attempts=1)
+            request.stream, limit, lambda sent: too_large_error(call, sent, limit, attempts=1)
         )
     elif size > limit:
-        raise too_large(call, size, limit, attempts=0)
-
-
-def too_large(call: Call, size: int, limit: int, *, attempts: int) -> RequestTooLargeError:
-    """The error for a body of (at least) `size` bytes against a `limit`.
-
-    `attempts` is 0 when it was caught before sending, 1 when a streamed body was cut off.
-    """
-    history = (AttemptRecord(None, RequestTooLargeError.__name__),) if attempts else ()
-    return RequestTooLargeError(
-        f"request body of {size} bytes exceeds the limit of {limit} bytes",
-        details={"size": size, "limit": limit},
-        request_id=call.client_request_id,
-        history=history,
-        **call.common(attempts),
-    )
+        raise too_large_error(call, size, limit, attempts=0)
 
 
 def _known_size(request: httpx.Request) -> int | None:

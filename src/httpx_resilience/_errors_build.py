@@ -25,10 +25,11 @@ from ._errors import (
     AttemptRecord,
     CircuitOpenError,
     RequestTimeoutError,
+    RequestTooLargeError,
     StreamError,
     ValidationError,
 )
-from ._headers import find_header, parse_rate_limit, parse_retry_after
+from ._headers import find_header, header_value, parse_rate_limit, parse_retry_after
 from ._parse import ParsedBody, decode_text, parse_error_body
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._redact import Redactor, read_copy
@@ -40,12 +41,15 @@ if TYPE_CHECKING:
 __all__ = [
     "body_response",
     "circuit_open_error",
+    "common",
     "deadline_error",
     "decode_content",
     "error_for_exception",
     "error_for_response",
     "from_response",
+    "redactor_for",
     "stream_error",
+    "too_large_error",
 ]
 
 logger = logging.getLogger("httpx_resilience")
@@ -351,11 +355,41 @@ def stream_error(
     )
 
 
+def redactor_for(call: Call) -> Redactor:
+    """The scrubber for the secrets `call`'s request carries."""
+    settings = call.settings
+    return Redactor.for_request(
+        call.request, settings.idempotency.header, settings.errors.redact_names
+    )
+
+
+def common(call: Call, attempts: int | None = None) -> dict[str, Any]:
+    """The keyword arguments every error of `call` gets, after `attempts` attempts (by default
+    the number of `call`'s attempt)."""
+    request: httpx.Request | None = call.request
+    attempts = call.attempt if attempts is None else attempts
+    if request is None:  # an error built outside a transport, of a response without its request
+        return {"idempotency_key": call.key, "attempts": attempts}
+    redactor = redactor_for(call)
+    key = call.key
+    if key is None:
+        # A caller's own key on a method the call did not look one up for.
+        key = header_value(request.headers, call.settings.idempotency.encoded[1])
+    return {
+        "method": request.method,
+        "url": redactor.url(request.url),
+        "idempotency_key": key,
+        "attempts": attempts,
+        "request": request,
+        "_redactor": redactor,
+    }
+
+
 def _common(call: Call) -> tuple[dict[str, Any], Redactor]:
     """What every error of `call` gets, and the scrubber for its secrets (made once)."""
-    common = call.common()
-    redactor: Redactor | None = common.get("_redactor")
-    return common, redactor if redactor is not None else call.redactor()
+    kwargs = common(call)
+    redactor: Redactor | None = kwargs.get("_redactor")
+    return kwargs, redactor if redactor is not None else redactor_for(call)
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -431,7 +465,7 @@ def deadline_error(call: Call, timeout: float, last: APIError) -> RequestTimeout
         request_id=last.request_id,
         retry_after=last.retry_after,
         history=(*call.history, record),
-        **call.common(),
+        **common(call),
     )
 
 
@@ -443,5 +477,20 @@ def circuit_open_error(call: Call, made: int, open_for: float) -> CircuitOpenErr
         retry_after=open_for,
         request_id=call.client_request_id,
         history=call.history,
-        **call.common(made),
+        **common(call, made),
+    )
+
+
+def too_large_error(call: Call, size: int, limit: int, *, attempts: int) -> RequestTooLargeError:
+    """The error for a body of (at least) `size` bytes against a `limit`.
+
+    `attempts` is 0 when it was caught before sending, 1 when a streamed body was cut off.
+    """
+    history = (AttemptRecord(None, RequestTooLargeError.__name__),) if attempts else ()
+    return RequestTooLargeError(
+        f"request body of {size} bytes exceeds the limit of {limit} bytes",
+        details={"size": size, "limit": limit},
+        request_id=call.client_request_id,
+        history=history,
+        **common(call, attempts),
     )

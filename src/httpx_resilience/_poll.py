@@ -26,7 +26,8 @@ import httpx
 from ._call import Call
 from ._decide import error_for
 from ._errors import APIError, ConfigurationError, PollTimeoutError
-from ._errors_build import body_response, from_response
+from ._errors_build import body_response, from_response, redactor_for
+from ._errors_build import common as error_common
 from ._headers import find_header, parse_retry_after
 from ._policies import DEFAULT_REQUEST_ID_HEADERS, Backoff, is_number
 from ._redact import Redactor
@@ -216,12 +217,12 @@ def _timeout_error(
     """The error for a job not done in time, carrying the last poll's answer."""
     request = response.request
     call = Call(request, _SETTINGS, attempt=polls)
-    common = call.common()
+    common = error_common(call)
     status = response.status_code
     request_id = response.extensions.get("request_id") or find_header(
         response.headers, DEFAULT_REQUEST_ID_HEADERS
     )
-    job = resource_id(response.content, call.redactor())
+    job = resource_id(response.content, redactor_for(call))
     message = (
         f"{common['method']} {common['url']} not done within {timeout:g}s: {polls} "
         f"poll{'' if polls == 1 else 's'} over {elapsed:.1f}s, last status {status}"

@@ -15,7 +15,6 @@ from ._streams import CountedRequestStream
 __all__ = ["is_replayable", "rewind"]
 
 
-
 # Where each replayable `content=` file began, by its stream: every later attempt starts there
 # again, as the first did. Weak, so an entry goes with its request.
 _STARTS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
