@@ -6,7 +6,7 @@ and `make test` checks it is current: edit the async file only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._redis import _AFTER, _BEFORE, _SPEND, RedisState, _check_asyncio, _text, _verdict
 from ._state import CLEAR, Rules, Verdict
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 __all__ = ["AsyncRedisStore"]
+
+_SKIPPED: Any = object()
 
 
 class AsyncRedisStore:
@@ -30,42 +32,29 @@ class AsyncRedisStore:
         self._spend = client.register_script(_SPEND)
 
     async def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
-        state = self._state
-        args = state._before_args(rules, first, refund)
-        if args is None:
-            return CLEAR
-        _check_asyncio()
-        try:
-            raw = await self._before(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return CLEAR
-        return _verdict(raw)
+        raw = await self._run(self._before, host, self._state._before_args(rules, first, refund))
+        return CLEAR if raw is _SKIPPED else _verdict(raw)
 
     async def after(
         self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
     ) -> str | None:
-        state = self._state
-        args = state._after_args(rules, failed, pause, probe)
-        if args is None:
-            return None
-        _check_asyncio()
-        try:
-            raw = await self._after(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return None
-        return _text(raw) or None
+        args = self._state._after_args(rules, failed, pause, probe)
+        raw = await self._run(self._after, host, args)
+        return None if raw is _SKIPPED else (_text(raw) or None)
 
     async def spend(self, host: str, rules: Rules) -> bool:
-        state = self._state
-        args = state._spend_args(rules)
+        raw = await self._run(self._spend, host, self._state._spend_args(rules))
+        return raw is _SKIPPED or int(raw) == 1
+
+    async def _run(self, script: Any, host: str, args: list[str] | None) -> Any:
+        """Run `script` for `host`; `_SKIPPED` when the rules leave it nothing to do, or when
+        Redis fails (the state fails open: the answer is as if nothing were counted)."""
         if args is None:
-            return True
+            return _SKIPPED
+        state = self._state
         _check_asyncio()
         try:
-            raw = await self._spend(keys=[state.key(host)], args=args)
+            return await script(keys=[state.key(host)], args=args)
         except state._errors as exc:
             state._failed(exc)
-            return True
-        return int(raw) == 1
+            return _SKIPPED

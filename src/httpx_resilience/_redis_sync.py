@@ -8,7 +8,7 @@ and `make test` checks it is current: edit the async file only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._redis import _AFTER, _BEFORE, _SPEND, RedisState, _text, _verdict
 from ._state import CLEAR, Rules, Verdict
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from redis import Redis, RedisCluster
 
 __all__ = ["SyncRedisStore"]
+
+_SKIPPED: Any = object()
 
 
 class SyncRedisStore:
@@ -31,39 +33,28 @@ class SyncRedisStore:
         self._spend = client.register_script(_SPEND)
 
     def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
-        state = self._state
-        args = state._before_args(rules, first, refund)
-        if args is None:
-            return CLEAR
-        try:
-            raw = self._before(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return CLEAR
-        return _verdict(raw)
+        raw = self._run(self._before, host, self._state._before_args(rules, first, refund))
+        return CLEAR if raw is _SKIPPED else _verdict(raw)
 
     def after(
         self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
     ) -> str | None:
-        state = self._state
-        args = state._after_args(rules, failed, pause, probe)
-        if args is None:
-            return None
-        try:
-            raw = self._after(keys=[state.key(host)], args=args)
-        except state._errors as exc:
-            state._failed(exc)
-            return None
-        return _text(raw) or None
+        args = self._state._after_args(rules, failed, pause, probe)
+        raw = self._run(self._after, host, args)
+        return None if raw is _SKIPPED else (_text(raw) or None)
 
     def spend(self, host: str, rules: Rules) -> bool:
-        state = self._state
-        args = state._spend_args(rules)
+        raw = self._run(self._spend, host, self._state._spend_args(rules))
+        return raw is _SKIPPED or int(raw) == 1
+
+    def _run(self, script: Any, host: str, args: list[str] | None) -> Any:
+        """Run `script` for `host`; `_SKIPPED` when the rules leave it nothing to do, or when
+        Redis fails (the state fails open: the answer is as if nothing were counted)."""
         if args is None:
-            return True
+            return _SKIPPED
+        state = self._state
         try:
-            raw = self._spend(keys=[state.key(host)], args=args)
+            return script(keys=[state.key(host)], args=args)
         except state._errors as exc:
             state._failed(exc)
-            return True
-        return int(raw) == 1
+            return _SKIPPED
