@@ -396,11 +396,9 @@ def seen(decision: Retry | GiveUp | None) -> Seen:
             error.retryable,
             spend=decision.spend,
             delay=round(decision.delay, 9),
-            handed=decision.handed is not None,
+            handed=decision.hand_on,
         )
-    return Seen(
-        "giveup", decision.reason, type(error), error.retryable, handed=decision.handed is not None
-    )
+    return Seen("giveup", decision.reason, type(error), error.retryable, handed=decision.hand_on)
 
 
 def run(case: Case, call: Call | None = None) -> tuple[Retry | GiveUp | None, bool | None]:

@@ -29,10 +29,12 @@ from httpx_resilience import (
     Backoff,
     ErrorPolicy,
     IdempotencyPolicy,
+    RetryBudget,
     RetryEvent,
     RetryPolicy,
 )
 from httpx_resilience._settings import Settings
+from httpx_resilience._state import Rules
 
 URL = "https://api.example.com/v1/x"
 # Full jitter with random() == 0.5 waits half the base delay: 0.5 * 0.5, 0.5 * 1.0, 0.5 * 2.0, …
@@ -686,3 +688,48 @@ def test_read_body_asks_for_at_most_max_body_bytes() -> None:
     # The unread rest is discarded by closing the response, before the retry is announced.
     assert run.names == ["Send", "ReadBody", "Close", "OnRetry", "Sleep", "Send"]
     assert run.of(Close) == [Close(response)]
+
+
+# --- raise_on_status=False: the whole response, whatever stopped the retries -------------------
+
+_BIG = b'{"error": "overloaded", "trace": "' + b"x" * 100_000 + b'"}'
+
+
+@pytest.mark.parametrize(
+    ("settings", "headers", "spends"),
+    [
+        (
+            make_settings(errors=ErrorPolicy(raise_on_status=False)),
+            {"retry-after": "3600"},
+            (),
+        ),
+        (
+            make_settings(
+                errors=ErrorPolicy(raise_on_status=False),
+                retry=RetryPolicy(timeout=0.2, backoff=Backoff(initial=5.0, jitter="none")),
+            ),
+            {},
+            (),
+        ),
+        (
+            make_settings(
+                errors=ErrorPolicy(raise_on_status=False),
+                rules=Rules(budget=RetryBudget(), breaker=None, pacing=False),
+            ),
+            {},
+            (False,),
+        ),
+    ],
+    ids=["retry-after-too-long", "deadline", "budget-refused"],
+)
+def test_no_raise_hands_back_the_whole_body_when_retries_stop(
+    settings: Settings, headers: dict[str, str], spends: tuple[bool, ...]
+) -> None:
+    """With raise_on_status=False, a 503 whose retry a long Retry-After, the deadline or the
+    budget stops comes back whole and unclosed, not as a copy cut to max_body_bytes."""
+    run = drive([streamed(503, _BIG, headers)], settings=settings, spends=spends)
+    response = run.response
+    assert response.status_code == 503
+    assert response.read() == _BIG
+    assert response.headers.get("content-length") in (None, str(len(_BIG)))
+    assert run.names.count("Send") == 1

@@ -1157,11 +1157,11 @@ def test_refusal_of_a_later_retry_marks_only_the_last_record() -> None:
 
 
 def test_refusal_with_raise_on_status_false_returns_the_response() -> None:
-    """With raise_on_status=False, a refused retry hands on the 503 response (its body read) instead of raising."""
+    """With raise_on_status=False, a refused retry hands on the 503 response, whole, instead of raising."""
     settings = with_rules(BUDGET, errors=ErrorPolicy(raise_on_status=False))
     run = drive([streamed(503, b"busy"), respond(200)], settings=settings, spends=[False])
     assert run.response.status_code == 503
-    assert run.response.content == b"busy"
+    assert run.response.read() == b"busy"
     assert run.names == ["Before", "Send", "ReadBody", "Close", "Spend"]
 
 

@@ -57,7 +57,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "_redact": ("tests/test_redact.py", "tests/test_redact_edges.py"),
     "_replay": ("tests/test_retry.py", "tests/test_retry_edges.py"),
     "_state": ("tests/test_state.py", "tests/test_state_edges.py"),
-    "_decide": ("tests/test_decide.py", "tests/test_driver.py"),
+    "_decide": ("tests/test_decide.py", "tests/test_decide_edges.py", "tests/test_driver.py"),
 }
 
 # Pytest warns that it cannot rewrite the asserts of the plugins imported before the fork.

@@ -80,8 +80,8 @@ class Retry(NamedTuple):
 
     `spend`: the host's retry budget must pay for it first (`refused` if it won't). `error` is
     the failed attempt's typed error, `response` its response (None for an exception), and
-    `handed` what to hand the caller instead of raising if the retry does not happen after all
-    (`raise_on_status=False`).
+    `hand_on` whether that response goes to the caller instead of the error if the retry does
+    not happen after all (`raise_on_status=False`).
     """
 
     delay: float
@@ -89,7 +89,7 @@ class Retry(NamedTuple):
     reason: str
     error: APIError
     response: httpx.Response | None = None
-    handed: httpx.Response | None = None
+    hand_on: bool = False
 
     @property
     def record(self) -> AttemptRecord:
@@ -99,7 +99,8 @@ class Retry(NamedTuple):
 
 
 class GiveUp(NamedTuple):
-    """Stop: raise `error`, or hand on `handed` (a read copy) when the caller asked for responses.
+    """Stop: raise `error`, or, when `hand_on`, hand the attempt's response on whole instead
+    (the caller asked for responses: `raise_on_status=False`).
 
     `reason` says why: "not retryable", "attempts exhausted", "retry_after", "deadline",
     "retry_budget" or "circuit_open".
@@ -107,7 +108,7 @@ class GiveUp(NamedTuple):
 
     error: APIError
     reason: str
-    handed: httpx.Response | None = None
+    hand_on: bool = False
 
 
 Decision = Retry | GiveUp | None
@@ -227,21 +228,21 @@ def _response(
     error.retryable = status_retryable(
         status, readable.headers, type(error), retry, classified=classified
     )
-    # No retry after all: the caller asked for the response, not the error. Its body was read
-    # and the original closed: hand on the copy that holds it.
-    handed = readable if not errors.raise_on_status and cls is None else None
+    # If no retry is made after all, the caller asked for the response, not the error: the
+    # response itself, whose stream replays what was read before the unread rest.
+    hand_on = not errors.raise_on_status and cls is None
     if classified and status >= 400:
         # The class `classify` chose may be retryable where the status alone was not (a 2xx
         # `classify` calls an error is raised, never retried).
         wants_retry = error.retryable and _may_repeat(call, None)
     if not (wants_retry and error.retryable):
-        return GiveUp(error, _stop_reason(error, call), handed)
+        return GiveUp(error, _stop_reason(error, call), hand_on)
     hint = error.retry_after if retry.respect_retry_after else None
     if hint is not None and hint > retry.max_retry_after:
         # The server asks for longer than we agreed to wait: the caller decides.
-        return GiveUp(error, "retry_after", handed)
+        return GiveUp(error, "retry_after", hand_on)
     delay = hint if hint is not None else retry.backoff.delay(call.attempt - 1, random)
-    return _retry(call, error, delay, f"status {status}", now, response, handed)
+    return _retry(call, error, delay, f"status {status}", now, response, hand_on)
 
 
 def _retry(
@@ -251,7 +252,7 @@ def _retry(
     reason: str,
     now: float,
     response: httpx.Response | None = None,
-    handed: httpx.Response | None = None,
+    hand_on: bool = False,
 ) -> Retry | GiveUp:
     """A retry after `delay`, unless the deadline comes first."""
     retry = call.settings.retry
@@ -261,11 +262,11 @@ def _retry(
         total.__cause__ = error
         # With raise_on_status=False the caller asked for the response, whatever stopped the
         # retries: the deadline too.
-        return GiveUp(total, "deadline", handed)
+        return GiveUp(total, "deadline", hand_on)
     # A retry of a request that left spends the budget; one that never left costs the host
     # nothing.
     spend = call.settings.rules.budget is not None and error.phase not in UNSENT_PHASES
-    return Retry(delay, spend, reason, error, response, handed)
+    return Retry(delay, spend, reason, error, response, hand_on)
 
 
 def refused(retry: Retry, reason: str) -> GiveUp:
@@ -277,7 +278,7 @@ def refused(retry: Retry, reason: str) -> GiveUp:
     if error.history:
         last = error.history[-1]
         error.history = (*error.history[:-1], dataclasses.replace(last, refused=reason))
-    return GiveUp(error, reason, retry.handed)
+    return GiveUp(error, reason, retry.hand_on)
 
 
 def _stop_reason(error: APIError, call: Call) -> str:

@@ -24,7 +24,7 @@ import httpx
 from . import _waits
 from ._backend import HTTPX, Backend
 from ._call import Call, prepare, start
-from ._decide import GiveUp, admit, decide, read_limit, refused
+from ._decide import GiveUp, Retry, admit, decide, read_limit, refused
 from ._events import Reporter, ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._policies import (
@@ -139,24 +139,24 @@ class SyncDriver:
                         return _hand_on(call, response, request_id, encoded, self._backend)
                     body = read_prefix(response, limit, self._backend)
                 decision = decide(call, outcome, body, request_id, self._clock(), self._random)
-                if decision is None:
-                    assert response is not None
-                    return _hand_on(call, response, request_id, encoded, self._backend)
                 if response is None:
+                    assert decision is not None  # an exception is never handed on
                     report.attempt(call, change, error=decision.error)
-                else:
-                    closing = response
-                    response = None
-                    close_response(closing)
                 spent = False
-                if not isinstance(decision, GiveUp) and decision.spend:
+                if isinstance(decision, Retry) and decision.spend:
                     spent = store.spend(host, rules)
                     if not spent:
                         decision = refused(decision, "retry_budget")
                         report.event("budget_refused", call, call.attempt, error=decision.error)
+                if decision is None or (isinstance(decision, GiveUp) and decision.hand_on):
+                    # Whole: its stream replays what was read before the unread rest.
+                    assert response is not None
+                    return _hand_on(call, response, request_id, encoded, self._backend)
+                if response is not None:
+                    closing = response
+                    response = None
+                    close_response(closing)
                 if isinstance(decision, GiveUp):
-                    if decision.handed is not None:
-                        return _hand_on(call, decision.handed, request_id, False, self._backend)
                     raise report.give_up(call, decision.error, decision.reason, call.attempt)
                 event = RetryEvent(
                     call.attempt,

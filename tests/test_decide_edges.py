@@ -1,0 +1,388 @@
+"""Edges of `_decide` that the mutation run (`make mutation MODULES=_decide`) found untested."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from httpx_resilience import (
+    APIError,
+    BadRequestError,
+    ConfigurationError,
+    ErrorPolicy,
+    NetworkError,
+    QuotaExceededError,
+    RateLimitError,
+    RetryBudget,
+    RetryPolicy,
+    ServiceUnavailableError,
+    StreamError,
+)
+from httpx_resilience._call import Call
+from httpx_resilience._decide import (
+    GiveUp,
+    Retry,
+    _classify,
+    _is_auth_challenge,
+    admit,
+    decide,
+    error_for,
+    read_limit,
+    refused,
+    status_retryable,
+    stream_failure,
+)
+from httpx_resilience._errors import AttemptRecord
+from httpx_resilience._settings import Settings
+from httpx_resilience._state import Rules, Verdict
+
+URL = "https://api.example.com/v1/thing"
+NOW = 100.0
+CAP = 64  # max_body_bytes of the tests that read a body
+
+
+def random() -> float:
+    return 0.5
+
+
+def make_call(
+    settings: Settings | None = None,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    deadline: float | None = None,
+    attempt: int = 1,
+    history: tuple[AttemptRecord, ...] = (),
+) -> Call:
+    """A replayable call of `method` to URL, as `start` would leave it at `attempt`."""
+    request = httpx.Request(method, URL, headers=headers)
+    settings = Settings() if settings is None else settings
+    return Call(request, settings, None, None, True, deadline, None, None, attempt, history)
+
+
+def respond(
+    call: Call, status: int, headers: dict[str, str] | None = None, content: bytes = b""
+) -> httpx.Response:
+    return httpx.Response(status, headers=headers, content=content, request=call.request)
+
+
+def returning(
+    cls: type[APIError] | None, seen: list[bytes] | None = None
+) -> Callable[[httpx.Response], type[APIError] | None]:
+    """A classify hook that returns `cls`, noting each body it was shown in `seen`."""
+
+    def hook(response: httpx.Response) -> type[APIError] | None:
+        if seen is not None:
+            seen.append(response.content)
+        return cls
+
+    return hook
+
+
+def classifying(cls: type[APIError] | None, seen: list[bytes] | None = None) -> Settings:
+    return Settings(errors=ErrorPolicy(classify=returning(cls, seen), max_body_bytes=CAP))
+
+
+def gzipped(call: Call, status: int, body: bytes) -> tuple[httpx.Response, tuple[bytes, bool]]:
+    """A response whose body came gzip-encoded, and what the driver read of it (all of it)."""
+    raw = gzip.compress(body)
+    assert len(raw) <= CAP  # small on the wire: read whole
+    response = respond(call, status, {"content-encoding": "gzip"}, raw)
+    return response, (raw, True)
+
+
+# --- admit ------------------------------------------------------------------------------------
+
+
+def test_admit_with_no_pace_pauses_nothing() -> None:
+    """A host whose rate-limit window is open (pace 0) lets the attempt go at once."""
+    assert admit(make_call(), Verdict(pace=0.0), NOW) == (0.0, None)
+
+
+def test_admit_waits_a_pace_equal_to_max_retry_after() -> None:
+    """A pace of exactly max_retry_after is still waited for."""
+    call = make_call(Settings(retry=RetryPolicy(max_retry_after=7.5)))
+    assert admit(call, Verdict(pace=7.5), NOW) == (7.5, None)
+
+
+# --- read_limit -------------------------------------------------------------------------------
+
+
+def test_read_limit_reads_a_200_for_the_classify_hook() -> None:
+    """A 200 is read up to max_body_bytes when a classify hook will look at it."""
+    call = make_call(classifying(None))
+    assert read_limit(call, respond(call, 200)) == CAP
+
+
+def test_read_limit_reads_a_299_for_the_classify_hook() -> None:
+    """299 is still a success status: read for the classify hook."""
+    call = make_call(classifying(None))
+    assert read_limit(call, respond(call, 299)) == CAP
+
+
+def test_read_limit_hands_on_a_300_unread_even_with_a_classify_hook() -> None:
+    """A 3xx is handed on unread: the classify hook is for 2xx and error statuses only."""
+    call = make_call(classifying(None))
+    assert read_limit(call, respond(call, 300)) is None
+
+
+def test_read_limit_hands_on_a_200_unread_without_a_classify_hook() -> None:
+    """Without a classify hook a 200 goes to the caller unread."""
+    call = make_call()
+    assert read_limit(call, respond(call, 200)) is None
+
+
+# --- The Digest challenge ---------------------------------------------------------------------
+
+DIGEST = {"www-authenticate": 'Digest realm="api", nonce="abc", qop="auth"'}
+
+
+def test_digest_challenge_without_credentials_is_handed_on_unread() -> None:
+    """A 401 Digest challenge to a request without Authorization goes unread to httpx's auth."""
+    call = make_call()
+    assert read_limit(call, respond(call, 401, DIGEST)) is None
+
+
+def test_digest_challenge_to_a_request_with_authorization_is_read() -> None:
+    """A 401 Digest challenge to a request that sent credentials is an error: its body is read."""
+    call = make_call(headers={"Authorization": "Digest username=u"})
+    assert read_limit(call, respond(call, 401, DIGEST)) == ErrorPolicy().max_body_bytes
+
+
+def test_basic_challenge_is_read() -> None:
+    """A 401 Basic challenge is an error like any other: its body is read."""
+    call = make_call()
+    response = respond(call, 401, {"www-authenticate": 'Basic realm="api"'})
+    assert read_limit(call, response) == ErrorPolicy().max_body_bytes
+
+
+def test_digest_header_on_a_402_is_no_auth_challenge() -> None:
+    """Only a 401 is an auth challenge: a 402 carrying a Digest header is read as an error."""
+    call = make_call()
+    assert read_limit(call, respond(call, 402, DIGEST)) == ErrorPolicy().max_body_bytes
+
+
+def test_auth_challenge_matches_digest_in_any_case_after_spaces() -> None:
+    """The challenge's scheme is matched case-insensitively, after leading spaces."""
+    call = make_call()
+    response = respond(call, 401, {"www-authenticate": '  DIGEST realm="api"'})
+    assert _is_auth_challenge(call.request, response) is True
+
+
+def test_401_without_www_authenticate_is_no_auth_challenge() -> None:
+    """A 401 with no WWW-Authenticate header is no challenge httpx's auth could answer."""
+    call = make_call()
+    assert _is_auth_challenge(call.request, respond(call, 401)) is False
+
+
+# --- decide: the body read --------------------------------------------------------------------
+
+
+def test_success_body_decoding_to_exactly_the_cap_is_classified_whole() -> None:
+    """A gzip 2xx body that decodes to exactly max_body_bytes is shown whole to classify."""
+    seen: list[bytes] = []
+    call = make_call(classifying(RateLimitError, seen))
+    response, body = gzipped(call, 200, b"a" * CAP)
+    decision = decide(call, response, body, None, NOW, random)
+    assert isinstance(decision, GiveUp)
+    assert type(decision.error) is RateLimitError
+    assert seen == [b"a" * CAP]
+
+
+def test_success_body_decoding_one_byte_past_the_cap_is_handed_on_unread() -> None:
+    """A gzip 2xx body that decodes to max_body_bytes + 1 is no document: handed on, unclassified."""
+    seen: list[bytes] = []
+    call = make_call(classifying(RateLimitError, seen))
+    response, body = gzipped(call, 200, b"a" * (CAP + 1))
+    assert decide(call, response, body, None, NOW, random) is None
+    assert seen == []
+
+
+def test_error_body_decoding_past_the_cap_is_still_raised() -> None:
+    """A 400 whose gzip body decodes past max_body_bytes is raised, not handed on."""
+    call = make_call(Settings(errors=ErrorPolicy(max_body_bytes=CAP)))
+    response, body = gzipped(call, 400, b"x" * (CAP * 4))
+    decision = decide(call, response, body, None, NOW, random)
+    assert isinstance(decision, GiveUp)
+    assert type(decision.error) is BadRequestError
+
+
+def test_error_body_is_decoded_before_it_is_parsed() -> None:
+    """A gzip error body is decoded per Content-Encoding, so its message is parsed."""
+    call = make_call(Settings(errors=ErrorPolicy(max_body_bytes=CAP)))
+    response, body = gzipped(call, 400, b'{"error": {"message": "bad thing"}}')
+    decision = decide(call, response, body, None, NOW, random)
+    assert isinstance(decision, GiveUp)
+    assert decision.error.message == "bad thing"
+
+
+def test_incomplete_400_body_is_still_raised() -> None:
+    """A 400 whose body was cut at the cap is still an error: only a success is handed on."""
+    call = make_call()
+    response = respond(call, 400, {"content-type": "application/json"}, b'{"error": ')
+    decision = decide(call, response, (b'{"error": ', False), None, NOW, random)
+    assert isinstance(decision, GiveUp)
+    assert type(decision.error) is BadRequestError
+
+
+def test_no_body_given_for_a_success_is_handed_on_unclassified() -> None:
+    """decide without a body treats a 2xx as incomplete: handed on, the hook never called."""
+    seen: list[bytes] = []
+    call = make_call(classifying(RateLimitError, seen))
+    assert decide(call, respond(call, 200), None, None, NOW, random) is None
+    assert seen == []
+
+
+def test_no_body_given_for_an_error_means_an_empty_body() -> None:
+    """decide without a body builds the error of an empty body: it has none."""
+    call = make_call()
+    decision = decide(call, respond(call, 400), None, None, NOW, random)
+    assert isinstance(decision, GiveUp)
+    assert decision.error.body is None
+
+
+# --- decide: exceptions and the deadline ------------------------------------------------------
+
+
+def test_api_error_outcome_gives_up_as_not_retryable() -> None:
+    """An APIError from below is passed on as it is, its reason "not retryable"."""
+    error = ServiceUnavailableError("from a transport below", retryable=True)
+    decision = decide(make_call(), error, None, None, NOW, random)
+    assert decision == GiveUp(error, "not retryable")
+    assert decision.error is error
+
+
+def test_retry_landing_exactly_on_the_deadline_gives_up() -> None:
+    """A wait that would end exactly at the deadline is not made: GiveUp("deadline")."""
+    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW + 5.0)
+    response = respond(call, 503, {"retry-after": "5"})
+    decision = decide(call, response, (b"", True), None, NOW, random)
+    assert isinstance(decision, GiveUp)
+    assert decision.reason == "deadline"
+
+
+# --- refused ----------------------------------------------------------------------------------
+
+
+def _budget_retry(raise_on_status: bool = True) -> Retry:
+    """The Retry of a third attempt (of five) that got a 503, with two distinct records before."""
+    settings = Settings(
+        errors=ErrorPolicy(raise_on_status=raise_on_status),
+        retry=RetryPolicy(max_attempts=5),
+        rules=Rules(budget=RetryBudget(), breaker=None, pacing=False),
+    )
+    history = (AttemptRecord(500, "InternalServerError", 0.25), AttemptRecord(502, "X", 0.5))
+    call = make_call(settings, attempt=3, history=history)
+    decision = decide(call, respond(call, 503), (b"", True), "req-3", NOW, random)
+    assert isinstance(decision, Retry)
+    return decision
+
+
+def test_refused_marks_only_the_last_history_record() -> None:
+    """refused sets `refused` on the last record alone, and keeps every record otherwise."""
+    retry = _budget_retry()
+    before = retry.error.history
+    give_up = refused(retry, "retry_budget")
+    assert give_up.error.history == (
+        before[0],
+        before[1],
+        AttemptRecord(503, "ServiceUnavailableError", 0.0, "req-3", refused="retry_budget"),
+    )
+
+
+def test_refused_keeps_what_to_hand_on() -> None:
+    """refused gives up with the budget's reason, still handing the response on if the Retry would."""
+    retry = _budget_retry(raise_on_status=False)
+    assert retry.hand_on is True
+    assert refused(retry, "retry_budget") == GiveUp(retry.error, "retry_budget", True)
+
+
+# --- stream_failure and error_for -------------------------------------------------------------
+
+
+def test_stream_failure_passes_an_api_error_through() -> None:
+    """An APIError raised while the caller reads a body is that error, unchanged."""
+    error = ServiceUnavailableError("below", retryable=True)
+    assert stream_failure(make_call(), error, 200, "req-1") is error
+    assert error.retryable is True
+
+
+def test_stream_failure_is_never_retryable() -> None:
+    """A body that failed mid-stream gives a StreamError that is not retryable."""
+    error = stream_failure(make_call(), httpx.ReadError("reset"), 200, "req-1")
+    assert type(error) is StreamError
+    assert error.retryable is False
+
+
+def test_stream_failure_extends_the_calls_history_by_one_record() -> None:
+    """The StreamError's history is the call's, plus a record of the failed body."""
+    history = (AttemptRecord(503, "ServiceUnavailableError", 0.25),)
+    call = make_call(attempt=2, history=history)
+    error = stream_failure(call, httpx.ReadError("reset"), 200, "req-2")
+    assert error.history == (*history, AttemptRecord(200, "StreamError", 0.0, "req-2"))
+
+
+def test_error_for_passes_an_api_error_through() -> None:
+    """error_for of an APIError is that very error."""
+    error = ServiceUnavailableError("below")
+    assert error_for(make_call(), error) is error
+
+
+def test_error_for_chains_the_exception_and_hides_the_context() -> None:
+    """error_for's error has the exception as __cause__ and suppresses the implicit context."""
+    exc = httpx.ConnectError("refused")
+    error = error_for(make_call(), exc)
+    assert type(error) is NetworkError
+    assert error.__cause__ is exc
+    assert error.__suppress_context__ is True
+
+
+# --- status_retryable ---------------------------------------------------------------------------
+
+
+def test_quota_429_is_never_retryable_even_when_the_server_says_retry() -> None:
+    """An exhausted quota is not retryable, whatever x-should-retry says."""
+    headers = httpx.Headers({"x-should-retry": "true"})
+    assert status_retryable(429, headers, QuotaExceededError, RetryPolicy()) is False
+
+
+def test_status_retryable_ignores_the_class_default_unless_classified() -> None:
+    """By default (not classified) a status outside retry_statuses is not retryable."""
+    headers = httpx.Headers()
+    assert status_retryable(418, headers, ServiceUnavailableError, RetryPolicy()) is False
+
+
+# --- _classify --------------------------------------------------------------------------------
+
+
+def test_classify_hook_that_raises_is_a_configuration_error() -> None:
+    """A classify hook that raises gives a ConfigurationError naming the hook, chained."""
+    boom = ValueError("boom")
+
+    def hook(response: httpx.Response) -> type[APIError] | None:
+        raise boom
+
+    call = make_call()
+    with pytest.raises(ConfigurationError) as raised:
+        _classify(hook, respond(call, 200))
+    assert raised.value.message == "ErrorPolicy.classify raised ValueError"
+    assert raised.value.__cause__ is boom
+
+
+def test_classify_hook_returning_an_instance_is_a_configuration_error() -> None:
+    """A classify hook must return a class: an error instance is refused."""
+    call = make_call()
+    hook = returning(RateLimitError("an instance"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="must return an APIError subclass or None"):
+        _classify(hook, respond(call, 200))
+
+
+def test_classify_hook_returning_a_foreign_class_is_a_configuration_error() -> None:
+    """A classify hook must return an APIError subclass: ValueError is refused."""
+    call = make_call()
+    hook = returning(ValueError)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="must return an APIError subclass or None"):
+        _classify(hook, respond(call, 200))
