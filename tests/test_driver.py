@@ -733,3 +733,35 @@ def test_no_raise_hands_back_the_whole_body_when_retries_stop(
     assert response.read() == _BIG
     assert response.headers.get("content-length") in (None, str(len(_BIG)))
     assert run.names.count("Send") == 1
+
+
+class _Trickle(httpx.SyncByteStream):
+    """An error body that comes one byte per quarter second of the fake clock."""
+
+    def __init__(self, clock: FakeClock, size: int) -> None:
+        self.clock = clock
+        self.size = size
+        self.served = 0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _ in range(self.size):
+            self.clock.advance(0.25)
+            self.served += 1
+            yield b"x"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_deadline_bounds_reading_a_trickling_error_body() -> None:
+    """A 503 whose body trickles in stops being read at the total deadline: the call gives up at
+    the deadline, not when the trickle ends, and the response is closed."""
+    clock = FakeClock()
+    body = _Trickle(clock, 400)  # 100 s of trickle, far past the 1 s deadline
+    settings = make_settings(retry=RetryPolicy(timeout=1.0))
+    run = drive([streamed(503, body)], settings=settings, clock=clock)
+    assert isinstance(run.error, hr.RequestTimeoutError)
+    assert run.error.phase == "total"
+    assert body.served <= 5  # the read stopped within a chunk of the deadline
+    assert body.closed

@@ -135,7 +135,8 @@ class AsyncDriver:
                     limit = read_limit(call, response)
                     if limit is None:
                         return _hand_on(call, response, request_id, encoded, self._backend)
-                    body = await aread_prefix(response, limit, self._backend)
+                    until = None if call.deadline is None else (self._clock, call.deadline)
+                    body = await aread_prefix(response, limit, self._backend, until)
                 decision = decide(call, outcome, body, request_id, self._clock(), self._random)
                 if response is None:
                     assert decision is not None  # an exception is never handed on

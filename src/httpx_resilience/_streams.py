@@ -36,6 +36,12 @@ __all__ = [
 ]
 
 ErrorFactory = Callable[[BaseException], APIError]
+# A monotonic clock and the time on it when reading must stop; None: no deadline.
+Deadline = tuple[Callable[[], float], float] | None
+
+
+def _passed(until: Deadline) -> bool:
+    return until is not None and until[0]() >= until[1]
 
 
 class CountedRequestStream(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -300,12 +306,16 @@ def guard_decoding(response: httpx.Response, map_error: ErrorFactory) -> None:
         setattr(response, "_decoder", TypedDecoder(get_decoder(), map_error))  # noqa: B010
 
 
-def read_prefix(response: httpx.Response, limit: int, backend: Backend) -> tuple[bytes, bool]:
+def read_prefix(
+    response: httpx.Response, limit: int, backend: Backend, until: Deadline = None
+) -> tuple[bytes, bool]:
     """Read about `limit` raw bytes: (the bytes, whether they are the whole body).
 
     The response is left replaying them followed by any unread rest, so it can still be
     handed on whole, or closed to discard the rest with its connection. `backend` is the
-    package the response belongs to, whose stream classes replay it.
+    package the response belongs to, whose stream classes replay it. `until`, (clock,
+    deadline): the reading stops once the deadline has passed, even if a body trickling in
+    never trips a read timeout.
     """
     upstream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
     if limit == 0:
@@ -317,7 +327,7 @@ def read_prefix(response: httpx.Response, limit: int, backend: Backend) -> tuple
         for chunk in iterator:
             chunks.append(chunk)
             size += len(chunk)
-            if size > limit:
+            if size > limit or _passed(until):
                 break
         else:
             data = b"".join(chunks)
@@ -338,7 +348,7 @@ def read_prefix(response: httpx.Response, limit: int, backend: Backend) -> tuple
 
 
 async def aread_prefix(
-    response: httpx.Response, limit: int, backend: Backend
+    response: httpx.Response, limit: int, backend: Backend, until: Deadline = None
 ) -> tuple[bytes, bool]:
     """The async twin of `read_prefix`."""
     upstream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
@@ -351,7 +361,7 @@ async def aread_prefix(
         async for chunk in iterator:
             chunks.append(chunk)
             size += len(chunk)
-            if size > limit:
+            if size > limit or _passed(until):
                 break
         else:
             data = b"".join(chunks)
