@@ -765,3 +765,23 @@ def test_deadline_bounds_reading_a_trickling_error_body() -> None:
     assert run.error.phase == "total"
     assert body.served <= 5  # the read stopped within a chunk of the deadline
     assert body.closed
+
+
+@pytest.mark.parametrize(
+    "timeouts",
+    [None, {"connect": 60.0, "read": 60.0, "write": 60.0, "pool": 60.0}],
+    ids=["none-given", "given"],
+)
+@pytest.mark.parametrize("outcome", ["ok", "error"])
+def test_deadline_leaves_the_callers_timeouts_as_they_were(
+    timeouts: dict[str, float] | None, outcome: str
+) -> None:
+    """The timeouts a deadline shortens for each attempt are the caller's again once the call
+    ends, whether it succeeded or raised: sending the request again is not cut short."""
+    extensions = {} if timeouts is None else {"timeout": dict(timeouts)}
+    request = httpx.Request("GET", "https://api.example.com/v1/x", extensions=extensions)
+    settings = make_settings(retry=RetryPolicy(timeout=30.0, max_attempts=1))
+    answer = streamed(200) if outcome == "ok" else streamed(404)
+    run = drive([answer], request=request, settings=settings)
+    assert run.sent[0].timeout is not None  # the attempt itself went with shortened timeouts
+    assert request.extensions.get("timeout") == timeouts

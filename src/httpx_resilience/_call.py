@@ -25,7 +25,7 @@ from ._replay import is_replayable, rewind
 from ._settings import Settings
 from ._state import host_key
 
-__all__ = ["Call", "assign_key", "prepare", "start"]
+__all__ = ["Call", "assign_key", "prepare", "restore_timeouts", "start"]
 
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _new_tuple = tuple.__new__
@@ -116,6 +116,16 @@ def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
     key = str(policy.generate())
     add_header(headers, policy.header, policy.encoded, key)
     return key
+
+
+def restore_timeouts(call: Call) -> None:
+    """Give the request back the timeouts it came with, once its call is over: the deadline's
+    shortened ones must not cut short a later send of the same request."""
+    extensions = call.request.extensions
+    if call.timeouts is None:
+        extensions.pop("timeout", None)
+    else:
+        extensions["timeout"] = call.timeouts
 
 
 def _shortened(timeouts: Any, remaining: float) -> dict[str, float | None]:

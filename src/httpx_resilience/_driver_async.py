@@ -21,7 +21,7 @@ import httpx
 
 from . import _waits
 from ._backend import HTTPX, Backend
-from ._call import Call, prepare, start
+from ._call import Call, prepare, restore_timeouts, start
 from ._decide import GiveUp, Retry, admit, decide, read_limit, refused
 from ._events import Reporter, ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
@@ -176,6 +176,9 @@ class AsyncDriver:
             if response is not None:
                 await aclose_response(response)
             raise
+        finally:
+            if call.deadline is not None:
+                restore_timeouts(call)
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -23,7 +23,7 @@ import httpx
 
 from . import _waits
 from ._backend import HTTPX, Backend
-from ._call import Call, prepare, start
+from ._call import Call, prepare, restore_timeouts, start
 from ._decide import GiveUp, Retry, admit, decide, read_limit, refused
 from ._events import Reporter, ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
@@ -178,6 +178,9 @@ class SyncDriver:
             if response is not None:
                 close_response(response)
             raise
+        finally:
+            if call.deadline is not None:
+                restore_timeouts(call)
 
     def close(self) -> None:
         self._transport.close()
