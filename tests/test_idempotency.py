@@ -173,3 +173,33 @@ def test_default_keys_are_distinct_uuid4_strings() -> None:
     for key in keys:
         parsed = uuid.UUID(key)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, key)
+
+
+def test_an_empty_callers_key_is_replaced_not_doubled() -> None:
+    """A POST whose caller set an empty Idempotency-Key goes with one header, a generated key:
+    never the empty one and a second beside it, which servers read as no key at all."""
+    request = httpx.Request("POST", "https://api.example.com/v1/x", headers={"Idempotency-Key": ""})
+    key = assign_key(request, IdempotencyPolicy())
+    assert key
+    assert request.headers.get_list("idempotency-key") == [key]
+
+
+def test_an_empty_key_on_an_unkeyed_method_is_left_alone() -> None:
+    """A GET with an empty Idempotency-Key gets no key: it is neither the caller's key nor one
+    the policy makes."""
+    request = httpx.Request("GET", "https://api.example.com/v1/x", headers={"Idempotency-Key": ""})
+    assert assign_key(request, IdempotencyPolicy()) is None
+    assert request.headers.get_list("idempotency-key") == [""]
+
+
+def test_a_raising_generator_is_a_configuration_error() -> None:
+    """An IdempotencyPolicy.generate that raises gives a ConfigurationError naming it, its
+    cause kept, not the raw exception."""
+
+    def generate() -> str:
+        raise RuntimeError("entropy pool empty")
+
+    request = httpx.Request("POST", "https://api.example.com/v1/x")
+    with pytest.raises(ConfigurationError, match="generate") as info:
+        assign_key(request, IdempotencyPolicy(generate=generate))
+    assert isinstance(info.value.__cause__, RuntimeError)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from ._errors import AttemptRecord
+from ._errors import AttemptRecord, ConfigurationError
 from ._errors_build import too_large_error
 from ._events import note_resend
 from ._headers import add_header, header_value
@@ -106,15 +106,25 @@ def prepare(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
 
 
 def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
-    """The request's idempotency key: the caller's, or a new one where the policy wants one."""
+    """The request's idempotency key: the caller's, or a new one where the policy wants one.
+
+    An empty header the caller set is no key: where the policy keys the method, the new key
+    replaces it, so one header goes out.
+    """
     headers = request.headers
     existing = header_value(headers, policy.encoded[1])
     if existing:
         return existing
     if not policy.enabled or request.method not in policy.methods:
         return None
-    key = str(policy.generate())
-    add_header(headers, policy.header, policy.encoded, key)
+    try:
+        key = str(policy.generate())
+    except Exception as exc:
+        raise ConfigurationError(f"IdempotencyPolicy.generate raised {type(exc).__name__}") from exc
+    if existing is None:
+        add_header(headers, policy.header, policy.encoded, key)
+    else:
+        headers[policy.header] = key
     return key
 
 
