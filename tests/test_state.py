@@ -1357,7 +1357,8 @@ def test_events_for_pacing() -> None:
 
 
 def test_a_raising_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
-    """An on_event hook that raises is logged as a warning; the request goes on to its retry and response."""
+    """An on_event hook that raises is logged as a warning, by its type only (its message may
+    quote what it was given); the request goes on to its retry and response."""
 
     def broken(event: ResilienceEvent) -> None:
         raise RuntimeError("metrics down")
@@ -1368,7 +1369,8 @@ def test_a_raising_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) 
     assert run.kinds == ["attempt", "retry", "attempt"]
     warnings = [r for r in caplog.records if "on_event hook raised" in r.getMessage()]
     assert len(warnings) == 3
-    assert all(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in warnings)
+    assert all("RuntimeError" in r.getMessage() and r.exc_info is None for r in warnings)
+    assert "metrics down" not in caplog.text
 
 
 # --- The errors ----------------------------------------------------------------------------------

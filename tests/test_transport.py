@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import ssl
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -335,6 +336,41 @@ def test_parse_body_returning_none_hands_over_to_the_parser(
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+def test_parse_body_errors_that_are_not_mappings_are_kept_as_messages(call: Caller) -> None:
+    """A parse_body hook whose `errors` are plain strings gets the typed error, each string an
+    error item's message, not a raw exception."""
+
+    def parse(response: httpx.Response) -> dict[str, Any]:
+        return {"message": "invalid", "errors": ["name is required", "age must be > 0"]}
+
+    with pytest.raises(hr.UnprocessableEntityError) as info:
+        call(respond(422, json={}), policies={"errors": ErrorPolicy(parse_body=parse)})
+    assert [e["msg"] for e in info.value.errors or []] == ["name is required", "age must be > 0"]
+
+
+def test_failing_parse_body_logs_no_secret(call: Caller, caplog: pytest.LogCaptureFixture) -> None:
+    """A parse_body hook whose exception quotes the body (an echoed API key) is logged by its
+    type only: the key reaches no log line, traceback included."""
+    secret = "sk-live-" + "7" * 24
+
+    def parse(response: httpx.Response) -> dict[str, Any]:
+        raise ValueError(f"cannot parse {response.text}")
+
+    caplog.set_level(logging.DEBUG, logger="httpx_resilience")
+    with pytest.raises(hr.NotFoundError):
+        call(
+            respond(404, json={"detail": "nope", "echo": secret}),
+            policies={"errors": ErrorPolicy(parse_body=parse)},
+            headers={"X-Api-Key": secret},
+        )
+    assert "parse_body" in caplog.text
+    assert secret not in caplog.text
+    for record in caplog.records:
+        assert record.exc_info is None or secret not in "".join(
+            traceback.format_exception(*record.exc_info)
+        )
+
+
 class EngineError(hr.APIError):
     """A 200 whose body says the engine failed."""
 
@@ -390,6 +426,25 @@ def test_broken_classify_is_a_configuration_error(call: Caller, hook: Any) -> No
     """A classify hook that raises or returns junk gives a ConfigurationError, not a raw one."""
     with pytest.raises(hr.ConfigurationError):
         call(respond(200, json={}), policies={"errors": ErrorPolicy(classify=hook)})
+
+
+def test_classify_junk_from_the_body_is_not_in_the_error(call: Caller) -> None:
+    """A classify hook that returns text taken from the body (which echoes a token) gets a
+    ConfigurationError naming only the type it returned, not the text."""
+    token = "tok_" + "9" * 24
+
+    def classify(response: httpx.Response) -> Any:
+        return response.json()["echo"]
+
+    with pytest.raises(hr.ConfigurationError) as info:
+        call(
+            respond(200, json={"echo": f"Bearer {token}"}),
+            policies={"errors": ErrorPolicy(classify=classify)},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert "str" in str(info.value)
+    assert token not in str(info.value)
+    assert token not in repr(info.value)
 
 
 # --- per-request overrides --------------------------------------------------------------

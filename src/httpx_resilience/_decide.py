@@ -368,7 +368,9 @@ def _classify(
     except Exception as exc:
         raise ConfigurationError(f"ErrorPolicy.classify raised {type(exc).__name__}") from exc
     if cls is not None and not (isinstance(cls, type) and issubclass(cls, APIError)):
+        # Named by its type only: a value the hook took from the body may hold a secret.
+        got = f"the class {cls.__qualname__}" if isinstance(cls, type) else type(cls).__name__
         raise ConfigurationError(
-            f"ErrorPolicy.classify must return an APIError subclass or None, got {cls!r}"
+            f"ErrorPolicy.classify must return an APIError subclass or None, got {got}"
         )
     return cls

@@ -30,7 +30,7 @@ from ._errors import (
     ValidationError,
 )
 from ._headers import find_header, header_value, parse_rate_limit, parse_retry_after
-from ._parse import ParsedBody, decode_text, parse_error_body
+from ._parse import ParsedBody, decode_text, field_error, parse_error_body
 from ._policies import ErrorPolicy, RequestIdPolicy
 from ._redact import Redactor, read_copy
 from ._streams import read_prefix
@@ -310,11 +310,13 @@ def _parse(
             message=str(fields["message"]) if fields.get("message") is not None else None,
             code=str(code) if code is not None else None,
             details=dict(fields["details"]) if isinstance(fields.get("details"), Mapping) else None,
-            errors=list(fields["errors"]) if isinstance(fields.get("errors"), list) else None,
+            errors=_hook_errors(fields.get("errors")),
         )
-    except Exception:
-        # The user's parser failed on this body: the built-in one never does.
-        logger.warning("parse_body hook raised; the default parser is used", exc_info=True)
+    except Exception as exc:
+        # The user's parser failed on this body: the built-in one never does. Logged by its
+        # type only: the hook's message and traceback may quote the body, and with it a secret
+        # the server echoed.
+        logger.warning("parse_body hook raised %s; the default parser is used", type(exc).__name__)
         return parse_error_body(body, content_type, text=text)
 
 
@@ -390,6 +392,14 @@ def _common(call: Call) -> tuple[dict[str, Any], Redactor]:
     kwargs = common(call)
     redactor: Redactor | None = kwargs.get("_redactor")
     return kwargs, redactor if redactor is not None else redactor_for(call)
+
+
+def _hook_errors(value: object) -> list[dict[str, Any]] | None:
+    """`errors` as a `parse_body` hook gave them: mappings as they are, anything else as an
+    item whose message it is."""
+    if not isinstance(value, list):
+        return None
+    return [dict(item) if isinstance(item, Mapping) else field_error(item) for item in value]
 
 
 def _exception_text(exc: BaseException) -> str:

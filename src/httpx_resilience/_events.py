@@ -103,8 +103,9 @@ def emit(hook: EventHook | None, event: ResilienceEvent) -> None:
         return
     try:
         hook(event)
-    except Exception:
-        logger.warning("on_event hook raised; the request goes on", exc_info=True)
+    except Exception as exc:
+        # By its type only: a hook's message may quote the request or response it was given.
+        logger.warning("on_event hook raised %s; the request goes on", type(exc).__name__)
 
 
 _RESEND_COUNT = "http.request.resend_count"
@@ -201,9 +202,10 @@ class Reporter:
         if self.on_retry is not None:
             try:
                 self.on_retry(event)
-            except Exception:
-                # A metrics or logging hook must not turn a retry into a failure.
-                logger.warning("on_retry hook raised; the retry goes ahead", exc_info=True)
+            except Exception as exc:
+                # A metrics or logging hook must not turn a retry into a failure. Logged by its
+                # type only: its message may quote the request or response it was given.
+                logger.warning("on_retry hook raised %s; the retry goes ahead", type(exc).__name__)
         self.event(
             "retry",
             call,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["ParsedBody", "decode_text", "parse_error_body"]
+__all__ = ["ParsedBody", "decode_text", "field_error", "parse_error_body"]
 
 _MESSAGE_LIMIT = 1000
 _TEXT_LIMIT = 500
@@ -174,7 +174,7 @@ def _rule_detail(obj: dict[str, Any]) -> _Match | None:
     if isinstance(detail, str):
         return _result(detail), consumed
     if isinstance(detail, list) and detail:
-        errors = [_field_error(item) for item in detail]
+        errors = [field_error(item) for item in detail]
         return _result(_summarise(errors), errors=errors), consumed
     if isinstance(detail, dict):
         message = _first_str(detail, ("message", "msg", "detail"))
@@ -242,19 +242,20 @@ def _rule_errors(obj: dict[str, Any]) -> _Match | None:
 def _errors_from(value: Any) -> list[dict[str, Any]] | None:
     """Normalise a list of error items or a Rails-style ``{field: [messages]}`` mapping."""
     if isinstance(value, list):
-        return [_field_error(item) for item in value] or None
+        return [field_error(item) for item in value] or None
     if not isinstance(value, dict):
         return None
     errors = []
     for field, messages in value.items():
         for item in messages if isinstance(messages, list) else [messages]:
-            error = _field_error(item)
+            error = field_error(item)
             error["loc"] = error["loc"] or [field]
             errors.append(error)
     return errors or None
 
 
-def _field_error(item: Any) -> dict[str, Any]:
+def field_error(item: Any) -> dict[str, Any]:
+    """One error item as the parser keeps it: `loc`, `msg`, `type` (a non-mapping is its `msg`)."""
     if not isinstance(item, dict):
         return {"loc": [], "msg": str(item), "type": None}
     msg = next(
