@@ -300,6 +300,12 @@ def test_refused_keeps_what_to_hand_on() -> None:
     assert refused(retry, "retry_budget") == GiveUp(retry.error, "retry_budget", True)
 
 
+def test_refused_retry_made_without_hand_on_hands_nothing_on() -> None:
+    """A Retry made without hand_on (as an exception's) gives up handing nothing on when refused."""
+    error = ServiceUnavailableError("busy", history=[AttemptRecord(503, "X")])
+    assert refused(Retry(0.5, True, "status 503", error), "retry_budget").hand_on is False
+
+
 # --- stream_failure and error_for -------------------------------------------------------------
 
 

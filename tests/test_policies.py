@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+import httpx_resilience as hr
 from httpx_resilience._errors import (
     APIError,
     ConfigurationError,
@@ -289,3 +290,21 @@ def test_redact_names_part_of_equality_and_hash() -> None:
     assert a == ErrorPolicy(redact_names=["pin"])  # type: ignore[arg-type]
     assert hash(a) == hash(ErrorPolicy(redact_names=["pin"]))  # type: ignore[arg-type]
     assert a != ErrorPolicy()
+
+
+@pytest.mark.parametrize("name", ["X Request Id", "X-Id:", "X-Idé", "X-Id\r\nEvil: 1", "(id)"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda name: RequestIdPolicy(send_header=name),
+        lambda name: RequestIdPolicy(response_headers=(name,)),
+        lambda name: hr.RetryPolicy(attempt_header=name),
+        lambda name: hr.IdempotencyPolicy(header=name),
+    ],
+    ids=["send_header", "response_headers", "attempt_header", "idempotency header"],
+)
+def test_header_names_must_be_tokens(make: Any, name: str) -> None:
+    """A header name that HTTP would refuse (a space, a colon, non-ASCII, a line break) is a
+    ConfigurationError when the policy is built, not a ProtocolError on every request."""
+    with pytest.raises(hr.ConfigurationError):
+        make(name)

@@ -447,6 +447,22 @@ def test_classify_junk_from_the_body_is_not_in_the_error(call: Caller) -> None:
     assert token not in repr(info.value)
 
 
+class _MessageOnlyError(hr.ServiceUnavailableError):
+    """A user's status class whose __init__ takes the message alone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def test_a_status_class_that_cannot_be_built_is_a_configuration_error(call: Caller) -> None:
+    """A status class whose __init__ refuses the library's keyword arguments gives a
+    ConfigurationError naming it, not a raw TypeError from inside the transport."""
+    policies = {"errors": ErrorPolicy(status_classes={529: _MessageOnlyError})}
+    with pytest.raises(hr.ConfigurationError, match="_MessageOnlyError") as info:
+        call(respond(529, json={}), policies=policies)
+    assert isinstance(info.value.__cause__, TypeError)
+
+
 # --- per-request overrides --------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from ._errors import (
     APIError,
     AttemptRecord,
     CircuitOpenError,
+    ConfigurationError,
     RequestTimeoutError,
     RequestTooLargeError,
     StreamError,
@@ -273,23 +274,32 @@ def error_for_response(
     # A body at the cap may have been cut inside an echoed secret, and so may what was read
     # from its end (a plain-text message).
     cut = len(body) >= policy.max_body_bytes
-    return cls(
-        redactor.text(parsed.message, cut=cut) if parsed.message else None,
-        code=redactor.text(parsed.code) if parsed.code else None,
-        status_code=status,
-        request_id=request_id,
-        body=redactor.text(text, cut=cut) if text is not None else None,
-        details=redactor.data(details) if details is not None else None,
-        errors=redactor.data(errors) if errors is not None else None,
-        retry_after=parse_retry_after(headers, now),
-        limit=window.limit,
-        remaining=window.remaining,
-        reset=window.reset,
-        retryable=False,
-        history=(*call.history, AttemptRecord(status, cls.__name__, 0.0, request_id)),
-        response=readable,
+    message = redactor.text(parsed.message, cut=cut) if parsed.message else None
+    fields: dict[str, Any] = {
+        "code": redactor.text(parsed.code) if parsed.code else None,
+        "status_code": status,
+        "request_id": request_id,
+        "body": redactor.text(text, cut=cut) if text is not None else None,
+        "details": redactor.data(details) if details is not None else None,
+        "errors": redactor.data(errors) if errors is not None else None,
+        "retry_after": parse_retry_after(headers, now),
+        "limit": window.limit,
+        "remaining": window.remaining,
+        "reset": window.reset,
+        "retryable": False,
+        "history": (*call.history, AttemptRecord(status, cls.__name__, 0.0, request_id)),
+        "response": readable,
         **common,
-    )
+    }
+    try:
+        return cls(message, **fields)
+    except TypeError as exc:
+        # A user's class (`status_classes`, `classify`) whose __init__ refuses what every
+        # error is built with; named alone: the message may quote the body.
+        raise ConfigurationError(
+            f"{cls.__qualname__} cannot be built as an error: its __init__ must take the "
+            "message and pass every keyword argument on to APIError's"
+        ) from exc
 
 
 def _parse(

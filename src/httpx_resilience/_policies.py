@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ class Policy:
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from exc
 
 
+# RFC 9110's token: the characters a field name may hold.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 def check(condition: bool, policy: str, message: str) -> None:
     if not condition:
         raise ConfigurationError(f"{policy}: {message}")
@@ -93,8 +98,8 @@ def is_statuses(value: object) -> bool:
 
 
 def is_header_name(value: object) -> bool:
-    """A non-empty str."""
-    return isinstance(value, str) and value != ""
+    """A str HTTP takes as a header name: a token (RFC 9110), so ASCII with no space or colon."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
 
 
 def is_names(value: object) -> bool:
