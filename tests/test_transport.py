@@ -849,3 +849,19 @@ def test_stopped_generator_body_is_closed() -> None:
         client.post(URL, content=generator)
     assert generator.gi_frame is None
     assert info.value.attempts == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"proxy": "ftp://proxy.example:21"}, {"verify": "/nonexistent/ca.pem"}, {"limits": 50}],
+    ids=["proxy-scheme", "missing-ca-file", "limits-not-limits"],
+)
+@pytest.mark.parametrize("cls", [ResilientTransport, AsyncResilientTransport])
+def test_bad_default_transport_arguments_are_configuration_errors(
+    cls: type, kwargs: dict[str, Any]
+) -> None:
+    """A value httpx's own transport refuses (a proxy scheme, a missing CA file, limits that
+    are no Limits) is a ConfigurationError at construction, the cause kept."""
+    with pytest.raises(hr.ConfigurationError) as info:
+        cls(**kwargs)
+    assert info.value.__cause__ is not None

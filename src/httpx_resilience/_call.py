@@ -171,7 +171,8 @@ def _limit_request_size(call: Call, limit: int) -> None:
 
 def _known_size(request: httpx.Request) -> int | None:
     length = request.headers.get("content-length")
-    if length is not None and length.strip().isdigit():
+    if length is not None and length.isascii() and length.strip().isdigit():
+        # ASCII only: str.isdigit() also takes "²" and other scripts' digits.
         return int(length)
     if type(request.stream).__name__ == "ByteStream":  # httpx's or httpx2's bytes
         return len(request.read())

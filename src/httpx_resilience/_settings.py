@@ -162,8 +162,15 @@ def inner_transport(
     if transport is None:
         try:
             return default(**kwargs)
-        except TypeError as exc:
+        except TypeError as exc:  # an unknown keyword: its name is the message
             raise ConfigurationError(f"{default.__name__}: {exc}") from exc
+        except Exception as exc:
+            # A value it refused: named by the argument names only, since a value (a proxy
+            # URL) may carry credentials; the cause says which and why.
+            raise ConfigurationError(
+                f"{default.__name__} refused its arguments {sorted(kwargs)}: "
+                f"{type(exc).__name__}"
+            ) from exc
     if kwargs:
         raise ConfigurationError(
             f"keyword arguments {sorted(kwargs)} configure the default transport; "
