@@ -168,8 +168,7 @@ def inner_transport(
             # A value it refused: named by the argument names only, since a value (a proxy
             # URL) may carry credentials; the cause says which and why.
             raise ConfigurationError(
-                f"{default.__name__} refused its arguments {sorted(kwargs)}: "
-                f"{type(exc).__name__}"
+                f"{default.__name__} refused its arguments {sorted(kwargs)}: {type(exc).__name__}"
             ) from exc
     if kwargs:
         raise ConfigurationError(
