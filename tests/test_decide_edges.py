@@ -379,16 +379,22 @@ def test_classify_hook_that_raises_is_a_configuration_error() -> None:
 
 
 def test_classify_hook_returning_an_instance_is_a_configuration_error() -> None:
-    """A classify hook must return a class: an error instance is refused."""
+    """A classify hook must return a class: an error instance is refused, named by its type."""
     call = make_call()
     hook = returning(RateLimitError("an instance"))  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="must return an APIError subclass or None"):
+    with pytest.raises(ConfigurationError) as raised:
         _classify(hook, respond(call, 200))
+    assert raised.value.message == (
+        "ErrorPolicy.classify must return an APIError subclass or None, got RateLimitError"
+    )
 
 
 def test_classify_hook_returning_a_foreign_class_is_a_configuration_error() -> None:
-    """A classify hook must return an APIError subclass: ValueError is refused."""
+    """A classify hook must return an APIError subclass: ValueError is refused, named as a class."""
     call = make_call()
     hook = returning(ValueError)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="must return an APIError subclass or None"):
+    with pytest.raises(ConfigurationError) as raised:
         _classify(hook, respond(call, 200))
+    assert raised.value.message == (
+        "ErrorPolicy.classify must return an APIError subclass or None, got the class ValueError"
+    )
