@@ -239,6 +239,19 @@ def test_data_scrubs_tuples() -> None:
     assert list(r.data((TOKEN, "ok"))) == [REDACTED, "ok"]
 
 
+def test_data_scrubs_bytes_as_text() -> None:
+    """Bytes (a hook's raw body piece) are scrubbed as the text they hold, not passed through."""
+    r = Redactor([TOKEN])
+    assert r.data({"raw": f"token {TOKEN}".encode()}) == {"raw": f"token {REDACTED}"}
+    assert r.data([bytearray(TOKEN.encode())]) == [REDACTED]
+
+
+def test_data_keeps_tuple_keys_hashable_and_scrubbed() -> None:
+    """A mapping with a tuple key stays a mapping: the key stays a (scrubbed) tuple."""
+    r = Redactor([TOKEN])
+    assert r.data({("loc", TOKEN): 1, 7: "x"}) == {("loc", REDACTED): 1, 7: "x"}
+
+
 def test_data_leaves_non_strings_alone() -> None:
     """Numbers, booleans, None and floats pass through unchanged."""
     r = Redactor([TOKEN])

@@ -231,13 +231,21 @@ class Redactor:
             return value
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, (bytes, bytearray)):  # a hook's piece of the raw body
+            return self.text(bytes(value).decode("utf-8", "replace"))
         if depth >= _MAX_DEPTH:
             return REDACTED
         if isinstance(value, Mapping):
-            return {self.data(k, depth + 1): self.data(v, depth + 1) for k, v in value.items()}
+            return {self._key(k, depth + 1): self.data(v, depth + 1) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.data(v, depth + 1) for v in value]
         return value
+
+    def _key(self, key: Any, depth: int) -> Any:
+        """A mapping's key, scrubbed and still hashable: a tuple stays a tuple."""
+        if isinstance(key, tuple) and depth < _MAX_DEPTH:
+            return tuple(self._key(part, depth + 1) for part in key)
+        return self.data(key, depth)
 
     def url(self, url: httpx.URL) -> str:
         """`url` as text, redacted by name and scrubbed of the request's secret values."""
