@@ -454,13 +454,26 @@ class _MessageOnlyError(hr.ServiceUnavailableError):
         super().__init__(message)
 
 
-def test_a_status_class_that_cannot_be_built_is_a_configuration_error(call: Caller) -> None:
-    """A status class whose __init__ refuses the library's keyword arguments gives a
-    ConfigurationError naming it, not a raw TypeError from inside the transport."""
-    policies = {"errors": ErrorPolicy(status_classes={529: _MessageOnlyError})}
-    with pytest.raises(hr.ConfigurationError, match="_MessageOnlyError") as info:
+class _PickyError(hr.ServiceUnavailableError):
+    """A user's status class whose __init__ refuses some values with a ValueError."""
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        raise ValueError("no message allowed")
+
+
+@pytest.mark.parametrize(
+    ("cls", "cause"), [(_MessageOnlyError, TypeError), (_PickyError, ValueError)]
+)
+def test_a_status_class_that_cannot_be_built_is_a_configuration_error(
+    call: Caller, cls: type, cause: type
+) -> None:
+    """A status class whose __init__ refuses what the library builds it with (a TypeError for
+    its keyword arguments, or any other exception) gives a ConfigurationError naming it, not a
+    raw exception from inside the transport."""
+    policies = {"errors": ErrorPolicy(status_classes={529: cls})}
+    with pytest.raises(hr.ConfigurationError, match=cls.__name__) as info:
         call(respond(529, json={}), policies=policies)
-    assert isinstance(info.value.__cause__, TypeError)
+    assert isinstance(info.value.__cause__, cause)
 
 
 # --- per-request overrides --------------------------------------------------------------

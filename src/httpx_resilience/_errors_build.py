@@ -293,7 +293,7 @@ def error_for_response(
     }
     try:
         return cls(message, **fields)
-    except TypeError as exc:
+    except Exception as exc:
         # A user's class (`status_classes`, `classify`) whose __init__ refuses what every
         # error is built with; named alone: the message may quote the body.
         raise ConfigurationError(
