@@ -203,3 +203,26 @@ def test_a_raising_generator_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="generate") as info:
         assign_key(request, IdempotencyPolicy(generate=generate))
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "  "])
+def test_a_blank_callers_key_is_replaced_like_an_empty_one(blank: str) -> None:
+    """A key of whitespace is no key (HTTP strips it to nothing): replaced by one generated key."""
+    request = httpx.Request(
+        "POST", "https://api.example.com/v1/x", headers={"Idempotency-Key": blank}
+    )
+    key = assign_key(request, IdempotencyPolicy())
+    assert key and key.strip() == key
+    assert request.headers.get_list("idempotency-key") == [key]
+
+
+def test_the_callers_key_after_an_empty_header_is_kept_and_sent_alone() -> None:
+    """An empty Idempotency-Key before the caller's real one: the real key is the request's,
+    sent once, without the empty header servers would read first."""
+    request = httpx.Request(
+        "POST",
+        "https://api.example.com/v1/x",
+        headers=[("Idempotency-Key", ""), ("Idempotency-Key", "order-42")],
+    )
+    assert assign_key(request, IdempotencyPolicy()) == "order-42"
+    assert request.headers.get_list("idempotency-key") == ["order-42"]

@@ -108,11 +108,16 @@ def prepare(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
 def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
     """The request's idempotency key: the caller's, or a new one where the policy wants one.
 
-    An empty header the caller set is no key: where the policy keys the method, the new key
-    replaces it, so one header goes out.
+    A blank header the caller set is no key: the caller's own key after it, or where there is
+    none and the policy keys the method a new one, replaces it, so one header goes out.
     """
     headers = request.headers
     existing = header_value(headers, policy.encoded[1])
+    if existing is not None and not existing.strip():
+        # Rare: look past the blank one for a key the caller did set.
+        existing = next((v for v in headers.get_list(policy.header) if v.strip()), "")
+        if existing:
+            headers[policy.header] = existing
     if existing:
         return existing
     if not policy.enabled or request.method not in policy.methods:
