@@ -37,7 +37,7 @@ from _support import (
     make_settings,
     streamed,
 )
-from httpx_resilience import ErrorPolicy, RetryPolicy
+from httpx_resilience import Backoff, ErrorPolicy, NetworkError, RequestTimeoutError, RetryPolicy
 from httpx_resilience._call import start
 from httpx_resilience._decide import Retry, refused
 from httpx_resilience._errors import AttemptRecord
@@ -1444,3 +1444,18 @@ def test_a_probe_whose_lease_ran_out_long_ago_is_forgotten(clock: FakeClock) -> 
         state.before(f"https://new-{i}.example", NO_RULES, True)
     assert HOST not in state._hosts
     assert not state.before(HOST, HALF_OF_4, True).probe
+
+
+def test_the_attempt_event_carries_the_attempts_own_error_when_the_deadline_stops() -> None:
+    """A connect failure whose retry the deadline stops: its "attempt" event has that attempt's
+    NetworkError, and only the "give_up" event the call's RequestTimeoutError."""
+    settings = with_rules(
+        BUDGET, retry=RetryPolicy(timeout=0.5, backoff=Backoff(initial=2.0, jitter="none"))
+    )
+    run = drive([httpx.ConnectError("refused")], settings=settings, on_event=lambda e: None)
+    assert run.kinds == ["attempt", "give_up"]
+    attempt, give_up = run.events
+    assert isinstance(attempt.error, NetworkError)
+    assert attempt.error.phase == "connect"
+    assert isinstance(give_up.error, RequestTimeoutError)
+    assert give_up.reason == "deadline"

@@ -61,6 +61,7 @@ __all__ = [
     "GiveUp",
     "Retry",
     "admit",
+    "attempt_error",
     "decide",
     "error_for",
     "may_resend",
@@ -267,6 +268,20 @@ def _retry(
     # nothing.
     spend = call.settings.rules.budget is not None and error.phase not in UNSENT_PHASES
     return Retry(delay, spend, reason, error, response, hand_on)
+
+
+def attempt_error(decision: Retry | GiveUp) -> APIError:
+    """The failed attempt's own error, as its "attempt" event tells it: the deadline's error
+    stands for the whole call, and the attempt's is its cause."""
+    error = decision.error
+    cause = error.__cause__
+    if (
+        isinstance(decision, GiveUp)
+        and decision.reason == "deadline"
+        and isinstance(cause, APIError)
+    ):
+        return cause
+    return error
 
 
 def refused(retry: Retry, reason: str) -> GiveUp:

@@ -22,7 +22,7 @@ import httpx
 from . import _waits
 from ._backend import HTTPX, Backend
 from ._call import Call, prepare, restore_timeouts, start
-from ._decide import GiveUp, Retry, admit, decide, read_limit, refused
+from ._decide import GiveUp, Retry, admit, attempt_error, decide, read_limit, refused
 from ._events import Reporter, ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._policies import (
@@ -140,7 +140,7 @@ class AsyncDriver:
                 decision = decide(call, outcome, body, request_id, self._clock(), self._random)
                 if response is None:
                     assert decision is not None  # an exception is never handed on
-                    report.attempt(call, change, error=decision.error)
+                    report.attempt(call, change, error=attempt_error(decision))
                 spent = False
                 if isinstance(decision, Retry) and decision.spend:
                     spent = await store.spend(host, rules)
