@@ -785,3 +785,33 @@ def test_deadline_leaves_the_callers_timeouts_as_they_were(
     run = drive([answer], request=request, settings=settings)
     assert run.sent[0].timeout is not None  # the attempt itself went with shortened timeouts
     assert request.extensions.get("timeout") == timeouts
+
+
+class _TimeoutSeen(httpx.SyncByteStream):
+    """An error body that notes the read timeout its request carries when reading starts, as
+    httpcore takes it then for the whole body."""
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.request = request
+        self.read_timeout: float | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.read_timeout = self.request.extensions["timeout"]["read"]
+        yield b"busy"
+
+
+def test_the_error_body_is_read_with_what_is_left_of_the_deadline() -> None:
+    """An error body read 0.9 s into a 1 s deadline is read with a read timeout of what is left
+    (0.1 s), not the 1 s cut when the attempt was sent."""
+    clock = FakeClock()
+    request = httpx.Request("GET", "https://api.example.com/v1/x")
+    body = _TimeoutSeen(request)
+
+    def late(clock: FakeClock) -> httpx.Response:
+        clock.advance(0.9)
+        return streamed(503, body)
+
+    settings = make_settings(retry=RetryPolicy(timeout=1.0))
+    drive([late], request=request, settings=settings, clock=clock)
+    assert body.read_timeout is not None
+    assert body.read_timeout == pytest.approx(0.1)

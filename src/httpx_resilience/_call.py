@@ -25,7 +25,7 @@ from ._replay import is_replayable, rewind
 from ._settings import Settings
 from ._state import host_key
 
-__all__ = ["Call", "assign_key", "prepare", "restore_timeouts", "start"]
+__all__ = ["Call", "assign_key", "prepare", "restore_timeouts", "shorten", "start"]
 
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _new_tuple = tuple.__new__
@@ -99,7 +99,7 @@ def prepare(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
     if header is not None:
         request.headers[header] = str(attempt)
     if call.deadline is not None:
-        request.extensions["timeout"] = _shortened(call.timeouts, call.deadline - clock())
+        shorten(call, clock)
     if attempt > 1:
         note_resend(attempt - 1)
         rewind(request)  # a file body goes again from where the first attempt began
@@ -131,6 +131,16 @@ def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
     else:
         headers[policy.header] = key
     return key
+
+
+def shorten(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
+    """Cut each of the request's timeouts to what is left of `call`'s deadline.
+
+    Before each attempt, and again before its error body is read: httpcore takes the read
+    timeout for a whole body when reading it begins.
+    """
+    assert call.deadline is not None
+    call.request.extensions["timeout"] = _shortened(call.timeouts, call.deadline - clock())
 
 
 def restore_timeouts(call: Call) -> None:

@@ -23,7 +23,7 @@ import httpx
 
 from . import _waits
 from ._backend import HTTPX, Backend
-from ._call import Call, prepare, restore_timeouts, start
+from ._call import Call, prepare, restore_timeouts, shorten, start
 from ._decide import GiveUp, Retry, admit, attempt_error, decide, read_limit, refused
 from ._events import Reporter, ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
@@ -137,7 +137,11 @@ class SyncDriver:
                     limit = read_limit(call, response)
                     if limit is None:
                         return _hand_on(call, response, request_id, encoded, self._backend)
-                    until = None if call.deadline is None else (self._clock, call.deadline)
+                    until = None
+                    if call.deadline is not None:
+                        # Read with what is left of the deadline, and stopped at it.
+                        shorten(call, self._clock)
+                        until = (self._clock, call.deadline)
                     body = read_prefix(response, limit, self._backend, until)
                 decision = decide(call, outcome, body, request_id, self._clock(), self._random)
                 if response is None:
