@@ -28,6 +28,7 @@ from httpx_resilience._decide import (
     _classify,
     _is_auth_challenge,
     admit,
+    attempt_error,
     decide,
     error_for,
     read_limit,
@@ -398,3 +399,19 @@ def test_classify_hook_returning_a_foreign_class_is_a_configuration_error() -> N
     assert raised.value.message == (
         "ErrorPolicy.classify must return an APIError subclass or None, got the class ValueError"
     )
+
+
+def test_attempt_error_is_the_attempts_own_when_the_deadline_stops() -> None:
+    """attempt_error: for a deadline GiveUp, the failed attempt's own error (the cause); for any
+    other decision, the decision's error."""
+    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW + 0.1)
+    stopped = decide(call, httpx.ConnectError("refused"), None, None, NOW, random)
+    assert isinstance(stopped, GiveUp)
+    assert stopped.reason == "deadline"
+    assert isinstance(attempt_error(stopped), NetworkError)
+    assert attempt_error(stopped) is stopped.error.__cause__
+    retried = decide(make_call(), httpx.ConnectError("refused"), None, None, NOW, random)
+    assert isinstance(retried, Retry)
+    assert attempt_error(retried) is retried.error
+    gave_up = refused(retried, "retry_budget")
+    assert attempt_error(gave_up) is gave_up.error

@@ -203,3 +203,10 @@ class _SeekFails:
 def test_seeks_answers_false_for_a_file_that_cannot_move(file: object) -> None:
     """_seeks says False (a bool, as typed) for a file that says it cannot seek, whose seek fails, or that has none."""
     assert _seeks(file, 0) is False
+
+
+def test_an_httpx2_bytes_body_is_replayable() -> None:
+    """httpx2's own bytes stream (found by its class name) replays, as httpx's does."""
+    import httpx2
+
+    assert is_replayable(httpx2.Request("POST", "https://api.example.com/", content=b"x"))  # type: ignore[arg-type]
