@@ -212,7 +212,11 @@ def _note_request_id(call: Call, response: httpx.Response) -> tuple[str | None, 
 def _hand_on(
     call: Call, response: httpx.Response, request_id: str | None, encoded: bool, backend: Backend
 ) -> httpx.Response:
-    """The response handed to the caller, its body's failures typed by one stream wrapper."""
+    """The response handed to the caller, its body's failures typed by one stream wrapper, and
+    what it took: the attempts made and the failed ones' records, as an error would carry."""
+    extensions = response.extensions
+    extensions["attempts"] = call.attempt
+    extensions["history"] = call.history
     stream = backend.async_mapped(response.stream, call, response.status_code, request_id)  # type: ignore[arg-type]
     response.stream = stream
     if encoded:

@@ -409,3 +409,29 @@ def test_retry_logs_never_show_secrets(
         assert CANARY_AUTH not in text
     assert CANARY_QUERY not in caplog.text
     assert CANARY_AUTH not in caplog.text
+
+
+def test_a_response_says_how_many_attempts_it_took(run: Runner, server: LiveServer) -> None:
+    """A response handed on carries `extensions["attempts"]` and `extensions["history"]` (the
+    records an error would carry), and the key that was sent is on its request: 1 and () for a
+    first-try success, 3 and two 503 records after two retries."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        async with run.client(run.transport(retry=STEADY)) as client:
+            first = await client.get(server.url(f"/flaky/{new_id()}"))
+            retried = await client.post(server.url(f"/flaky/{sid}", fail=2), content=PAYLOAD_BYTES)
+        assert (first.extensions["attempts"], first.extensions["history"]) == (1, ())
+        assert retried.status_code == 200
+        assert retried.extensions["attempts"] == 3
+        history = retried.extensions["history"]
+        assert [(h.status_code, h.error, h.delay) for h in history] == [
+            (503, "ServiceUnavailableError", 0.1),
+            (503, "ServiceUnavailableError", 0.2),
+        ]
+        sent = [
+            r.headers.get("idempotency-key") for r in server.requests() if r.path == f"/flaky/{sid}"
+        ]
+        assert sent == [retried.request.headers["idempotency-key"]] * 3
+
+    run(scenario)
