@@ -238,9 +238,10 @@ def model(case: Case) -> Seen:
         return Seen("giveup", reason, cls, retryable, handed=handed)
 
     def wait(cls: type[APIError], delay: float, spend: bool, handed: bool = False) -> Seen:
-        # Rule 5: no wait past the deadline. Rule 6: a retry of a request that left spends.
+        # Rule 5: no wait past the deadline; the last error as it is. Rule 6: a retry of a
+        # request that left spends.
         if case.deadline is not None and case.now + delay >= case.deadline:
-            return Seen("giveup", "deadline", RequestTimeoutError, False, handed=handed)
+            return Seen("giveup", "deadline", cls, True, handed=handed)
         return Seen(
             "retry",
             None,
@@ -253,6 +254,13 @@ def model(case: Case) -> Seen:
 
     if outcome.exc is not None:
         kind = outcome.exc
+        if (
+            case.deadline is not None
+            and issubclass(kind.cls, RequestTimeoutError)
+            and case.now >= case.deadline - 0.01
+        ):
+            # Rule 5: an attempt the deadline cut short spent the whole call's time.
+            return Seen("giveup", "deadline", RequestTimeoutError, False)
         unsent = kind.phase in NEVER_SENT
         # Rule 2: before it left, any method; after, a safe method or a keyed request.
         allowed = unsent or case.keyed or case.method in SAFE_METHODS
@@ -635,10 +643,12 @@ def test_attempt_sequences_follow_the_model(
         error = decision.error
         assert len(error.history) == attempts
         assert [r.delay for r in error.history[:-1]] == delays
-        if decision.reason == "deadline":
-            assert type(error) is RequestTimeoutError
+        if decision.reason == "deadline" and error.phase == "total":
+            assert type(error) is RequestTimeoutError  # the deadline cut the attempt short
         else:
             assert type(error) is (last.exc.cls if last.exc is not None else last.cls)
+        if decision.reason == "deadline" and error.phase != "total":
+            assert error.history[-1].refused == "deadline"
 
 
 # --- Properties: admit ----------------------------------------------------------------------------

@@ -402,16 +402,41 @@ def test_classify_hook_returning_a_foreign_class_is_a_configuration_error() -> N
 
 
 def test_attempt_error_is_the_attempts_own_when_the_deadline_stops() -> None:
-    """attempt_error: for a deadline GiveUp, the failed attempt's own error (the cause); for any
-    other decision, the decision's error."""
-    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW + 0.1)
-    stopped = decide(call, httpx.ConnectError("refused"), None, None, NOW, random)
-    assert isinstance(stopped, GiveUp)
-    assert stopped.reason == "deadline"
-    assert isinstance(attempt_error(stopped), NetworkError)
-    assert attempt_error(stopped) is stopped.error.__cause__
+    """attempt_error: for an attempt the deadline cut short, the attempt's own timeout (the
+    cause of the call's RequestTimeoutError); for any other decision, the decision's error."""
+    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW)
+    cut = decide(call, httpx.ReadTimeout("slow"), None, None, NOW, random)
+    assert isinstance(cut, GiveUp)
+    assert cut.error.phase == "total"
+    assert attempt_error(cut) is cut.error.__cause__
+    assert attempt_error(cut).phase == "read"
     retried = decide(make_call(), httpx.ConnectError("refused"), None, None, NOW, random)
     assert isinstance(retried, Retry)
     assert attempt_error(retried) is retried.error
     gave_up = refused(retried, "retry_budget")
     assert attempt_error(gave_up) is gave_up.error
+
+
+def test_a_wait_past_the_deadline_gives_the_last_error_marked_refused() -> None:
+    """A retry whose wait would pass the deadline is not made: GiveUp("deadline") with the
+    attempt's own error, retryable still, its last history record refused="deadline"."""
+    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW + 0.1)
+    decision = decide(call, httpx.ConnectError("refused"), None, None, NOW, random)
+    assert isinstance(decision, GiveUp)
+    assert decision.reason == "deadline"
+    assert isinstance(decision.error, NetworkError)
+    assert decision.error.retryable
+    assert decision.error.history[-1].refused == "deadline"
+
+
+@pytest.mark.parametrize(
+    ("now", "cut"), [(NOW - 0.02, False), (NOW - 0.005, True), (NOW + 1.0, True)]
+)
+def test_a_timeout_at_the_deadline_was_cut_short_by_it(now: float, cut: bool) -> None:
+    """A timeout within 10 ms of the deadline (or after it) was the deadline's: the call's
+    RequestTimeoutError(phase="total"); one well before it is the attempt's own."""
+    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW)
+    decision = decide(call, httpx.ReadTimeout("slow"), None, None, now, random)
+    assert isinstance(decision, GiveUp)
+    assert decision.reason == "deadline"
+    assert (decision.error.phase == "total") is cut

@@ -37,7 +37,7 @@ from _support import (
     make_settings,
     streamed,
 )
-from httpx_resilience import Backoff, ErrorPolicy, NetworkError, RequestTimeoutError, RetryPolicy
+from httpx_resilience import ErrorPolicy, RequestTimeoutError, RetryPolicy
 from httpx_resilience._call import start
 from httpx_resilience._decide import Retry, refused
 from httpx_resilience._errors import AttemptRecord
@@ -1447,15 +1447,19 @@ def test_a_probe_whose_lease_ran_out_long_ago_is_forgotten(clock: FakeClock) -> 
 
 
 def test_the_attempt_event_carries_the_attempts_own_error_when_the_deadline_stops() -> None:
-    """A connect failure whose retry the deadline stops: its "attempt" event has that attempt's
-    NetworkError, and only the "give_up" event the call's RequestTimeoutError."""
-    settings = with_rules(
-        BUDGET, retry=RetryPolicy(timeout=0.5, backoff=Backoff(initial=2.0, jitter="none"))
-    )
-    run = drive([httpx.ConnectError("refused")], settings=settings, on_event=lambda e: None)
+    """An attempt the deadline cut short: its "attempt" event has that attempt's own timeout,
+    and only the "give_up" event the call's RequestTimeoutError(phase="total")."""
+
+    def cut_short(clock: FakeClock) -> Exception:
+        clock.advance(0.5)  # the attempt's read timeout, cut to the time left, fired
+        return httpx.ReadTimeout("slow")
+
+    settings = with_rules(BUDGET, retry=RetryPolicy(timeout=0.5))
+    run = drive([cut_short], settings=settings, on_event=lambda e: None)
     assert run.kinds == ["attempt", "give_up"]
     attempt, give_up = run.events
-    assert isinstance(attempt.error, NetworkError)
-    assert attempt.error.phase == "connect"
+    assert isinstance(attempt.error, RequestTimeoutError)
+    assert attempt.error.phase == "read"
     assert isinstance(give_up.error, RequestTimeoutError)
+    assert give_up.error.phase == "total"
     assert give_up.reason == "deadline"

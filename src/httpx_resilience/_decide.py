@@ -24,7 +24,10 @@ The rules, in the order `decide` applies them:
    retryable when its kind is transient (a certificate that failed verification is not).
 4. The wait is the server's hint (`retry-after-ms`, `Retry-After`) when it gave one, else the
    backoff. A hint above `max_retry_after` is not waited for: the error is raised at once.
-5. No wait and no attempt goes past the total deadline (`timeout`).
+5. No wait and no attempt goes past the total deadline (`timeout`): each attempt's timeouts are
+   cut to the time left, an attempt they cut short raises `RequestTimeoutError(phase="total")`,
+   and a wait that would not fit is not made — the last attempt's error is raised as it is,
+   its last history record marked `refused="deadline"`.
 6. A retry of a request that left spends the host's retry budget, when there is one.
 """
 
@@ -43,6 +46,7 @@ from ._errors import (
     AttemptRecord,
     ConfigurationError,
     QuotaExceededError,
+    RequestTimeoutError,
 )
 from ._errors_build import (
     body_response,
@@ -72,6 +76,9 @@ __all__ = [
 ]
 
 
+# An attempt whose timeout fired this close to the deadline was cut short by it: its timeouts
+# were cut to the time left, and timers fire a little early or late.
+_DEADLINE_SLACK = 0.01
 # Phases in which the request provably never reached the server.
 UNSENT_PHASES = frozenset({"connect", "pool"})
 
@@ -190,6 +197,17 @@ def _exception(
         # request-size count: passed on as they are.
         return GiveUp(exc, "not retryable")
     error = error_for(call, exc)
+    if (
+        call.deadline is not None
+        and isinstance(error, RequestTimeoutError)
+        and now >= call.deadline - _DEADLINE_SLACK
+    ):
+        # The attempt was cut short by the deadline (its timeouts were cut to the time left):
+        # the whole call's time is spent, which its error says.
+        total = deadline_error(call, call.settings.retry.timeout or 0.0, error)
+        total.retryable = False
+        total.__cause__ = error
+        return GiveUp(total, "deadline")
     if not (error.retryable and _may_repeat(call, error.phase)):
         return GiveUp(error, _stop_reason(error, call))
     delay = call.settings.retry.backoff.delay(call.attempt - 1, random)
@@ -256,36 +274,28 @@ def _retry(
     hand_on: bool = False,
 ) -> Retry | GiveUp:
     """A retry after `delay`, unless the deadline comes first."""
-    retry = call.settings.retry
-    if call.deadline is not None and now + delay >= call.deadline:
-        total = deadline_error(call, retry.timeout or 0.0, error)
-        total.retryable = False
-        total.__cause__ = error
-        # With raise_on_status=False the caller asked for the response, whatever stopped the
-        # retries: the deadline too.
-        return GiveUp(total, "deadline", hand_on)
     # A retry of a request that left spends the budget; one that never left costs the host
     # nothing.
     spend = call.settings.rules.budget is not None and error.phase not in UNSENT_PHASES
-    return Retry(delay, spend, reason, error, response, hand_on)
+    retry = Retry(delay, spend, reason, error, response, hand_on)
+    if call.deadline is not None and now + delay >= call.deadline:
+        # The wait would not fit: the server's answer as it is, like a budget refusal (and,
+        # with raise_on_status=False, the response itself).
+        return refused(retry, "deadline")
+    return retry
 
 
 def attempt_error(decision: Retry | GiveUp) -> APIError:
-    """The failed attempt's own error, as its "attempt" event tells it: the deadline's error
-    stands for the whole call, and the attempt's is its cause."""
+    """The failed attempt's own error, as its "attempt" event tells it: when the deadline cut
+    the attempt short, the error stands for the whole call, and the attempt's is its cause."""
     error = decision.error
     cause = error.__cause__
-    if (
-        isinstance(decision, GiveUp)
-        and decision.reason == "deadline"
-        and isinstance(cause, APIError)
-    ):
-        return cause
-    return error
+    total = isinstance(error, RequestTimeoutError) and error.phase == "total"
+    return cause if total and isinstance(cause, APIError) else error
 
 
 def refused(retry: Retry, reason: str) -> GiveUp:
-    """The `GiveUp` for a `Retry` the host's budget (`reason`) would not pay for.
+    """The `GiveUp` for a `Retry` that `reason` refused: the host's budget, or the deadline.
 
     The error's last history record says what refused the retry that would have followed.
     """

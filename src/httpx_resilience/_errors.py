@@ -86,7 +86,7 @@ class AttemptRecord:
     error: str | None
     delay: float = 0.0
     request_id: str | None = None
-    # What refused the retry that would have followed: "retry_budget", or None.
+    # What refused the retry that would have followed: "retry_budget", "deadline", or None.
     refused: str | None = None
 
 

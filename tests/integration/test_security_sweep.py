@@ -104,10 +104,12 @@ class Case:
 
 # 400 made retryable, so the route that echoes every credential is also met on the retry path.
 ECHO_RETRIED = RetryPolicy(retry_statuses={400})
-# The first wait (1 s) would pass the 0.5 s deadline: RequestTimeoutError at once.
+# The first wait (1 s) would pass the 0.5 s deadline: the 400 itself at once, marked refused.
 DEADLINE = RetryPolicy(
     retry_statuses={400}, timeout=0.5, backoff=Backoff(initial=1.0, jitter="none")
 )
+# An attempt that a 0.3 s deadline cuts short: RequestTimeoutError(phase="total").
+DEADLINE_CUT = RetryPolicy(timeout=0.3)
 
 
 def _case(name: str, server: LiveServer, raw: RawServer, refused_url: str) -> Case:
@@ -133,12 +135,15 @@ def _case(name: str, server: LiveServer, raw: RawServer, refused_url: str) -> Ca
             "GET", server.url("/echo-error"), BadRequestError, 3, 2, retry=ECHO_RETRIED
         ),
         "deadline": lambda: Case(
+            "GET", server.url("/echo-error"), BadRequestError, 1, 0, retry=DEADLINE
+        ),
+        "deadline-cut": lambda: Case(
             "GET",
-            server.url("/echo-error"),
+            server.url("/slow", delay=2),
             RequestTimeoutError,
             1,
             0,
-            retry=DEADLINE,
+            retry=DEADLINE_CUT,
             phase="total",
         ),
         "connect-refused": lambda: Case("GET", refused_url, NetworkError, 3, 2, phase="connect"),
@@ -177,6 +182,7 @@ CASE_NAMES = [
     "echo-error",
     "echo-error-retried",
     "deadline",
+    "deadline-cut",
     "connect-refused",
     "read-timeout",
     "protocol-error",
