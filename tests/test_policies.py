@@ -308,3 +308,13 @@ def test_header_names_must_be_tokens(make: Any, name: str) -> None:
     ConfigurationError when the policy is built, not a ProtocolError on every request."""
     with pytest.raises(hr.ConfigurationError):
         make(name)
+
+
+def test_set_literals_are_kept_as_frozensets() -> None:
+    """Every set-valued policy field takes a plain set and keeps a frozenset (hashable, shared)."""
+    retry = hr.RetryPolicy(retry_statuses={429, 503}, retry_methods={"get"})
+    assert (retry.retry_statuses, retry.retry_methods) == (frozenset({429, 503}), {"GET"})
+    assert isinstance(retry.retry_methods, frozenset)
+    assert isinstance(hr.IdempotencyPolicy(methods={"post"}).methods, frozenset)
+    assert isinstance(ErrorPolicy(redact_names={"x-pin"}).redact_names, frozenset)
+    assert isinstance(hr.CircuitBreaker(failure_statuses={503}).failure_statuses, frozenset)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any, NamedTuple
 
 import httpx
@@ -351,7 +352,9 @@ def status_retryable(
     return status in retry.retry_statuses or (classified and cls.default_retryable)
 
 
-def may_resend(method: str, keyed: bool, phase: str | None, retry_methods: frozenset[str]) -> bool:
+def may_resend(
+    method: str, keyed: bool, phase: str | None, retry_methods: AbstractSet[str]
+) -> bool:
     """Whether a request may go again: rule 2 of the module's docstring.
 
     `phase` is where the attempt failed (None for a status: the server answered).

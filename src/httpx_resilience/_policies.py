@@ -129,7 +129,8 @@ class ErrorPolicy(Policy):
     status_classes: Mapping[int, type[StatusError]] = field(default_factory=dict)
     parse_body: Callable[[httpx.Response], Mapping[str, Any] | None] | None = None
     classify: Callable[[httpx.Response], type[APIError] | None] | None = None
-    redact_names: frozenset[str] = frozenset()
+    # Any set of names (a literal `{"x-tenant"}` too); kept as a frozenset.
+    redact_names: AbstractSet[str] = frozenset()
 
     def __post_init__(self) -> None:
         name = "ErrorPolicy"
@@ -286,11 +287,12 @@ class RetryPolicy(Policy):
 
     max_attempts: int = 3
     backoff: Backoff = Backoff()
-    retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
+    # Any set (a literal `{429, 503}` too); kept as a frozenset.
+    retry_statuses: AbstractSet[int] = DEFAULT_RETRY_STATUSES
     respect_retry_after: bool = True
     max_retry_after: float = 120.0
     timeout: float | None = None
-    retry_methods: frozenset[str] = IDEMPOTENT_METHODS
+    retry_methods: AbstractSet[str] = IDEMPOTENT_METHODS
     attempt_header: str | None = None
 
     def __post_init__(self) -> None:
@@ -351,7 +353,8 @@ class IdempotencyPolicy(Policy):
     """
 
     header: str = "Idempotency-Key"
-    methods: frozenset[str] = field(default_factory=lambda: frozenset({"POST", "PATCH"}))
+    # Any set of method names (a literal too); kept as a frozenset, upper-cased.
+    methods: AbstractSet[str] = field(default_factory=lambda: frozenset({"POST", "PATCH"}))
     generate: Callable[[], object] = _uuid4
     enabled: bool = True
     # The header's name as httpx keeps it, (as given, lower-cased), encoded once here: every

@@ -13,6 +13,7 @@ from httpx_resilience import (
     CircuitBreaker,
     CircuitOpenError,
     ErrorPolicy,
+    IdempotencyPolicy,
     MemoryState,
     RateLimitError,
     RedisState,
@@ -82,3 +83,10 @@ fleet = ResilientTransport(state=RedisState(redis.Redis(), prefix="my-sdk"))
 afleet = AsyncResilientTransport(state=RedisState(redis.asyncio.Redis()))
 open_for: float | None = CircuitOpenError("open", retry_after=2.0).retry_after
 refused: str | None = err.history[-1].refused if err.history else None
+
+
+# Set literals type-check wherever a policy takes a set (each is kept as a frozenset).
+retry_literals = RetryPolicy(retry_statuses={429, 503}, retry_methods={"GET", "PUT"})
+keys_literal = IdempotencyPolicy(methods={"POST"})
+names_literal = ErrorPolicy(redact_names={"x-tenant-pin"})
+breaker_literal = CircuitBreaker(failure_statuses={503})
