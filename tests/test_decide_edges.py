@@ -16,6 +16,7 @@ from httpx_resilience import (
     NetworkError,
     QuotaExceededError,
     RateLimitError,
+    RequestTimeoutError,
     RetryBudget,
     RetryPolicy,
     ServiceUnavailableError,
@@ -430,7 +431,8 @@ def test_a_wait_past_the_deadline_gives_the_last_error_marked_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("now", "cut"), [(NOW - 0.02, False), (NOW - 0.005, True), (NOW + 1.0, True)]
+    ("now", "cut"),
+    [(NOW - 0.02, False), (NOW - 0.01, True), (NOW - 0.005, True), (NOW + 1.0, True)],
 )
 def test_a_timeout_at_the_deadline_was_cut_short_by_it(now: float, cut: bool) -> None:
     """A timeout within 10 ms of the deadline (or after it) was the deadline's: the call's
@@ -440,3 +442,15 @@ def test_a_timeout_at_the_deadline_was_cut_short_by_it(now: float, cut: bool) ->
     assert isinstance(decision, GiveUp)
     assert decision.reason == "deadline"
     assert (decision.error.phase == "total") is cut
+    if cut:
+        assert not decision.error.retryable
+        assert "total deadline of 30s" in str(decision.error)
+
+
+def test_attempt_error_looks_through_only_the_deadlines_own_error() -> None:
+    """attempt_error gives the cause only of a RequestTimeoutError(phase="total"): another
+    error whose cause is an APIError (from a transport stacked below) is the attempt's own."""
+    below = NetworkError("from below", phase="connect")
+    for error in (RequestTimeoutError("slow", phase="read"), NetworkError("reset", phase="read")):
+        error.__cause__ = below
+        assert attempt_error(GiveUp(error, "deadline")) is error

@@ -33,7 +33,11 @@ URL = "https://api.example.com/v1/thing"
             {"jitter": "wild"},
             "Backoff: jitter must be one of ('full', 'equal', 'none') or a fraction in (0, 1]",
         ),
-        (RetryPolicy, {"max_attempts": 0}, "RetryPolicy: max_attempts must be an int >= 1"),
+        (
+            RetryPolicy,
+            {"max_attempts": 0},
+            "RetryPolicy: max_attempts must be an int from 1 (no retries) to 100",
+        ),
         (RetryPolicy, {"backoff": None}, "RetryPolicy: backoff must be a Backoff"),
         (
             RetryPolicy,

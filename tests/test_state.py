@@ -99,9 +99,12 @@ def test_retry_budget_rejects_bad_values(kwargs: dict[str, Any]) -> None:
 
 
 def test_retry_budget_accepts_the_edges() -> None:
-    """ratio 0, min_per_second 0 and a ratio above 1 are valid (no retries, or more than requests)."""
+    """ratio 0 and 1 and min_per_second 0 are valid (no retries, or as many as requests); a
+    ratio above 1 is refused, naming budget=None as the way to turn the budget off."""
     assert RetryBudget(ratio=0, min_per_second=0).reserve == 0
-    assert RetryBudget(ratio=2.5).ratio == 2.5
+    assert RetryBudget(ratio=1).ratio == 1
+    with pytest.raises(hr.ConfigurationError, match="budget=None"):
+        RetryBudget(ratio=2)
 
 
 @pytest.mark.parametrize(

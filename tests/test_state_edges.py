@@ -62,7 +62,11 @@ def test_policies_are_slotted(policy: Any) -> None:
 @pytest.mark.parametrize(
     ("policy", "kwargs", "message"),
     [
-        (RetryBudget, {"ratio": -1}, "RetryBudget: ratio must be a number >= 0"),
+        (
+            RetryBudget,
+            {"ratio": -1},
+            "RetryBudget: ratio must be a share of the requests, from 0 to 1 (budget=None turns the budget off)",
+        ),
         (RetryBudget, {"window": 0}, "RetryBudget: window must be seconds > 0"),
         (
             RetryBudget,

@@ -878,3 +878,104 @@ def test_bad_default_transport_arguments_are_configuration_errors(
     with pytest.raises(hr.ConfigurationError) as info:
         cls(**kwargs)
     assert info.value.__cause__ is not None
+
+
+# --- mistakes refused with a message that says what to do ---------------------------------------
+
+
+async def _async_hook(*args: Any) -> None:
+    """An async function where a plain one is needed."""
+
+
+def test_the_sync_transport_refuses_an_async_sleep() -> None:
+    """ResilientTransport(sleep=asyncio.sleep) would never wait: refused at construction."""
+    import asyncio
+
+    with pytest.raises(hr.ConfigurationError, match=r"time\.sleep"):
+        ResilientTransport(sleep=asyncio.sleep)
+
+
+def test_the_async_transport_refuses_a_blocking_sleep() -> None:
+    """AsyncResilientTransport(sleep=time.sleep) would block the event loop: refused."""
+    import time
+
+    with pytest.raises(hr.ConfigurationError, match=r"anyio\.sleep"):
+        AsyncResilientTransport(sleep=time.sleep)
+
+
+def test_an_async_sleep_that_returns_no_awaitable_is_named_at_its_first_wait() -> None:
+    """A plain function given to the async transport as sleep= that returns None: its first wait
+    raises a ConfigurationError saying what sleep= must be, not a raw TypeError."""
+    waits: list[float] = []
+    inner = httpx.MockTransport(lambda request: httpx.Response(503))
+
+    def record(delay: float) -> None:
+        waits.append(delay)
+
+    async def go() -> None:
+        transport = AsyncResilientTransport(inner, sleep=record, budget=None)
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get("https://api.example.com/")
+
+    with pytest.raises(hr.ConfigurationError, match="awaitable"):
+        anyio.run(go)
+    assert len(waits) == 1
+
+
+@pytest.mark.parametrize("hook", ["on_retry", "on_event", "classify", "parse_body"])
+def test_the_sync_transport_refuses_async_hooks(hook: str) -> None:
+    """An async on_retry, on_event, classify or parse_body on the sync transport would be called
+    and never awaited (never run): refused at construction, naming the hook."""
+    kwargs: dict[str, Any] = (
+        {"errors": ErrorPolicy(**{hook: _async_hook})}
+        if hook in ("classify", "parse_body")
+        else {hook: _async_hook}
+    )
+    with pytest.raises(hr.ConfigurationError, match=hook):
+        ResilientTransport(**kwargs)
+
+
+@pytest.mark.parametrize("value", [None, False])
+def test_retry_none_says_how_to_turn_retries_off(value: object) -> None:
+    """retry=None / retry=False is refused with the way to turn retries off."""
+    with pytest.raises(hr.ConfigurationError, match=r"RetryPolicy\(max_attempts=1\)"):
+        ResilientTransport(retry=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: hr.RetryPolicy(max_attempts=1_000_000),
+        lambda: hr.RetryPolicy(retry_statuses={200, 503}),
+        lambda: hr.RetryBudget(ratio=2),
+    ],
+    ids=["a million attempts", "a 2xx to retry", "a budget over the traffic"],
+)
+def test_values_that_cannot_be_meant_are_refused(make: Any) -> None:
+    """A million attempts, a success status to retry, a budget larger than the traffic."""
+    with pytest.raises(hr.ConfigurationError):
+        make()
+
+
+def test_an_httpx_transport_in_an_httpx2_client_is_named() -> None:
+    """httpx's transport inside an httpx2 client fails on the first request with a
+    ConfigurationError naming the module to use, not a bare AssertionError."""
+    import httpx2
+
+    with (
+        httpx2.Client(transport=ResilientTransport()) as client,  # type: ignore[arg-type]
+        pytest.raises(hr.ConfigurationError, match=r"httpx_resilience\.httpx2"),
+    ):
+        client.get("http://127.0.0.1:9/")
+
+
+def test_an_httpx2_transport_in_an_httpx_client_is_named() -> None:
+    """httpx2's transport inside an httpx client: a ConfigurationError naming the module to use,
+    instead of silently handing back httpx2's Response class."""
+    import httpx_resilience.httpx2 as package2
+
+    with (
+        httpx.Client(transport=package2.ResilientTransport()) as client,
+        pytest.raises(hr.ConfigurationError, match="httpx_resilience's"),
+    ):
+        client.get("http://127.0.0.1:9/")

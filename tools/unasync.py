@@ -42,6 +42,7 @@ SUBSTITUTIONS = [
     (r"\baclose_response\b", "close_response"),
     (r"\basync_mapped\b", "sync_mapped"),
     (r"\basync_store\b", "sync_store"),
+    (r"\basync_sleep_of\b", "sleep_of"),
     (r"\basync_sleep\b", "sleep"),
     (r"\bdefault_async_transport\b", "default_transport"),
     (r"\basync_transport\b", "transport"),

@@ -43,6 +43,7 @@ class Backend:
         "default_transport",
         "module",
         "name",
+        "request",
         "response",
         "response_not_read",
         "sync_byte_stream",
@@ -58,6 +59,7 @@ class Backend:
         self.async_transport: type = module.AsyncBaseTransport
         self.default_transport: type = module.HTTPTransport
         self.default_async_transport: type = module.AsyncHTTPTransport
+        self.request: type[httpx.Request] = module.Request
         self.response: type[httpx.Response] = module.Response
         self.response_not_read: type[Exception] = module.ResponseNotRead
         self.byte_stream: type[httpx.ByteStream] = module.ByteStream

@@ -64,6 +64,8 @@ def start(
     A request over `ErrorPolicy.max_request_bytes` raises `RequestTooLargeError` here, before
     any I/O; a streamed one of unknown size is counted as it goes out instead.
     """
+    if type(request) is not base.backend.request and not isinstance(request, base.backend.request):
+        raise _wrong_package(request, base.backend.name)
     settings = base.for_request(request) if "resilience" in request.extensions else base
     client_request_id = None
     if settings.request_ids.send_header is not None:
@@ -87,6 +89,17 @@ def start(
     if settings.errors.max_request_bytes is not None:
         _limit_request_size(call, settings.errors.max_request_bytes)
     return call
+
+
+def _wrong_package(request: object, package: str) -> ConfigurationError:
+    """The error for a request of another httpx-like package than the transport serves: an
+    httpx transport in an httpx2 client, or the reverse."""
+    other = "httpx2" if package == "httpx" else "httpx"
+    module = "httpx_resilience.httpx2" if other == "httpx2" else "httpx_resilience"
+    return ConfigurationError(
+        f"this transport serves {package}, but it was given a {type(request).__qualname__} "
+        f"that is not an {package}.Request: in an {other} client, use {module}'s transports"
+    )
 
 
 def prepare(call: Call, clock: Callable[[], float] = time.monotonic) -> None:

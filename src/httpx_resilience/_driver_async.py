@@ -33,7 +33,7 @@ from ._policies import (
     RetryBudget,
     RetryPolicy,
 )
-from ._settings import check_callable, inner_transport, rules_of, settings_of, state_of
+from ._settings import inner_transport, rules_of, settings_of, state_of
 from ._state import CLEAR, State, outcome_of
 from ._streams import aclose_response, aread_prefix, guard_decoding
 
@@ -73,8 +73,7 @@ class AsyncDriver:
         self._settings = settings_of(retry, idempotency, request_ids, errors, hooks, backend, rules)
         self._reporter = Reporter(on_retry, on_event)
         self._store = state_of(state).async_store()
-        check_callable("sleep", sleep)
-        self._sleep = sleep or _waits.async_sleep
+        self._sleep = _waits.async_sleep_of(sleep)
         # The loop's only links to the world besides I/O, replaced by tests.
         self._clock: Callable[[], float] = time.monotonic
         self._random: Callable[[], float] = random.random

@@ -216,6 +216,9 @@ class RequestIdPolicy(Policy):
         object.__setattr__(self, "ranks", MappingProxyType(ranks))
 
 
+# More attempts than this is a loop, not a retry policy: 100 attempts of the default backoff
+# already wait over ten minutes.
+MAX_ATTEMPTS = 100
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -301,13 +304,20 @@ class RetryPolicy(Policy):
         materialise(self, "retry_statuses", "retry_methods")
         attempts = self.max_attempts
         check(
-            isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1,
+            isinstance(attempts, int)
+            and not isinstance(attempts, bool)
+            and 1 <= attempts <= MAX_ATTEMPTS,
             name,
-            "max_attempts must be an int >= 1",
+            f"max_attempts must be an int from 1 (no retries) to {MAX_ATTEMPTS}",
         )
         check(isinstance(self.backoff, Backoff), name, "backoff must be a Backoff")
         statuses = self.retry_statuses
         check(is_statuses(statuses), name, "retry_statuses must be a set of HTTP statuses")
+        check(
+            all(status >= 400 for status in statuses),
+            name,
+            "retry_statuses must be error statuses (400 and above): a success is never retried",
+        )
         respect = self.respect_retry_after
         check(isinstance(respect, bool), name, "respect_retry_after must be a bool")
         check(
@@ -394,7 +404,11 @@ class RetryBudget(Policy):
 
     def __post_init__(self) -> None:
         name = "RetryBudget"
-        check(is_number(self.ratio) and self.ratio >= 0, name, "ratio must be a number >= 0")
+        check(
+            is_number(self.ratio) and 0 <= self.ratio <= 1,
+            name,
+            "ratio must be a share of the requests, from 0 to 1 (budget=None turns the budget off)",
+        )
         check(is_number(self.window) and self.window > 0, name, "window must be seconds > 0")
         check(
             is_number(self.min_per_second) and self.min_per_second >= 0,

@@ -23,6 +23,7 @@ from ._policies import (
     RetryPolicy,
 )
 from ._state import NO_RULES, MemoryState, Rules, State
+from ._waits import is_async_callable
 
 __all__ = ["Settings", "inner_transport", "rules_of", "settings_of", "state_of"]
 
@@ -110,10 +111,24 @@ def settings_of(
         ("errors", errors, ErrorPolicy),
     ):
         if not isinstance(value, expected):
-            raise ConfigurationError(f"{name} must be a {expected.__name__}, got {value!r}")
+            hint = " (RetryPolicy(max_attempts=1) turns retries off)" if name == "retry" else ""
+            raise ConfigurationError(f"{name} must be a {expected.__name__}{hint}, got {value!r}")
+    policy = cast(ErrorPolicy, errors)
+    hooks = {
+        **hooks,
+        "ErrorPolicy.classify": policy.classify,
+        "ErrorPolicy.parse_body": policy.parse_body,
+    }
     for name, hook in hooks.items():
         if hook is not None and not callable(hook):
             raise ConfigurationError(f"{name} must be None or a callable, got {hook!r}")
+        if hook is not None and is_async_callable(hook):
+            # Called, never awaited: the hook would never run, warned of as a coroutine left
+            # behind.
+            raise ConfigurationError(
+                f"{name} must be a plain function, not an async one: the transport calls it "
+                "without awaiting it"
+            )
     return Settings(
         errors=cast(ErrorPolicy, errors),
         request_ids=cast(RequestIdPolicy, request_ids),
@@ -147,12 +162,6 @@ def state_of(state: object) -> State:
             + (f"the class {state.__name__}" if isinstance(state, type) else type(state).__name__)
         )
     return cast(State, state)
-
-
-def check_callable(name: str, value: object) -> None:
-    """Refuse a hook (or `sleep`) that is neither None nor callable."""
-    if value is not None and not callable(value):
-        raise ConfigurationError(f"{name} must be None or a callable, got {value!r}")
 
 
 def inner_transport(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-__all__ = ["async_sleep", "set_no_wait", "sleep", "waits_skipped"]
+from ._errors import ConfigurationError
+
+__all__ = ["async_sleep", "async_sleep_of", "set_no_wait", "sleep", "sleep_of", "waits_skipped"]
 
 # A plain global, not a context variable: a test may start threads or tasks whose transports
 # must skip their waits too. Changed under a lock, as threads may enter and leave `no_wait()`
@@ -41,3 +46,54 @@ async def async_sleep(delay: float) -> None:
     import anyio  # imported on first wait only: most processes never retry
 
     await anyio.sleep(0 if _skip_depth else delay)
+
+
+def is_async_callable(value: object) -> bool:
+    """Whether calling `value` makes a coroutine: an `async def` function or method, or an
+    object whose `__call__` is one."""
+    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+        getattr(value, "__call__", None)  # noqa: B004 - the method itself is what is asked about
+    )
+
+
+def sleep_of(given: Any) -> Callable[[float], None]:
+    """The sync transport's wait: `sleep`, or the `sleep=` it was given, checked.
+
+    An async function would be called and never awaited: no retry would ever wait.
+    """
+    if given is None:
+        return sleep
+    if not callable(given) or is_async_callable(given):
+        raise ConfigurationError(
+            "ResilientTransport(sleep=...) must be a plain function such as time.sleep, got "
+            + ("an async one, which it cannot await" if callable(given) else repr(given))
+        )
+    return given  # type: ignore[no-any-return]
+
+
+def async_sleep_of(given: Any) -> Callable[[float], Awaitable[None]]:
+    """The async transport's wait: `async_sleep`, or the `sleep=` it was given, checked.
+
+    A blocking one (`time.sleep`) would stall the event loop; one whose call turns out to give
+    no awaitable is refused at its first wait, before it could be awaited.
+    """
+    if given is None:
+        return async_sleep
+    if not callable(given) or inspect.isbuiltin(given) or given is time.sleep:
+        raise ConfigurationError(
+            "AsyncResilientTransport(sleep=...) must be an async function such as anyio.sleep, "
+            f"got {given!r}, which would block the event loop"
+        )
+    if is_async_callable(given):
+        return given  # type: ignore[no-any-return]
+
+    async def checked(delay: float) -> None:
+        waited = given(delay)
+        if not inspect.isawaitable(waited):
+            raise ConfigurationError(
+                "AsyncResilientTransport(sleep=...) returned no awaitable: it must be an async "
+                "function such as anyio.sleep"
+            )
+        await waited
+
+    return checked
