@@ -54,7 +54,8 @@ REQUEST_ID = "req-1"
 # --- The model: RetryPolicy's documented defaults and the docstring's rules ------------------
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-DEFAULT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# 408, 429 and every 5xx but 501 and 505.
+DEFAULT_STATUSES = frozenset({408, 429, *range(500, 600)} - {501, 505})
 NEVER_SENT = frozenset({"connect", "pool"})
 MAX_RETRY_AFTER = 120.0
 
@@ -286,13 +287,16 @@ def model(case: Case) -> Seen:
     elif outcome.should is not None:
         retryable = outcome.should
     else:
-        retryable = status in statuses or (chosen is not None and cls.default_retryable)
+        # A 409 to a keyed request: the same key still in flight, so ask again.
+        by_status = status in statuses or (status == 409 and case.keyed)
+        retryable = by_status or (chosen is not None and cls.default_retryable)
     # A classified error is raised even with raise_on_status=False (docs/sdk-authors.md).
     handed = not case.raise_on_status and chosen is None
     if status < 400:
         # A classified 2xx is not retried (docs/sdk-authors.md).
         return stop(cls, retryable)
-    method_ok = case.keyed or case.method in SAFE_METHODS
+    # Rule 2: a 429 was refused before any work, so any method may go again.
+    method_ok = status == 429 or case.keyed or case.method in SAFE_METHODS
     if not (may_go_again and method_ok and retryable):
         return stop(cls, retryable, handed)
     # Rule 4.
@@ -309,12 +313,14 @@ def _would_retry(case: Case, statuses: frozenset[int]) -> bool:
     """Whether an error status will be retried, as far as its status line and headers tell."""
     outcome = case.outcome
     assert outcome.status is not None
-    says_retry = outcome.should if outcome.should is not None else outcome.status in statuses
+    status = outcome.status
+    by_status = status in statuses or (status == 409 and case.keyed)
+    says_retry = outcome.should if outcome.should is not None else by_status
     return (
-        outcome.status >= 400
+        status >= 400
         and case.replayable
         and case.attempt < case.max_attempts
-        and (case.keyed or case.method in SAFE_METHODS)
+        and (status == 429 or case.keyed or case.method in SAFE_METHODS)
         and says_retry
     )
 
@@ -620,10 +626,11 @@ def test_attempt_sequences_follow_the_model(
         if not isinstance(decision, Retry):
             break
         outcome = case.outcome
-        # Rule 1 and 2: nothing that may have reached the server goes again unless safe.
+        # Rule 1 and 2: nothing that may have reached the server goes again unless safe (a
+        # 429 was refused before any work).
         assert replayable
         left = outcome.exc is None or outcome.exc.phase not in NEVER_SENT
-        if left:
+        if left and outcome.status != 429:
             assert keyed or method in SAFE_METHODS
         bound = outcome.hint if outcome.hint is not None else wait.max_delay
         assert 0.0 <= decision.delay <= bound

@@ -47,7 +47,10 @@ __all__ = [
     "says_quota_exhausted",
 ]
 
-DEFAULT_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# What the OpenAI and Anthropic SDKs retry, less what no retry can fix: 408, 429 and every 5xx
+# (Anthropic's 529 "overloaded", Cloudflare's 520-524 among them) but 501 Not Implemented and
+# 505 HTTP Version Not Supported.
+DEFAULT_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)} - {501, 505})
 
 _STATUS_CLASSES: Mapping[int, type[StatusError]] = {
     400: BadRequestError,

@@ -15,12 +15,15 @@ and it reads the policy in force for the request, never the defaults.
 The rules, in the order `decide` applies them:
 
 1. A body that cannot be replayed (a generator, a file that cannot seek) is sent once.
-2. A failure before the request left (connect or pool phase) may be retried for any method.
-   Anything later — a status, a read timeout, a reset mid-response — only for methods in
-   `retry_methods` or for requests that carry an idempotency key.
-3. A status is retryable when in `retry_statuses` (or, for a class `classify` chose, when that
-   class is retryable by default), unless the server's `x-should-retry` (or
-   `stripe-should-retry`) says otherwise; an exhausted quota never is. An exception is
+2. A failure before the request left (connect or pool phase), and a 429 (refused before any
+   work), may be retried for any method. Anything else — a status, a read timeout, a reset
+   mid-response — only for methods in `retry_methods` or for requests that carry an
+   idempotency key.
+3. A status is retryable when in `retry_statuses` (by default 408, 429 and every 5xx but 501
+   and 505), when it is a 409 to a request that carries an idempotency key (an attempt with the
+   same key still in flight), or, for a class `classify` chose, when that class is retryable by
+   default — unless the server's `x-should-retry` (or `stripe-should-retry`) says otherwise; an
+   exhausted quota never is. An exception is
    retryable when its kind is transient (a certificate that failed verification is not).
 4. The wait is the server's hint (`retry-after-ms`, `Retry-After`) when it gave one, else the
    backoff. A hint above `max_retry_after` is not waited for: the error is raised at once.
@@ -245,8 +248,9 @@ def _response(
         return None
     error = error_for_response(readable, call, errors, request_id, cls=cls)
     classified = cls is not None
+    keyed = call.key is not None
     error.retryable = status_retryable(
-        status, readable.headers, type(error), retry, classified=classified
+        status, readable.headers, type(error), retry, classified=classified, keyed=keyed
     )
     # If no retry is made after all, the caller asked for the response, not the error: the
     # response itself, whose stream replays what was read before the unread rest.
@@ -254,7 +258,7 @@ def _response(
     if classified and status >= 400:
         # The class `classify` chose may be retryable where the status alone was not (a 2xx
         # `classify` calls an error is raised, never retried).
-        wants_retry = error.retryable and _may_repeat(call, None)
+        wants_retry = error.retryable and _may_repeat(call, None, status)
     if not (wants_retry and error.retryable):
         return GiveUp(error, _stop_reason(error, call), hand_on)
     hint = error.retry_after if retry.respect_retry_after else None
@@ -318,38 +322,57 @@ def _wants_retry(call: Call, response: httpx.Response) -> bool:
     status = response.status_code
     if status < 400:
         return False
-    return _says_retry(status, response.headers, call.settings.retry) and _may_repeat(call, None)
+    keyed = call.key is not None
+    retry = call.settings.retry
+    return _says_retry(status, response.headers, retry, keyed) and _may_repeat(call, None, status)
 
 
-def _may_repeat(call: Call, phase: str | None) -> bool:
-    """Whether `call`'s request may go again after failing in `phase` (None: a status)."""
+def _may_repeat(call: Call, phase: str | None, status: int | None = None) -> bool:
+    """Whether `call`'s request may go again after failing in `phase`, or with `status`
+    (rule 2 of the module's docstring)."""
     retry = call.settings.retry
     return (
         call.replayable
         and call.attempt < retry.max_attempts
-        and may_resend(call.request.method, call.key is not None, phase, retry.retry_methods)
+        and (
+            status == 429  # refused before any work: safe for every method
+            or may_resend(call.request.method, call.key is not None, phase, retry.retry_methods)
+        )
     )
 
 
-def _says_retry(status: int, headers: Any, retry: RetryPolicy) -> bool:
+def _says_retry(status: int, headers: Any, retry: RetryPolicy, keyed: bool) -> bool:
     """The status rule, unless the server said otherwise with `x-should-retry`."""
     should = parse_should_retry(headers)
-    return status in retry.retry_statuses if should is None else should
+    return _retry_status(status, retry, keyed) if should is None else should
+
+
+def _retry_status(status: int, retry: RetryPolicy, keyed: bool) -> bool:
+    # A 409 to a keyed request: an earlier attempt with the same key is still in flight (the
+    # IETF Idempotency-Key draft, Stripe's idempotency_key_in_use), so wait and ask again.
+    return status in retry.retry_statuses or (status == 409 and keyed)
 
 
 def status_retryable(
-    status: int, headers: Any, cls: type[APIError], retry: RetryPolicy, *, classified: bool = False
+    status: int,
+    headers: Any,
+    cls: type[APIError],
+    retry: RetryPolicy,
+    *,
+    classified: bool = False,
+    keyed: bool = False,
 ) -> bool:
     """Whether a retry could help an error status: rule 3 of the module's docstring.
 
     `classified`: `cls` is what `ErrorPolicy.classify` chose, whose own default counts too.
+    `keyed`: the request carries an idempotency key.
     """
     if issubclass(cls, QuotaExceededError):
         return False
     should = parse_should_retry(headers)
     if should is not None:
         return should
-    return status in retry.retry_statuses or (classified and cls.default_retryable)
+    return _retry_status(status, retry, keyed) or (classified and cls.default_retryable)
 
 
 def may_resend(

@@ -11,7 +11,7 @@ Content-Length body itself and then acts out the script the path names:
 Per run the server records every attempt (method, headers, whether the body arrived whole,
 the TCP connection it came on) and counts "executions": a POST is executed when its whole
 body arrived, before the script acts out its fault (the server may have done the work
-whenever it got the request). A keyed POST executes once per key and replays the stored
+whenever it got the request), except for a 429, which a rate limiter answers before any work. A keyed POST executes once per key and replays the stored
 result after that; every unkeyed POST that arrives whole executes.
 """
 
@@ -233,7 +233,20 @@ async def storm_503(ctx: Context) -> bool:
     return await respond(ctx, 503, body, headers=(("retry-after", "0"),))
 
 
+def _refused_before_work(ctx: Context) -> None:
+    """A rate limiter answers 429 before any work: take back the execution the request was
+    counted for when it arrived (and the result stored under its key)."""
+    if ctx.result.get("execution") is None or ctx.result.get("replayed"):
+        return
+    with ctx.server._lock:
+        ctx.run.executions -= 1
+        key = ctx.request.headers.get("idempotency-key")
+        if key is not None:
+            ctx.run.stored.pop(key, None)
+
+
 async def rate_limited_until_date(ctx: Context) -> bool:
+    _refused_before_work(ctx)
     when = email.utils.formatdate(time.time() + 2, usegmt=True)
     body = _json_error("slow down, try again later", "rate_limited")
     return await respond(ctx, 429, body, headers=(("retry-after", when),))

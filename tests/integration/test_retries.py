@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import httpx_resilience as hr
 from _support import Flavour
 from httpx_resilience import (
     Backoff,
@@ -434,5 +435,80 @@ def test_a_response_says_how_many_attempts_it_took(run: Runner, server: LiveServ
             r.headers.get("idempotency-key") for r in server.requests() if r.path == f"/flaky/{sid}"
         ]
         assert sent == [retried.request.headers["idempotency-key"]] * 3
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("status", [520, 524, 529])
+def test_every_5xx_but_501_and_505_is_retried_by_default(
+    run: Runner, server: LiveServer, status: int
+) -> None:
+    """Cloudflare's 520-524 and Anthropic's 529 "overloaded" are retried by default, like the
+    SDKs the transport replaces retry them."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        async with run.client(run.transport(retry=STEADY)) as client:
+            response = await client.get(server.url(f"/flaky/{sid}", fail=1, status=status))
+        assert response.status_code == 200
+        assert SCRIPTS.get(sid).seen == 2
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("status", [501, 505])
+def test_501_and_505_are_not_retried(run: Runner, server: LiveServer, status: int) -> None:
+    """501 Not Implemented and 505 HTTP Version Not Supported: no retry can fix them."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        async with run.client(run.transport(retry=STEADY)) as client:
+            with pytest.raises(hr.ServerError):
+                await client.get(server.url(f"/flaky/{sid}", fail=1, status=status))
+        assert SCRIPTS.get(sid).seen == 1
+
+    run(scenario)
+
+
+def test_a_429_is_retried_for_a_post_without_a_key(run: Runner, server: LiveServer) -> None:
+    """A 429 was refused before any work: a POST without an idempotency key goes again after
+    the server's Retry-After, as a GET would."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        transport = run.transport(retry=STEADY, idempotency=NO_KEYS)
+        async with run.client(transport) as client:
+            response = await client.post(
+                server.url(f"/flaky/{sid}", fail=1, status=429, retry_after=0), json=PAYLOAD
+            )
+        assert response.status_code == 200
+        assert response.json()["keys"] == [None, None]
+
+    run(scenario)
+
+
+def test_a_409_to_a_keyed_request_is_retried_with_the_same_key(
+    run: Runner, server: LiveServer
+) -> None:
+    """A 409 to a request that carries an idempotency key (the same key still in flight) is
+    retried with backoff, with the same key; the same 409 to an unkeyed POST is a
+    ConflictError at once."""
+
+    async def scenario() -> None:
+        keyed, unkeyed = new_id(), new_id()
+        async with run.client(run.transport(retry=STEADY)) as client:
+            response = await client.post(
+                server.url(f"/flaky/{keyed}", fail=1, status=409), json=PAYLOAD
+            )
+        async with run.client(run.transport(retry=STEADY, idempotency=NO_KEYS)) as client:
+            with pytest.raises(hr.ConflictError) as info:
+                await client.post(server.url(f"/flaky/{unkeyed}", fail=1, status=409), json=PAYLOAD)
+        assert response.status_code == 200
+        keys = response.json()["keys"]
+        assert len(keys) == 2
+        assert keys[0] is not None
+        assert keys[0] == keys[1]
+        assert not info.value.retryable
+        assert SCRIPTS.get(unkeyed).seen == 1
 
     run(scenario)
