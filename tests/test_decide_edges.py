@@ -12,6 +12,7 @@ from httpx_resilience import (
     APIError,
     BadRequestError,
     ConfigurationError,
+    ConflictError,
     ErrorPolicy,
     NetworkError,
     QuotaExceededError,
@@ -454,3 +455,17 @@ def test_attempt_error_looks_through_only_the_deadlines_own_error() -> None:
     for error in (RequestTimeoutError("slow", phase="read"), NetworkError("reset", phase="read")):
         error.__cause__ = below
         assert attempt_error(GiveUp(error, "deadline")) is error
+
+
+@pytest.mark.parametrize(("key", "retried"), [("caller-key-1", True), (None, False), ("  ", False)])
+def test_a_409_to_a_put_is_retried_only_with_the_callers_key(
+    key: str | None, retried: bool
+) -> None:
+    """A 409 to a PUT that carries the caller's own Idempotency-Key (which start does not look
+    up for a PUT) is retried; without one, or with a blank one, it is a ConflictError."""
+    headers = {"Idempotency-Key": key} if key is not None else None
+    call = make_call(method="PUT", headers=headers)
+    decision = decide(call, respond(call, 409), (b"", True), None, NOW, random)
+    assert isinstance(decision, Retry) is retried
+    assert decision is not None
+    assert isinstance(decision.error, ConflictError)

@@ -816,3 +816,24 @@ def test_the_error_body_is_read_with_what_is_left_of_the_deadline() -> None:
     drive([late], request=request, settings=settings, clock=clock)
     assert body.read_timeout is not None
     assert body.read_timeout == pytest.approx(0.1)
+
+
+class _LateClock(FakeClock):
+    """A clock whose every wait runs 0.2 s long, as a loaded machine's sleep may."""
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds + 0.2)
+
+
+def test_no_attempt_goes_out_after_a_wait_that_passed_the_deadline() -> None:
+    """A wait that fit the deadline but woke after it: no further attempt is sent (not with
+    every timeout at zero); the call's RequestTimeoutError(phase="total") is raised, with the
+    history of the attempts made."""
+    settings = retry(timeout=1.0, backoff=Backoff(initial=0.9, jitter="none"))
+    run = drive([respond(503)] * 3, settings=settings, clock=_LateClock())
+    assert len(run.sent) == 1
+    error = run.error
+    assert isinstance(error, hr.RequestTimeoutError)
+    assert error.phase == "total"
+    assert error.attempts == 1
+    assert [r.status_code for r in error.history] == [503]

@@ -367,3 +367,10 @@ def test_decode_content_never_raises_nor_passes_the_cap(
 ) -> None:
     """For arbitrary bytes under any chain, decoding returns at most `limit` bytes and no error."""
     assert len(decode_content(raw, encoding, limit)) <= limit
+
+
+def test_from_response_does_not_call_a_409_retryable() -> None:
+    """Outside a transport there is no key to speak of: a 409 from from_response is not
+    retryable (only a keyed request's 409 is)."""
+    response = httpx.Response(409, request=httpx.Request("POST", "https://api.example.com/"))
+    assert from_response(response).retryable is False

@@ -979,3 +979,25 @@ def test_an_httpx2_transport_in_an_httpx_client_is_named() -> None:
         pytest.raises(hr.ConfigurationError, match="httpx_resilience's"),
     ):
         client.get("http://127.0.0.1:9/")
+
+
+def test_a_per_request_async_hook_is_refused(call: Caller) -> None:
+    """An async parse_body given per request in extensions["resilience"] is refused like one
+    given to the transport, not called and silently left unawaited."""
+    override = {"resilience": {"errors": ErrorPolicy(parse_body=_async_hook)}}
+    with pytest.raises(hr.ConfigurationError, match="parse_body"):
+        call(respond(400, json={}), extensions=override)
+
+
+def test_a_sync_sleep_that_returns_a_coroutine_is_named_at_its_first_wait() -> None:
+    """A plain sleep= that returns a coroutine (lambda d: asyncio.sleep(d)) on the sync
+    transport: its first wait raises a ConfigurationError, instead of never waiting."""
+    import asyncio
+
+    inner = httpx.MockTransport(lambda request: httpx.Response(503))
+    transport = ResilientTransport(inner, sleep=lambda delay: asyncio.sleep(delay), budget=None)
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(hr.ConfigurationError, match="awaitable"),
+    ):
+        client.get("https://api.example.com/")

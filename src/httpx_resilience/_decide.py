@@ -61,7 +61,7 @@ from ._errors_build import (
     error_for_response,
     stream_error,
 )
-from ._headers import parse_should_retry
+from ._headers import header_value, parse_should_retry
 from ._policies import RetryPolicy
 from ._state import Verdict
 
@@ -72,6 +72,7 @@ __all__ = [
     "attempt_error",
     "decide",
     "error_for",
+    "expired",
     "may_resend",
     "read_limit",
     "refused",
@@ -248,7 +249,7 @@ def _response(
         return None
     error = error_for_response(readable, call, errors, request_id, cls=cls)
     classified = cls is not None
-    keyed = call.key is not None
+    keyed = status == 409 and carries_key(call)
     error.retryable = status_retryable(
         status, readable.headers, type(error), retry, classified=classified, keyed=keyed
     )
@@ -290,6 +291,16 @@ def _retry(
     return retry
 
 
+def expired(call: Call, now: float) -> GiveUp | None:
+    """Before a retry: a `GiveUp` when the deadline passed during the wait (a sleep that woke
+    late), so no attempt goes out with no time left; None while there is time."""
+    if call.deadline is None or now < call.deadline:
+        return None
+    error = deadline_error(call, call.settings.retry.timeout or 0.0)
+    error.retryable = False
+    return GiveUp(error, "deadline")
+
+
 def attempt_error(decision: Retry | GiveUp) -> APIError:
     """The failed attempt's own error, as its "attempt" event tells it: when the deadline cut
     the attempt short, the error stands for the whole call, and the attempt's is its cause."""
@@ -322,8 +333,8 @@ def _wants_retry(call: Call, response: httpx.Response) -> bool:
     status = response.status_code
     if status < 400:
         return False
-    keyed = call.key is not None
     retry = call.settings.retry
+    keyed = status == 409 and carries_key(call)
     return _says_retry(status, response.headers, retry, keyed) and _may_repeat(call, None, status)
 
 
@@ -339,6 +350,16 @@ def _may_repeat(call: Call, phase: str | None, status: int | None = None) -> boo
             or may_resend(call.request.method, call.key is not None, phase, retry.retry_methods)
         )
     )
+
+
+def carries_key(call: Call) -> bool:
+    """Whether the request carries an idempotency key: one `start` found or made, or one the
+    caller set on a method `start` did not look one up for (only a 409 needs to know)."""
+    if call.key is not None:
+        return True
+    name = call.settings.idempotency.encoded[1]
+    value = header_value(call.request.headers, name)
+    return bool(value and value.strip())
 
 
 def _says_retry(status: int, headers: Any, retry: RetryPolicy, keyed: bool) -> bool:

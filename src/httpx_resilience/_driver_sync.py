@@ -24,7 +24,16 @@ import httpx
 from . import _waits
 from ._backend import HTTPX, Backend
 from ._call import Call, prepare, restore_timeouts, shorten, start
-from ._decide import GiveUp, Retry, admit, attempt_error, decide, read_limit, refused
+from ._decide import (
+    GiveUp,
+    Retry,
+    admit,
+    attempt_error,
+    decide,
+    expired,
+    read_limit,
+    refused,
+)
 from ._events import Reporter, ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._policies import (
@@ -118,6 +127,11 @@ class SyncDriver:
                             report.event("paced", call, call.attempt - 1, delay=pace)
                             self._sleep(pace)
                 if call.attempt > 1 or settings.prepares:
+                    if call.attempt > 1 and call.deadline is not None:
+                        # A wait that woke late must not send an attempt with no time left.
+                        late = expired(call, self._clock())
+                        if late is not None:
+                            raise report.give_up(call, late.error, late.reason, call.attempt - 1)
                     prepare(call, self._clock)
                 outcome: httpx.Response | Exception
                 try:

@@ -474,18 +474,26 @@ def _read_unread(
     return raw, response.headers.get("content-encoding")
 
 
-def deadline_error(call: Call, timeout: float, last: APIError) -> RequestTimeoutError:
-    """The error for a total deadline spent, carrying the history up to the last attempt."""
-    record = AttemptRecord(last.status_code, type(last).__name__, 0.0, last.request_id)
-    attempts = call.attempt
+def deadline_error(call: Call, timeout: float, last: APIError | None = None) -> RequestTimeoutError:
+    """The error for a total deadline spent, carrying the history up to the last attempt:
+    `last`, the error of an attempt the deadline cut short, or None when the time ran out
+    between attempts (`call.history` holds them all then)."""
+    history = call.history
+    attempts = call.attempt if last is not None else call.attempt - 1
+    if last is not None:
+        history = (
+            *history,
+            AttemptRecord(last.status_code, type(last).__name__, 0.0, last.request_id),
+        )
+    after = f" (last: {type(last).__name__})" if last is not None else ""
     return RequestTimeoutError(
         f"total deadline of {timeout:g}s spent after {attempts} attempt"
-        f"{'' if attempts == 1 else 's'} (last: {type(last).__name__})",
+        f"{'' if attempts == 1 else 's'}{after}",
         phase="total",
-        request_id=last.request_id,
-        retry_after=last.retry_after,
-        history=(*call.history, record),
-        **common(call),
+        request_id=last.request_id if last is not None else call.client_request_id,
+        retry_after=last.retry_after if last is not None else None,
+        history=history,
+        **common(call, attempts),
     )
 
 

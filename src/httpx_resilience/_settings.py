@@ -83,6 +83,14 @@ class Settings:
                     f'extensions["resilience"][{name!r}] must be a {expected.__name__}'
                     + (" or False" if name == "retry" else "")
                 )
+        errors = changes.get("errors")
+        if errors is not None:
+            _check_hooks(
+                {
+                    "ErrorPolicy.classify": errors.classify,
+                    "ErrorPolicy.parse_body": errors.parse_body,
+                }
+            )
         return dataclasses.replace(self, **changes)
 
 
@@ -114,11 +122,25 @@ def settings_of(
             hint = " (RetryPolicy(max_attempts=1) turns retries off)" if name == "retry" else ""
             raise ConfigurationError(f"{name} must be a {expected.__name__}{hint}, got {value!r}")
     policy = cast(ErrorPolicy, errors)
-    hooks = {
-        **hooks,
-        "ErrorPolicy.classify": policy.classify,
-        "ErrorPolicy.parse_body": policy.parse_body,
-    }
+    _check_hooks(
+        {
+            **hooks,
+            "ErrorPolicy.classify": policy.classify,
+            "ErrorPolicy.parse_body": policy.parse_body,
+        }
+    )
+    return Settings(
+        errors=policy,
+        request_ids=cast(RequestIdPolicy, request_ids),
+        retry=cast(RetryPolicy, retry),
+        idempotency=cast(IdempotencyPolicy, idempotency),
+        backend=backend,
+        rules=rules,
+    )
+
+
+def _check_hooks(hooks: Mapping[str, object]) -> None:
+    """Refuse a hook that is neither None nor a plain callable."""
     for name, hook in hooks.items():
         if hook is not None and not callable(hook):
             raise ConfigurationError(f"{name} must be None or a callable, got {hook!r}")
@@ -129,14 +151,6 @@ def settings_of(
                 f"{name} must be a plain function, not an async one: the transport calls it "
                 "without awaiting it"
             )
-    return Settings(
-        errors=cast(ErrorPolicy, errors),
-        request_ids=cast(RequestIdPolicy, request_ids),
-        retry=cast(RetryPolicy, retry),
-        idempotency=cast(IdempotencyPolicy, idempotency),
-        backend=backend,
-        rules=rules,
-    )
 
 
 def rules_of(budget: object, breaker: object, pacing: object) -> Rules:

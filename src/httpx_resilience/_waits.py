@@ -68,7 +68,21 @@ def sleep_of(given: Any) -> Callable[[float], None]:
             "ResilientTransport(sleep=...) must be a plain function such as time.sleep, got "
             + ("an async one, which it cannot await" if callable(given) else repr(given))
         )
-    return given  # type: ignore[no-any-return]
+    if inspect.isbuiltin(given):
+        return given
+
+    def checked(delay: float) -> None:
+        waited = given(delay)
+        if inspect.isawaitable(waited):
+            close = getattr(waited, "close", None)
+            if close is not None:
+                close()  # never awaited: closed here rather than warned of later
+            raise ConfigurationError(
+                "ResilientTransport(sleep=...) returned an awaitable, which it cannot await: "
+                "it must be a plain function such as time.sleep"
+            )
+
+    return checked
 
 
 def async_sleep_of(given: Any) -> Callable[[float], Awaitable[None]]:
