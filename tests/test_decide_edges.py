@@ -33,6 +33,7 @@ from httpx_resilience._decide import (
     attempt_error,
     decide,
     error_for,
+    expired,
     read_limit,
     refused,
     status_retryable,
@@ -469,3 +470,29 @@ def test_a_409_to_a_put_is_retried_only_with_the_callers_key(
     assert isinstance(decision, Retry) is retried
     assert decision is not None
     assert isinstance(decision.error, ConflictError)
+
+
+@pytest.mark.parametrize(("now", "late"), [(NOW - 0.001, False), (NOW, True), (NOW + 5.0, True)])
+def test_expired_only_once_the_deadline_is_reached(now: float, late: bool) -> None:
+    """Before a retry: None while time is left; from the deadline on, GiveUp("deadline") with
+    the call's RequestTimeoutError(phase="total"), not retryable, after the attempts made."""
+    record = AttemptRecord(503, "ServiceUnavailableError", 0.5, None)
+    call = make_call(
+        Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW, attempt=2, history=(record,)
+    )
+    decision = expired(call, now)
+    if not late:
+        assert decision is None
+        return
+    assert decision is not None
+    assert decision.reason == "deadline"
+    error = decision.error
+    assert isinstance(error, RequestTimeoutError)
+    assert (error.phase, error.retryable, error.attempts) == ("total", False, 1)
+    assert error.history == (record,)
+    assert "total deadline of 30s spent after 1 attempt" in str(error)
+
+
+def test_expired_without_a_deadline_is_never() -> None:
+    """A call without a deadline never expires, however late."""
+    assert expired(make_call(), NOW + 1e9) is None
