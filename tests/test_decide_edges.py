@@ -496,3 +496,10 @@ def test_expired_only_once_the_deadline_is_reached(now: float, late: bool) -> No
 def test_expired_without_a_deadline_is_never() -> None:
     """A call without a deadline never expires, however late."""
     assert expired(make_call(), NOW + 1e9) is None
+
+
+def test_status_retryable_counts_a_409_only_for_a_keyed_request() -> None:
+    """status_retryable: a 409 is retryable only when told the request is keyed."""
+    headers = httpx.Headers()
+    assert status_retryable(409, headers, ConflictError, RetryPolicy()) is False
+    assert status_retryable(409, headers, ConflictError, RetryPolicy(), keyed=True) is True
