@@ -20,7 +20,6 @@ from httpx_resilience._state import (
     Rules,
     Verdict,
     _Window,
-    clear,
     host_key,
     pause_of,
 )
@@ -100,30 +99,6 @@ def test_a_breaker_may_count_and_open_for_under_a_second(kwargs: dict[str, Any])
     breaker = CircuitBreaker(**kwargs)
     for name, value in kwargs.items():
         assert getattr(breaker, name) == value
-
-
-# --- clear() --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("verdict", "expected"),
-    [
-        (None, True),
-        (CLEAR, True),
-        (Verdict(), True),
-        (Verdict(probe=True, change="half_open"), True),
-        (Verdict(open_for=0.0), False),
-        (Verdict(open_for=3.0), False),
-        (Verdict(pace=0.5), False),
-        (Verdict(open_for=3.0, pace=0.5), False),
-    ],
-    ids=repr,
-)
-def test_clear_says_whether_an_attempt_may_go_at_once(
-    verdict: Verdict | None, expected: bool
-) -> None:
-    """An attempt goes at once with no verdict, or one with no open circuit and no pace; a probe goes too."""
-    assert clear(verdict) is expected
 
 
 # --- MemoryState's answers ------------------------------------------------------------------------

@@ -49,7 +49,6 @@ __all__ = [
     "State",
     "Store",
     "Verdict",
-    "clear",
     "host_key",
     "is_failure_status",
     "outcome_of",
@@ -97,11 +96,6 @@ class Verdict(NamedTuple):
 
 
 CLEAR = Verdict()
-
-
-def clear(verdict: Verdict | None) -> bool:
-    """Whether an attempt may go at once: no verdict asked, or nothing open and no pace."""
-    return verdict is None or verdict is CLEAR or (verdict.open_for is None and not verdict.pace)
 
 
 NO_RULES = Rules(budget=None, breaker=None, pacing=False)
