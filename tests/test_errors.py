@@ -20,13 +20,17 @@ ALL_ERRORS = [
 TREE = [
     (hr.ConfigurationError, (hr.APIError, ValueError)),
     (hr.RequestTooLargeError, (hr.APIError, ValueError)),
-    (hr.TransportError, (hr.APIError,)),
+    (hr.TransportError, (hr.APIError, httpx.TransportError)),
     (hr.NetworkError, (hr.TransportError, httpx.NetworkError)),
     (hr.RequestTimeoutError, (hr.TransportError, httpx.TimeoutException, TimeoutError)),
     (hr.PollTimeoutError, (hr.RequestTimeoutError, httpx.TimeoutException, TimeoutError)),
     (hr.ProtocolError, (hr.TransportError, httpx.ProtocolError)),
-    (hr.StreamError, (hr.TransportError,)),
-    (hr.CircuitOpenError, (hr.TransportError,)),
+    (hr.StreamError, (hr.TransportError, httpx.TransportError)),
+    (
+        hr.StreamTimeoutError,
+        (hr.StreamError, hr.RequestTimeoutError, httpx.TimeoutException, TimeoutError),
+    ),
+    (hr.CircuitOpenError, (hr.TransportError, httpx.TransportError)),
     (hr.StatusError, (hr.APIError, httpx.HTTPStatusError)),
     (hr.ClientError, (hr.StatusError,)),
     (hr.ValidationError, (hr.ClientError,)),
@@ -78,6 +82,14 @@ def test_tree(cls: type, bases: tuple[type, ...]) -> None:
         assert issubclass(cls, base)
 
 
+@pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
+def test_every_request_error_is_an_httpx_error(cls: type[hr.APIError]) -> None:
+    """`except httpx.HTTPError` catches every error but the two raised before anything is
+    sent (SPEC §2), so code written for plain httpx keeps working."""
+    before_sending = {hr.ConfigurationError, hr.RequestTooLargeError, hr.APIError}
+    assert issubclass(cls, httpx.HTTPError) is (cls not in before_sending)
+
+
 def test_every_exported_error_is_in_the_tree() -> None:
     """No exported error class is missing from the tree table above."""
     assert set(ALL_ERRORS) == {hr.APIError} | {cls for cls, _ in TREE}
@@ -110,6 +122,8 @@ def test_example_from_spec() -> None:
         (hr.NetworkError, "network_error", True),
         (hr.RequestTimeoutError, "timeout", True),
         (hr.PollTimeoutError, "poll_timeout", False),
+        (hr.StreamError, "stream_error", False),
+        (hr.StreamTimeoutError, "stream_error", False),
         (hr.NotFoundError, "not_found", False),
         (hr.RateLimitError, "rate_limited", True),
         (hr.QuotaExceededError, "quota_exceeded", False),

@@ -6,6 +6,7 @@ Our exception hierarchy:
   + ConfigurationError              bad policy arguments (also ValueError)
   + RequestTooLargeError            body over ErrorPolicy.max_request_bytes (also ValueError)
   + TransportError                  the request failed without an HTTP response
+                                    (also httpx.TransportError)
     - NetworkError                  connect/read/write/close, DNS, TLS, proxy
                                     (also httpx.NetworkError)
     - RequestTimeoutError           a phase timed out, or the total deadline (also
@@ -13,6 +14,7 @@ Our exception hierarchy:
       · PollTimeoutError            `poll` / `apoll` ran out of time before the job was done
     - ProtocolError                 malformed HTTP from either side (also httpx.ProtocolError)
     - StreamError                   a passed-through body failed while the caller read it
+      · StreamTimeoutError          ... because a read timed out (also a RequestTimeoutError)
     - CircuitOpenError              the host's circuit breaker is open: nothing was sent
   + StatusError                     HTTP status >= 400 (also httpx.HTTPStatusError)
     - ClientError                   4xx
@@ -72,6 +74,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StatusError",
     "StreamError",
+    "StreamTimeoutError",
     "TransportError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -324,8 +327,14 @@ class RequestTooLargeError(APIError, ValueError):
     default_code = "request_too_large"
 
 
-class TransportError(APIError):
-    """Raised when a request failed without an HTTP response."""
+# mypy sees our never-raising `request` property clash with httpx's raising one: intended.
+class TransportError(APIError, httpx.TransportError):  # type: ignore[misc]
+    """Raised when a request failed without an HTTP response.
+
+    Also an `httpx.TransportError`, as httpx's own error in its place would be, so that
+    `except httpx.TransportError` (or `httpx.HTTPError`) in code written for plain httpx still
+    catches it.
+    """
 
     default_code = "transport_error"
 
@@ -348,7 +357,6 @@ class NetworkError(TransportError, httpx.NetworkError):  # type: ignore[misc]
     default_retryable = True
 
 
-# mypy sees our never-raising `request` property clash with httpx's raising one: intended.
 class RequestTimeoutError(TransportError, httpx.TimeoutException, TimeoutError):  # type: ignore[misc]
     """Raised when a connect, read, write or pool timeout fired, or the total deadline ran out."""
 
@@ -391,6 +399,17 @@ class StreamError(TransportError):
     """Raised when the body of a response the transport passed on failed while being read."""
 
     default_code = "stream_error"
+
+
+class StreamTimeoutError(StreamError, RequestTimeoutError):  # type: ignore[misc]
+    """A `StreamError` because a read of the body timed out: also a `RequestTimeoutError` (so an
+    `httpx.TimeoutException` and a `TimeoutError`), as httpx's `ReadTimeout` is in its place.
+
+    Not retryable: the response was handed on, and the transport cannot send it again.
+    """
+
+    default_code = "stream_error"
+    default_retryable = False
 
 
 class StatusError(APIError, httpx.HTTPStatusError):  # type: ignore[misc]

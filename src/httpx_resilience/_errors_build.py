@@ -28,6 +28,7 @@ from ._errors import (
     RequestTimeoutError,
     RequestTooLargeError,
     StreamError,
+    StreamTimeoutError,
     ValidationError,
 )
 from ._headers import find_header, header_value, parse_rate_limit, parse_retry_after
@@ -356,13 +357,15 @@ def stream_error(
 ) -> APIError:
     """The error for a body that failed while the caller was reading it."""
     common, redactor = _common(call)
-    return StreamError(
+    # A read that timed out is a timeout too, as httpx's ReadTimeout is in its place.
+    cls = StreamTimeoutError if kind.cls is RequestTimeoutError else StreamError
+    return cls(
         redactor.text(f"response body failed mid-stream: {_exception_text(exc)}"),
         phase=kind.phase,
         status_code=status_code,
         request_id=request_id,
         details={"cause": type(exc).__name__},
-        history=(*call.history, AttemptRecord(status_code, StreamError.__name__, 0.0, request_id)),
+        history=(*call.history, AttemptRecord(status_code, cls.__name__, 0.0, request_id)),
         **common,
     )
 

@@ -107,7 +107,7 @@ TABLE: dict[str, Fault] = {
         "read timeout 0.3 s before any header (1×, then 200)", read_timeout=0.3,
     ),
     "trickle": Fault(
-        ("StreamError", 1), ("StreamError", 1), ("StreamError", 1),
+        ("StreamTimeoutError", 1), ("StreamTimeoutError", 1), ("StreamTimeoutError", 1),
         "200 body at 1 byte / 0.5 s, read timeout 0.2 s", read_timeout=0.2,
     ),
     "trickle_error_body": Fault(
