@@ -139,6 +139,21 @@ def test_read_limit_hands_on_a_200_unread_without_a_classify_hook() -> None:
     assert read_limit(call, respond(call, 200)) is None
 
 
+@pytest.mark.parametrize("status", [401, 429, 503])
+def test_read_limit_hands_on_a_pass_status_unread(status: int) -> None:
+    """A status of pass_statuses goes to the caller unread, though it would raise (401), be
+    retried (429, 503) and be classified otherwise."""
+    errors = ErrorPolicy(pass_statuses={status}, classify=lambda r: None, max_body_bytes=CAP)
+    call = make_call(Settings(errors=errors))
+    assert read_limit(call, respond(call, status)) is None
+
+
+def test_read_limit_reads_a_status_next_to_a_pass_status() -> None:
+    """pass_statuses covers its own statuses only: a 403 next to a passed 401 is still read."""
+    call = make_call(Settings(errors=ErrorPolicy(pass_statuses={401}, max_body_bytes=CAP)))
+    assert read_limit(call, respond(call, 403)) == CAP
+
+
 # --- The Digest challenge ---------------------------------------------------------------------
 
 DIGEST = {"www-authenticate": 'Digest realm="api", nonce="abc", qop="auth"'}

@@ -292,6 +292,35 @@ def test_redact_names_part_of_equality_and_hash() -> None:
     assert a != ErrorPolicy()
 
 
+# --- ErrorPolicy.pass_statuses (issue 14, item 2) --------------------------------------------
+
+
+def test_pass_statuses_default_empty() -> None:
+    """By default every error status raises (or is retried) as before."""
+    assert ErrorPolicy().pass_statuses == frozenset()
+
+
+def test_pass_statuses_kept_as_a_frozenset() -> None:
+    """Statuses of any collection, a generator included, are kept as a frozenset."""
+    policy = ErrorPolicy(pass_statuses=(s for s in [401, 407]))  # type: ignore[arg-type]
+    assert policy.pass_statuses == frozenset({401, 407})
+
+
+@pytest.mark.parametrize("statuses", [{200}, {399}, {1000}, {True}, {"401"}, 401, b"\x01"])
+def test_pass_statuses_rejects_what_cannot_be_meant(statuses: Any) -> None:
+    """A success status, a non-status, a single int or bytes is refused with the field's name."""
+    with pytest.raises(ConfigurationError, match="pass_statuses"):
+        ErrorPolicy(pass_statuses=statuses)
+
+
+def test_pass_statuses_part_of_equality_and_hash() -> None:
+    """Policies differing only in pass_statuses differ; equal ones hash alike."""
+    a = ErrorPolicy(pass_statuses={401})
+    assert a == ErrorPolicy(pass_statuses=[401])  # type: ignore[arg-type]
+    assert hash(a) == hash(ErrorPolicy(pass_statuses=[401]))  # type: ignore[arg-type]
+    assert a != ErrorPolicy()
+
+
 @pytest.mark.parametrize("name", ["X Request Id", "X-Id:", "X-Idé", "X-Id\r\nEvil: 1", "(id)"])
 @pytest.mark.parametrize(
     "make",

@@ -23,7 +23,8 @@ The rules, in the order `decide` applies them:
    and 505), when it is a 409 to a request that carries an idempotency key (an attempt with the
    same key still in flight), or, for a class `classify` chose, when that class is retryable by
    default — unless the server's `x-should-retry` (or `stripe-should-retry`) says otherwise; an
-   exhausted quota never is. An exception is
+   exhausted quota never is, nor a status of `ErrorPolicy.pass_statuses`, which `read_limit`
+   hands on as it is. An exception is
    retryable when its kind is transient (a certificate that failed verification is not).
 4. The wait is the server's hint (`retry-after-ms`, `Retry-After`) when it gave one, else the
    backoff. A hint above `max_retry_after` is not waited for: the error is raised at once.
@@ -150,14 +151,14 @@ def read_limit(call: Call, response: httpx.Response) -> int | None:
     """None when `response` goes to the caller as it is; else how many body bytes to read.
 
     Handed on unread: a 2xx with no `classify` hook (the common case), 1xx and 3xx, a Digest
-    challenge httpx's auth flow will answer, and an error status that will neither be retried
-    nor raised nor classified.
+    challenge httpx's auth flow will answer, a status of `ErrorPolicy.pass_statuses`, and an
+    error status that will neither be retried nor raised nor classified.
     """
     status = response.status_code
     errors = call.settings.errors
     if 200 <= status < 300:
         return None if errors.classify is None else errors.max_body_bytes
-    if status < 400 or _is_auth_challenge(call.request, response):
+    if status < 400 or status in errors.pass_statuses or _is_auth_challenge(call.request, response):
         return None
     if errors.classify is None and not errors.raise_on_status and not _wants_retry(call, response):
         return None

@@ -121,6 +121,11 @@ class ErrorPolicy(Policy):
 
     `redact_names` adds header and query parameter names (matched whole, in any case) to the
     ones whose values are always redacted from errors, logs, events and pickles.
+
+    `pass_statuses` are handed back as plain responses, unread and never retried, whatever
+    `raise_on_status` says: httpx's auth flows (a 401 token refresh), `event_hooks["response"]`
+    and the caller's own status checks see them; `from_response(r)` raises the typed error
+    afterwards.
     """
 
     raise_on_status: bool = True
@@ -131,10 +136,21 @@ class ErrorPolicy(Policy):
     classify: Callable[[httpx.Response], type[APIError] | None] | None = None
     # Any set of names (a literal `{"x-tenant"}` too); kept as a frozenset.
     redact_names: AbstractSet[str] = frozenset()
+    # Any set of statuses (a literal `{401}` too); kept as a frozenset.
+    pass_statuses: AbstractSet[int] = frozenset()
 
     def __post_init__(self) -> None:
         name = "ErrorPolicy"
-        materialise(self, "redact_names")
+        materialise(self, "redact_names", "pass_statuses")
+        passed = self.pass_statuses
+        check(is_statuses(passed), name, "pass_statuses must be a set of HTTP statuses")
+        check(
+            all(status >= 400 for status in passed),
+            name,
+            "pass_statuses must be error statuses (400 and above): other statuses are always "
+            "handed back",
+        )
+        object.__setattr__(self, "pass_statuses", frozenset(passed))
         check(isinstance(self.raise_on_status, bool), name, "raise_on_status must be a bool")
         check(_is_size(self.max_body_bytes), name, "max_body_bytes must be an int >= 0")
         check(
@@ -181,6 +197,7 @@ class ErrorPolicy(Policy):
                 self.parse_body,
                 self.classify,
                 self.redact_names,
+                self.pass_statuses,
             )
         )
 

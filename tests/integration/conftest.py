@@ -293,6 +293,26 @@ def digest_route(state: ServerState) -> Route:
     return Route("/digest", digest)
 
 
+BEARER_TOKEN = "fresh-token"
+
+
+async def bearer(request: Request) -> Response:
+    """`/bearer`: 200 with the Idempotency-Key it got for `Bearer fresh-token`, else a 401
+    saying the token expired (what a token-refresh auth flow answers)."""
+    await _read_body(request)
+    if request.headers.get("authorization") == f"Bearer {BEARER_TOKEN}":
+        return JSONResponse(
+            {"ok": True, "idempotency_key": request.headers.get("idempotency-key")},
+            headers={"x-request-id": "req_bearer_ok"},
+        )
+    error = {"message": "the access token expired", "type": "auth_error", "code": "token_expired"}
+    return JSONResponse(
+        {"error": error},
+        status_code=401,
+        headers={"www-authenticate": 'Bearer error="invalid_token"', "x-request-id": "req_bearer"},
+    )
+
+
 async def etag(request: Request) -> Response:
     """`/etag`: a 304 when `If-None-Match` names the current tag."""
     tag = '"v1"'
@@ -410,6 +430,7 @@ def build_app(state: ServerState) -> ASGIApp:
         Route("/redirect", redirect),
         digest_route(state),
         Route("/etag", etag),
+        Route("/bearer", bearer, methods=["GET", "POST"]),
         Route("/gzip-error", gzip_error),
         Route("/slow", slow),
         *stream_routes(state),

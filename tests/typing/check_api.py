@@ -89,4 +89,5 @@ refused: str | None = err.history[-1].refused if err.history else None
 retry_literals = RetryPolicy(retry_statuses={429, 503}, retry_methods={"GET", "PUT"})
 keys_literal = IdempotencyPolicy(methods={"POST"})
 names_literal = ErrorPolicy(redact_names={"x-tenant-pin"})
+passed_literal = ErrorPolicy(pass_statuses={401, 407})
 breaker_literal = CircuitBreaker(failure_statuses={503})
