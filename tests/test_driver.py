@@ -788,6 +788,30 @@ def test_deadline_leaves_the_callers_timeouts_as_they_were(
     assert request.extensions.get("timeout") == timeouts
 
 
+def test_deadline_never_changes_the_callers_extensions_dict() -> None:
+    """Each attempt goes with a timeout dict of its own: the request's extensions dict, as
+    the caller holds it, keeps its timeouts at every send, and is the request's again,
+    unchanged, when the call ends."""
+    own = {"connect": 60.0, "read": 60.0, "write": 60.0, "pool": 60.0}
+    request = httpx.Request("GET", "https://api.example.com/v1/x", extensions={"timeout": own})
+    shared = request.extensions
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def handler(sent: httpx.Request) -> httpx.Response:
+        seen.append((dict(shared["timeout"]), sent.extensions["timeout"]))
+        return httpx.Response(503 if len(seen) == 1 else 200)
+
+    transport = hr.ResilientTransport(
+        httpx.MockTransport(handler), retry=RetryPolicy(timeout=30.0), sleep=lambda _: None
+    )
+    transport.handle_request(request)
+    assert [caller for caller, _ in seen] == [own, own]
+    assert all(attempt["read"] <= 30.0 for _, attempt in seen)
+    assert seen[0][1] is not seen[1][1]
+    assert request.extensions is shared
+    assert shared == {"timeout": own}
+
+
 class _TimeoutSeen(httpx.SyncByteStream):
     """An error body that notes the read timeout its request carries when reading starts, as
     httpcore takes it then for the whole body."""

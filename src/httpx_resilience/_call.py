@@ -36,7 +36,8 @@ class Call(NamedTuple):
 
     `host` is the host the budget, breaker and pacing count for (None when none is on);
     `deadline` is the monotonic time the whole request must be done by (None without
-    `RetryPolicy.timeout`), and `timeouts` the request's own httpx timeouts it shortens.
+    `RetryPolicy.timeout`), and `extensions` the request's own extensions dict, whose timeouts
+    each attempt gets a shortened copy of (None without a deadline).
     """
 
     # None only for an error built outside a transport, of a response without its request.
@@ -46,7 +47,7 @@ class Call(NamedTuple):
     key: str | None = None
     replayable: bool = False
     deadline: float | None = None
-    timeouts: Any = None
+    extensions: dict[str, Any] | None = None
     host: str | None = None
     attempt: int = 1
     history: tuple[AttemptRecord, ...] = ()
@@ -75,16 +76,16 @@ def start(
     # a request is still found for the error, if there is one.
     key = None if request.method in settings.unkeyed else assign_key(request, settings.idempotency)
     replayable = settings.retries and is_replayable(request)
-    deadline = timeouts = None
+    deadline = extensions = None
     if settings.prepares and settings.retry.timeout is not None:
         deadline = clock() + settings.retry.timeout
-        timeouts = request.extensions.get("timeout")
+        extensions = request.extensions
     host = host_key(request.url) if settings.counts_hosts else None
     # tuple.__new__ directly: NamedTuple's own __new__ is a Python function, and every request
     # makes one of these.
     call: Call = _new_tuple(
         Call,
-        (request, settings, client_request_id, key, replayable, deadline, timeouts, host, 1, ()),
+        (request, settings, client_request_id, key, replayable, deadline, extensions, host, 1, ()),
     )
     if settings.errors.max_request_bytes is not None:
         _limit_request_size(call, settings.errors.max_request_bytes)
@@ -147,23 +148,25 @@ def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
 
 
 def shorten(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
-    """Cut each of the request's timeouts to what is left of `call`'s deadline.
+    """Give the attempt the request's timeouts cut to what is left of `call`'s deadline.
 
     Before each attempt, and again before its error body is read: httpcore takes the read
-    timeout for a whole body when reading it begins.
+    timeout for a whole body when reading it begins. On a copy of the extensions: the caller's
+    dict, which the caller (or a redirect hop httpx builds from the request) may read, is never
+    changed.
     """
     assert call.deadline is not None
-    call.request.extensions["timeout"] = _shortened(call.timeouts, call.deadline - clock())
+    assert call.extensions is not None
+    own = call.extensions
+    left = _shortened(own.get("timeout"), call.deadline - clock())
+    call.request.extensions = {**own, "timeout": left}
 
 
 def restore_timeouts(call: Call) -> None:
-    """Give the request back the timeouts it came with, once its call is over: the deadline's
-    shortened ones must not cut short a later send of the same request."""
-    extensions = call.request.extensions
-    if call.timeouts is None:
-        extensions.pop("timeout", None)
-    else:
-        extensions["timeout"] = call.timeouts
+    """Give the request back its own extensions, once its call is over: the deadline's
+    shortened timeouts must not cut short a later send of the same request."""
+    if call.extensions is not None:
+        call.request.extensions = call.extensions
 
 
 def _shortened(timeouts: Any, remaining: float) -> dict[str, float | None]:
