@@ -981,12 +981,28 @@ def test_an_httpx2_transport_in_an_httpx_client_is_named() -> None:
         client.get("http://127.0.0.1:9/")
 
 
-def test_a_per_request_async_hook_is_refused(call: Caller) -> None:
-    """An async parse_body given per request in extensions["resilience"] is refused like one
-    given to the transport, not called and silently left unawaited."""
+def test_a_per_request_async_hook_is_refused_by_the_sync_transport() -> None:
+    """An async parse_body given per request in extensions["resilience"] is refused by the sync
+    transport like one given to it, not called and silently left unawaited (the async transport
+    awaits it: tests/integration/test_async_hooks.py)."""
     override = {"resilience": {"errors": ErrorPolicy(parse_body=_async_hook)}}
-    with pytest.raises(hr.ConfigurationError, match="parse_body"):
-        call(respond(400, json={}), extensions=override)
+    transport = ResilientTransport(httpx.MockTransport(lambda request: httpx.Response(400)))
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(hr.ConfigurationError, match="parse_body"),
+    ):
+        client.get("https://api.example.com/", extensions=override)
+
+
+@pytest.mark.parametrize("hook", ["on_retry", "on_event", "classify", "parse_body"])
+def test_the_async_transport_takes_async_hooks(hook: str) -> None:
+    """AsyncResilientTransport takes every hook as an async function (it awaits them)."""
+    kwargs: dict[str, Any] = (
+        {"errors": ErrorPolicy(**{hook: _async_hook})}
+        if hook in ("classify", "parse_body")
+        else {hook: _async_hook}
+    )
+    AsyncResilientTransport(**kwargs)
 
 
 def test_a_sync_sleep_that_returns_a_coroutine_is_named_at_its_first_wait() -> None:

@@ -17,11 +17,19 @@ PACKAGE = ROOT / "src" / "httpx_resilience"
 # (async source, generated sync file)
 FILES = [
     (PACKAGE / "_driver_async.py", PACKAGE / "_driver_sync.py"),
+    (PACKAGE / "_report_async.py", PACKAGE / "_report_sync.py"),
     (PACKAGE / "_redis_async.py", PACKAGE / "_redis_sync.py"),
 ]
 
 # Regular expressions, applied in order to every file.
 SUBSTITUTIONS = [
+    # A line only the async side has (awaiting what an async hook returned) goes.
+    (r"^[^\n]*# async only\n", ""),
+    # An async hook's answer, awaited; the sync side refuses async hooks, so calls it plainly.
+    (r"\bawait awaited\((.*)\)$", r"\1"),
+    (r"\basynchronous=True\b", "asynchronous=False"),
+    (r"\bAsyncReporter\b", "Reporter"),
+    (r"\b_report_async\b", "_report_sync"),
     (r"\basync def ", "def "),
     (r"\bawait ", ""),
     (r"\basync with ", "with "),
@@ -61,7 +69,7 @@ HEADER = (
 
 def unasync(text: str, source: str) -> str:
     for pattern, replacement in SUBSTITUTIONS:
-        text = re.sub(pattern, replacement, text)
+        text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
     return HEADER.format(source=source) + text
 
 

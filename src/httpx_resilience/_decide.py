@@ -76,6 +76,7 @@ __all__ = [
     "expired",
     "may_resend",
     "read_limit",
+    "readable_of",
     "refused",
     "status_retryable",
     "stream_failure",
@@ -232,19 +233,9 @@ def _response(
     errors, retry = settings.errors, settings.retry
     status = response.status_code
     wants_retry = _wants_retry(call, response)
-    data, complete = body
-    if status < 400 and not complete:
-        # Too large to be the small JSON document `classify` is meant for: passed on unread by
-        # the hook, and whole to the caller.
+    readable = readable_of(call, response, body)
+    if readable is None:
         return None
-    limit = errors.max_body_bytes
-    # A success body is decoded one byte past the cap, to tell one that is too large once
-    # decoded (small on the wire) from one that fits: a cut copy is no document.
-    coding = response.headers.get("content-encoding")
-    decoded = decode_content(data, coding, limit + 1 if status < 400 else limit)
-    if len(decoded) > limit:
-        return None
-    readable = body_response(response, decoded, call.request)
     cls = _classify(errors.classify, readable)
     if not wants_retry and cls is None and (status < 400 or not errors.raise_on_status):
         return None
@@ -269,6 +260,28 @@ def _response(
         return GiveUp(error, "retry_after", hand_on)
     delay = hint if hint is not None else retry.backoff.delay(call.attempt - 1, random)
     return _retry(call, error, delay, f"status {status}", now, response, hand_on)
+
+
+def readable_of(
+    call: Call, response: httpx.Response, body: tuple[bytes, bool]
+) -> httpx.Response | None:
+    """`response` as the hooks and its error see it, with the `body` read (bytes, whether that
+    is all of it) decoded; None for a success body too large to be a document, which goes to
+    the caller as it is."""
+    status = response.status_code
+    data, complete = body
+    if status < 400 and not complete:
+        # Too large to be the small JSON document `classify` is meant for: passed on unread by
+        # the hook, and whole to the caller.
+        return None
+    limit = call.settings.errors.max_body_bytes
+    # A success body is decoded one byte past the cap, to tell one that is too large once
+    # decoded (small on the wire) from one that fits: a cut copy is no document.
+    coding = response.headers.get("content-encoding")
+    decoded = decode_content(data, coding, limit + 1 if status < 400 else limit)
+    if len(decoded) > limit:
+        return None
+    return body_response(response, decoded, call.request)
 
 
 def _retry(

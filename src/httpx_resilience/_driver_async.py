@@ -32,8 +32,9 @@ from ._decide import (
     read_limit,
     refused,
 )
-from ._events import Reporter, ResilienceEvent, RetryEvent
+from ._events import ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
+from ._hooks import answer_body_hooks  # async only
 from ._policies import (
     CircuitBreaker,
     ErrorPolicy,
@@ -42,6 +43,7 @@ from ._policies import (
     RetryBudget,
     RetryPolicy,
 )
+from ._report_async import AsyncReporter
 from ._settings import inner_transport, rules_of, settings_of, state_of
 from ._state import CLEAR, State, outcome_of
 from ._streams import aclose_response, aread_prefix, guard_decoding
@@ -67,20 +69,22 @@ class AsyncDriver:
         idempotency: IdempotencyPolicy = IdempotencyPolicy(),  # noqa: B008
         request_ids: RequestIdPolicy = RequestIdPolicy(),  # noqa: B008
         errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
-        on_retry: Callable[[RetryEvent], None] | None = None,
+        on_retry: Callable[[RetryEvent], Any] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         budget: RetryBudget | None = RetryBudget(),  # noqa: B008
         breaker: CircuitBreaker | None = None,
         pacing: bool = False,
         state: State | None = None,
-        on_event: Callable[[ResilienceEvent], None] | None = None,
+        on_event: Callable[[ResilienceEvent], Any] | None = None,
         **transport_kwargs: Any,
     ) -> None:
         backend = self._backend
         rules = rules_of(budget, breaker, pacing)
         hooks = {"on_retry": on_retry, "on_event": on_event}
-        self._settings = settings_of(retry, idempotency, request_ids, errors, hooks, backend, rules)
-        self._reporter = Reporter(on_retry, on_event)
+        self._settings = settings_of(
+            retry, idempotency, request_ids, errors, hooks, backend, rules, asynchronous=True
+        )
+        self._reporter = AsyncReporter(on_retry, on_event)
         self._store = state_of(state).async_store()
         self._sleep = _waits.async_sleep_of(sleep)
         # The loop's only links to the world besides I/O, replaced by tests.
@@ -111,25 +115,27 @@ class AsyncDriver:
                     verdict = await store.before(host, rules, call.attempt == 1, spent)
                     if verdict is not CLEAR:
                         if verdict.change is not None:
-                            report.event(f"circuit_{verdict.change}", call, call.attempt - 1)
+                            await report.event(f"circuit_{verdict.change}", call, call.attempt - 1)
                         pace, refusal = admit(call, verdict, self._clock())
                         if refusal is not None:
-                            report.event(
+                            await report.event(
                                 "circuit_rejected", call, call.attempt - 1, error=refusal.error
                             )
-                            raise report.give_up(
+                            raise await report.give_up(
                                 call, refusal.error, refusal.reason, call.attempt - 1
                             )
                         probe = verdict.probe
                         if pace:
-                            report.event("paced", call, call.attempt - 1, delay=pace)
+                            await report.event("paced", call, call.attempt - 1, delay=pace)
                             await self._sleep(pace)
                 if call.attempt > 1 or settings.prepares:
                     if call.attempt > 1 and call.deadline is not None:
                         # A wait that woke late must not send an attempt with no time left.
                         late = expired(call, self._clock())
                         if late is not None:
-                            raise report.give_up(call, late.error, late.reason, call.attempt - 1)
+                            raise await report.give_up(
+                                call, late.error, late.reason, call.attempt - 1
+                            )
                     prepare(call, self._clock)
                 outcome: httpx.Response | Exception
                 try:
@@ -144,7 +150,7 @@ class AsyncDriver:
                 if response is not None:
                     request_id, encoded = _note_request_id(call, response)
                     if report.on_event is not None:
-                        report.attempt(call, change, response=response)
+                        await report.attempt(call, change, response=response)
                     limit = read_limit(call, response)
                     if limit is None:
                         return _hand_on(call, response, request_id, encoded, self._backend)
@@ -154,16 +160,21 @@ class AsyncDriver:
                         shorten(call, self._clock)
                         until = (self._clock, call.deadline)
                     body = await aread_prefix(response, limit, self._backend, until)
-                decision = decide(call, outcome, body, request_id, self._clock(), self._random)
+                deciding = call
+                if settings.awaits_body_hooks and response is not None:  # async only
+                    deciding = await answer_body_hooks(call, response, body)  # async only
+                decision = decide(deciding, outcome, body, request_id, self._clock(), self._random)
                 if response is None:
                     assert decision is not None  # an exception is never handed on
-                    report.attempt(call, change, error=attempt_error(decision))
+                    await report.attempt(call, change, error=attempt_error(decision))
                 spent = False
                 if isinstance(decision, Retry) and decision.spend:
                     spent = await store.spend(host, rules)
                     if not spent:
                         decision = refused(decision, "retry_budget")
-                        report.event("budget_refused", call, call.attempt, error=decision.error)
+                        await report.event(
+                            "budget_refused", call, call.attempt, error=decision.error
+                        )
                 if decision is None or (isinstance(decision, GiveUp) and decision.hand_on):
                     # Whole: its stream replays what was read before the unread rest.
                     assert response is not None
@@ -173,7 +184,7 @@ class AsyncDriver:
                     response = None
                     await aclose_response(closing)
                 if isinstance(decision, GiveUp):
-                    raise report.give_up(call, decision.error, decision.reason, call.attempt)
+                    raise await report.give_up(call, decision.error, decision.reason, call.attempt)
                 event = RetryEvent(
                     call.attempt,
                     decision.delay,
@@ -182,7 +193,7 @@ class AsyncDriver:
                     decision.response,
                     decision.error,
                 )
-                report.retry(event, call)
+                await report.retry(event, call)
                 call = call.next(decision.record)
                 # What this attempt read must not stay alive through the wait and the next
                 # attempt: with a large max_body_bytes, it would double what a retry costs.

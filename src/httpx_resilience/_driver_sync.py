@@ -34,7 +34,7 @@ from ._decide import (
     read_limit,
     refused,
 )
-from ._events import Reporter, ResilienceEvent, RetryEvent
+from ._events import ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._policies import (
     CircuitBreaker,
@@ -44,6 +44,7 @@ from ._policies import (
     RetryBudget,
     RetryPolicy,
 )
+from ._report_sync import Reporter
 from ._settings import inner_transport, rules_of, settings_of, state_of
 from ._state import CLEAR, State, outcome_of
 from ._streams import close_response, guard_decoding, read_prefix
@@ -69,19 +70,21 @@ class SyncDriver:
         idempotency: IdempotencyPolicy = IdempotencyPolicy(),  # noqa: B008
         request_ids: RequestIdPolicy = RequestIdPolicy(),  # noqa: B008
         errors: ErrorPolicy = ErrorPolicy(),  # noqa: B008
-        on_retry: Callable[[RetryEvent], None] | None = None,
+        on_retry: Callable[[RetryEvent], Any] | None = None,
         sleep: Callable[[float], None] | None = None,
         budget: RetryBudget | None = RetryBudget(),  # noqa: B008
         breaker: CircuitBreaker | None = None,
         pacing: bool = False,
         state: State | None = None,
-        on_event: Callable[[ResilienceEvent], None] | None = None,
+        on_event: Callable[[ResilienceEvent], Any] | None = None,
         **transport_kwargs: Any,
     ) -> None:
         backend = self._backend
         rules = rules_of(budget, breaker, pacing)
         hooks = {"on_retry": on_retry, "on_event": on_event}
-        self._settings = settings_of(retry, idempotency, request_ids, errors, hooks, backend, rules)
+        self._settings = settings_of(
+            retry, idempotency, request_ids, errors, hooks, backend, rules, asynchronous=False
+        )
         self._reporter = Reporter(on_retry, on_event)
         self._store = state_of(state).sync_store()
         self._sleep = _waits.sleep_of(sleep)
@@ -156,7 +159,8 @@ class SyncDriver:
                         shorten(call, self._clock)
                         until = (self._clock, call.deadline)
                     body = read_prefix(response, limit, self._backend, until)
-                decision = decide(call, outcome, body, request_id, self._clock(), self._random)
+                deciding = call
+                decision = decide(deciding, outcome, body, request_id, self._clock(), self._random)
                 if response is None:
                     assert decision is not None  # an exception is never handed on
                     report.attempt(call, change, error=attempt_error(decision))

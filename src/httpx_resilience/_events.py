@@ -1,4 +1,8 @@
-"""What a transport tells the outside world: `on_event` events and OpenTelemetry attributes."""
+"""What a transport tells the outside world: `on_event` events and OpenTelemetry attributes.
+
+The `Reporter` that builds and delivers them is in `_report_async.py` (and the sync one
+generated from it).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,13 @@ import sys
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import httpx
 
 from ._errors import APIError
 from ._redact import request_repr
 
-if TYPE_CHECKING:
-    from ._call import Call
-
-__all__ = ["EventHook", "Reporter", "ResilienceEvent", "RetryEvent", "emit", "note_resend"]
+__all__ = ["EventHook", "ResilienceEvent", "RetryEvent", "logger", "note_resend"]
 
 logger = logging.getLogger("httpx_resilience")
 
@@ -95,18 +95,7 @@ class RetryEvent:
         )
 
 
-EventHook = Callable[[ResilienceEvent], None]
-
-
-def emit(hook: EventHook | None, event: ResilienceEvent) -> None:
-    """Call the hook; a metrics hook that raises must not fail the request."""
-    if hook is None:
-        return
-    try:
-        hook(event)
-    except Exception as exc:
-        # By its type only: a hook's message may quote the request or response it was given.
-        logger.warning("on_event hook raised %s; the request goes on", type(exc).__name__)
+EventHook = Callable[[ResilienceEvent], object]
 
 
 _RESEND_COUNT = "http.request.resend_count"
@@ -127,99 +116,3 @@ def note_resend(count: int) -> None:
             span.set_attribute(_RESEND_COUNT, count)
     except Exception:  # a broken tracing setup must not fail the request
         logger.debug("could not set %s on the current span", _RESEND_COUNT, exc_info=True)
-
-
-class Reporter:
-    """A transport's voice: its log lines, and its `on_retry` and `on_event` hooks.
-
-    Events are built only when a hook listens; a hook that raises is logged and ignored.
-    """
-
-    __slots__ = ("on_event", "on_retry")
-
-    def __init__(
-        self,
-        on_retry: Callable[[RetryEvent], None] | None,
-        on_event: EventHook | None,
-    ) -> None:
-        self.on_retry = on_retry
-        self.on_event = on_event
-
-    def event(
-        self,
-        kind: str,
-        call: Call,
-        attempt: int,
-        *,
-        delay: float = 0.0,
-        reason: str | None = None,
-        response: httpx.Response | None = None,
-        error: APIError | None = None,
-    ) -> None:
-        """Tell `on_event` of `kind`, after `attempt` attempts of `call`."""
-        if self.on_event is None:
-            return
-        from ._state import host_key
-
-        event = ResilienceEvent(
-            kind,
-            call.host or host_key(call.request.url),
-            attempt,
-            delay,
-            reason,
-            call.request,
-            response,
-            error,
-            redact_names=call.settings.errors.redact_names,
-        )
-        emit(self.on_event, event)
-
-    def attempt(
-        self,
-        call: Call,
-        change: str | None,
-        response: httpx.Response | None = None,
-        error: APIError | None = None,
-    ) -> None:
-        """An attempt finished; then what its outcome did to the host's circuit, if anything."""
-        if self.on_event is not None:
-            self.event("attempt", call, call.attempt, response=response, error=error)
-            if change is not None:
-                self.event(f"circuit_{change}", call, call.attempt)
-
-    def retry(self, event: RetryEvent, call: Call) -> None:
-        """A retry will follow: log it, and tell both hooks."""
-        error = event.error
-        max_attempts = call.settings.retry.max_attempts
-        logger.info(
-            "retrying %s %s after %s (attempt %d of %d) in %.3fs",
-            error.method,
-            error.url,
-            event.reason,
-            event.attempt,
-            max_attempts,
-            event.delay,
-        )
-        if self.on_retry is not None:
-            try:
-                self.on_retry(event)
-            except Exception as exc:
-                # A metrics or logging hook must not turn a retry into a failure. Logged by its
-                # type only: its message may quote the request or response it was given.
-                logger.warning("on_retry hook raised %s; the retry goes ahead", type(exc).__name__)
-        self.event(
-            "retry",
-            call,
-            event.attempt,
-            delay=event.delay,
-            reason=event.reason,
-            response=event.response,
-            error=error,
-        )
-
-    def give_up(self, call: Call, error: APIError, reason: str, made: int) -> APIError:
-        """No more attempts after `made`: tell `on_event`, log at debug, give the error back."""
-        self.event("give_up", call, made, reason=reason, error=error)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s failed: %s", error.method, error.url, error)
-        return error

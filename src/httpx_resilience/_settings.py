@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from ._backend import HTTPX, Backend
 from ._errors import ConfigurationError
+from ._hooks import check_hooks, has_async_body_hooks
 from ._policies import (
     CircuitBreaker,
     ErrorPolicy,
@@ -23,7 +24,6 @@ from ._policies import (
     RetryPolicy,
 )
 from ._state import NO_RULES, MemoryState, Rules, State
-from ._waits import is_async_callable
 
 __all__ = ["Settings", "inner_transport", "rules_of", "settings_of", "state_of"]
 
@@ -40,6 +40,8 @@ class Settings:
     backend: Backend = HTTPX
     # What the transport enforces per host: retry budget, circuit breaker, pacing.
     rules: Rules = NO_RULES
+    # Whether the transport is the async one, which awaits async hooks.
+    asynchronous: bool = False
     # Worked out once, for every request to read without going through the policies:
     # whether every attempt, the first too, needs its request readied (an attempt-number
     # header, a deadline's shortened timeouts);
@@ -50,6 +52,8 @@ class Settings:
     # whether a request may be retried at all, and whether hosts are counted.
     retries: bool = field(init=False, repr=False, compare=False)
     counts_hosts: bool = field(init=False, repr=False, compare=False)
+    # whether `classify` or `parse_body` is async, for the async driver to await first.
+    awaits_body_hooks: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         retry, keyed = self.retry, self.idempotency.methods
@@ -58,6 +62,7 @@ class Settings:
         settle("unkeyed", retry.retry_methods - keyed)
         settle("retries", retry.max_attempts > 1)
         settle("counts_hosts", self.rules.active)
+        settle("awaits_body_hooks", self.asynchronous and has_async_body_hooks(self.errors))
 
     def for_request(self, request: Any) -> Settings:
         """Apply `request.extensions["resilience"]`, checked like any policy argument."""
@@ -85,11 +90,12 @@ class Settings:
                 )
         errors = changes.get("errors")
         if errors is not None:
-            _check_hooks(
+            check_hooks(
                 {
                     "ErrorPolicy.classify": errors.classify,
                     "ErrorPolicy.parse_body": errors.parse_body,
-                }
+                },
+                self.asynchronous,
             )
         return dataclasses.replace(self, **changes)
 
@@ -110,8 +116,10 @@ def settings_of(
     hooks: Mapping[str, object],
     backend: Backend,
     rules: Rules,
+    asynchronous: bool,
 ) -> Settings:
-    """A transport's constructor arguments, checked, as its `Settings`."""
+    """A transport's constructor arguments, checked, as its `Settings`; `asynchronous` for the
+    async transport, which awaits async hooks."""
     for name, value, expected in (
         ("retry", retry, RetryPolicy),
         ("idempotency", idempotency, IdempotencyPolicy),
@@ -122,12 +130,13 @@ def settings_of(
             hint = " (RetryPolicy(max_attempts=1) turns retries off)" if name == "retry" else ""
             raise ConfigurationError(f"{name} must be a {expected.__name__}{hint}, got {value!r}")
     policy = cast(ErrorPolicy, errors)
-    _check_hooks(
+    check_hooks(
         {
             **hooks,
             "ErrorPolicy.classify": policy.classify,
             "ErrorPolicy.parse_body": policy.parse_body,
-        }
+        },
+        asynchronous,
     )
     return Settings(
         errors=policy,
@@ -136,21 +145,8 @@ def settings_of(
         idempotency=cast(IdempotencyPolicy, idempotency),
         backend=backend,
         rules=rules,
+        asynchronous=asynchronous,
     )
-
-
-def _check_hooks(hooks: Mapping[str, object]) -> None:
-    """Refuse a hook that is neither None nor a plain callable."""
-    for name, hook in hooks.items():
-        if hook is not None and not callable(hook):
-            raise ConfigurationError(f"{name} must be None or a callable, got {hook!r}")
-        if hook is not None and is_async_callable(hook):
-            # Called, never awaited: the hook would never run, warned of as a coroutine left
-            # behind.
-            raise ConfigurationError(
-                f"{name} must be a plain function, not an async one: the transport calls it "
-                "without awaiting it"
-            )
 
 
 def rules_of(budget: object, breaker: object, pacing: object) -> Rules:

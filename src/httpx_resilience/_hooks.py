@@ -1,0 +1,93 @@
+"""The user's hooks: refused where they cannot run, awaited where they are async.
+
+`on_retry`, `on_event`, `ErrorPolicy.classify` and `ErrorPolicy.parse_body` may be `async def`
+functions on the async transport, which awaits them. The sync transport would call one and
+never await it (it would never run), so there it is refused at construction.
+
+The decisions in `_decide` are plain functions that call `classify` and `parse_body`; the
+async driver awaits async ones first (`answer_body_hooks`) and hands `_decide` their answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigurationError
+from ._waits import is_async_callable
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._call import Call
+
+__all__ = ["answer_body_hooks", "awaited", "check_hooks", "has_async_body_hooks"]
+
+_BODY_HOOKS = ("classify", "parse_body")
+
+
+def check_hooks(hooks: Mapping[str, object], asynchronous: bool) -> None:
+    """Refuse a hook that is neither None nor a callable, and an async one on the sync side."""
+    for name, hook in hooks.items():
+        if hook is not None and not callable(hook):
+            raise ConfigurationError(f"{name} must be None or a callable, got {hook!r}")
+        if hook is not None and not asynchronous and is_async_callable(hook):
+            raise ConfigurationError(
+                f"{name} must be a plain function on ResilientTransport, not an async one: the "
+                "sync transport cannot await it (AsyncResilientTransport awaits async hooks)"
+            )
+
+
+def has_async_body_hooks(errors: Any) -> bool:
+    """Whether an `ErrorPolicy` has an async `classify` or `parse_body`."""
+    return any(is_async_callable(getattr(errors, name)) for name in _BODY_HOOKS)
+
+
+async def awaited(value: object) -> object:
+    """`value`, awaited when it is awaitable: what an `async def` hook returned."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def answer_body_hooks(
+    call: Call, response: httpx.Response, body: tuple[bytes, bool] | None
+) -> Call:
+    """`call` with its async `classify` and `parse_body` replaced by their awaited answers for
+    `response` with the `body` read, for `_decide` to call as plain functions. A hook that
+    raised raises again when called, so `_decide` treats it as it treats a plain hook that
+    raised."""
+    from ._decide import readable_of  # here: _decide needs what needs this module
+
+    readable = readable_of(call, response, body or (b"", False))
+    if readable is None:  # no document: `_decide` calls no hook either
+        return call
+    errors = call.settings.errors
+    answers: dict[str, Any] = {}
+    for name in _BODY_HOOKS:
+        hook = getattr(errors, name)
+        if hook is None or not is_async_callable(hook):
+            continue
+        try:
+            answers[name] = _Answer(await hook(readable), None)
+        except Exception as exc:
+            answers[name] = _Answer(None, exc)
+    settings = dataclasses.replace(call.settings, errors=errors.replace(**answers))
+    return call._replace(settings=settings)
+
+
+class _Answer:
+    """A plain hook that gives the answer an async hook gave (or raises what it raised)."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: object, error: Exception | None) -> None:
+        self.value = value
+        self.error = error
+
+    def __call__(self, response: object) -> object:
+        if self.error is not None:
+            raise self.error
+        return self.value

@@ -1,0 +1,121 @@
+"""The async transport's voice: its log lines, and its `on_retry` and `on_event` hooks, which
+may be `async def` functions here (awaited) or plain ones.
+
+`_report_sync.py` is generated from this file by `tools/unasync.py` (`make unasync`): edit
+this one only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._errors import APIError
+from ._events import EventHook, ResilienceEvent, RetryEvent, logger
+from ._hooks import awaited  # async only
+
+if TYPE_CHECKING:
+    from ._call import Call
+
+__all__ = ["AsyncReporter"]
+
+
+class AsyncReporter:
+    """A transport's log lines and hooks. Events are built only when a hook listens; a hook
+    that raises is logged by its type and ignored."""
+
+    __slots__ = ("on_event", "on_retry")
+
+    def __init__(
+        self, on_retry: Callable[[RetryEvent], Any] | None, on_event: EventHook | None
+    ) -> None:
+        self.on_retry = on_retry
+        self.on_event = on_event
+
+    async def event(
+        self,
+        kind: str,
+        call: Call,
+        attempt: int,
+        *,
+        delay: float = 0.0,
+        reason: str | None = None,
+        response: httpx.Response | None = None,
+        error: APIError | None = None,
+    ) -> None:
+        """Tell `on_event` of `kind`, after `attempt` attempts of `call`."""
+        hook = self.on_event
+        if hook is None:
+            return
+        from ._state import host_key
+
+        event = ResilienceEvent(
+            kind,
+            call.host or host_key(call.request.url),
+            attempt,
+            delay,
+            reason,
+            call.request,
+            response,
+            error,
+            redact_names=call.settings.errors.redact_names,
+        )
+        try:
+            await awaited(hook(event))
+        except Exception as exc:
+            # A metrics hook must not fail the request. By its type only: a hook's message may
+            # quote the request or response it was given.
+            logger.warning("on_event hook raised %s; the request goes on", type(exc).__name__)
+
+    async def attempt(
+        self,
+        call: Call,
+        change: str | None,
+        response: httpx.Response | None = None,
+        error: APIError | None = None,
+    ) -> None:
+        """An attempt finished; then what its outcome did to the host's circuit, if anything."""
+        if self.on_event is not None:
+            await self.event("attempt", call, call.attempt, response=response, error=error)
+            if change is not None:
+                await self.event(f"circuit_{change}", call, call.attempt)
+
+    async def retry(self, event: RetryEvent, call: Call) -> None:
+        """A retry will follow: log it, and tell both hooks."""
+        error = event.error
+        max_attempts = call.settings.retry.max_attempts
+        logger.info(
+            "retrying %s %s after %s (attempt %d of %d) in %.3fs",
+            error.method,
+            error.url,
+            event.reason,
+            event.attempt,
+            max_attempts,
+            event.delay,
+        )
+        if self.on_retry is not None:
+            try:
+                await awaited(self.on_retry(event))
+            except Exception as exc:
+                # A metrics or logging hook must not turn a retry into a failure. Logged by its
+                # type only: its message may quote the request or response it was given.
+                logger.warning("on_retry hook raised %s; the retry goes ahead", type(exc).__name__)
+        await self.event(
+            "retry",
+            call,
+            event.attempt,
+            delay=event.delay,
+            reason=event.reason,
+            response=event.response,
+            error=error,
+        )
+
+    async def give_up(self, call: Call, error: APIError, reason: str, made: int) -> APIError:
+        """No more attempts after `made`: tell `on_event`, log at debug, give the error back."""
+        await self.event("give_up", call, made, reason=reason, error=error)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s failed: %s", error.method, error.url, error)
+        return error
