@@ -268,6 +268,8 @@ class Scale:
     stream_rounds: int
     stream_bytes: int
     outage_requests: int  # logical requests per variant and outage
+    curve_seconds: float  # simulated length of each outage of the outage curve
+    curve_rates: tuple[int, ...]  # the client's requests per second, one outage each
     import_runs: int  # fresh interpreters per module
 
 
@@ -293,6 +295,8 @@ FULL = Scale(
     stream_rounds=3,
     stream_bytes=200 * 1024 * 1024,
     outage_requests=1000,
+    curve_seconds=60.0,
+    curve_rates=(1, 2, 5, 10, 20, 50, 100),
     import_runs=21,
 )
 QUICK = Scale(
@@ -311,5 +315,9 @@ QUICK = Scale(
     stream_rounds=1,
     stream_bytes=4 * 1024 * 1024,
     outage_requests=20,
+    # The whole outage (a shorter one would not fill the budget's window for long), at the
+    # three rates the issue quotes: the cost grows with the rate, ~1.5 s for these.
+    curve_seconds=60.0,
+    curve_rates=(1, 10, 20),
     import_runs=3,
 )

@@ -7,7 +7,8 @@
 
 Variants, compared within one run, interleaved round by round: the bare inner transport, a
 pass-through wrapper (one extra call: the floor), httpx-resilience with its default policies,
-and httpx-retries' `RetryTransport` with its default `Retry()`.
+and httpx-retries' `RetryTransport` with its default `Retry()`. The `curve` section
+(`outage_curve.py`) simulates a 60 s outage on a virtual clock: attempts per request by rate.
 
 Prints a Markdown table per section and writes `benchmarks/results/latest.md`, `latest.json`
 and `overhead.png` (`quick.*` and `quick-overhead.png` under `--quick`, so a smoke run never
@@ -45,6 +46,7 @@ from _report import (
     write_json,
 )
 from _server import ServerProcess
+from outage_curve import outage_curve_section
 
 import httpx_resilience
 
@@ -66,6 +68,9 @@ SECTIONS: dict[str, Spec] = {
     "loopback": Spec("Loopback throughput", throughput_section, needs_server=True),
     "stream": Spec("Streaming memory", stream_section, needs_server=True),
     "outage": Spec("Outages", outage_section, needs_server=True),
+    "curve": Spec(
+        "Outage curve: the retry budget by client rate (virtual clock)", outage_curve_section
+    ),
     "import": Spec("Import time", import_section),
 }
 
