@@ -353,6 +353,25 @@ def test_503_after_retries_passed_through_is_the_sdks_error(
     check_our_retries(scenario, attempts=3)
 
 
+def test_recommended_setting_keeps_the_sdks_rate_limit_error(
+    mode: str, sdk: SDK, fake_api: FakeAPI
+) -> None:
+    """The README's recommended setting (SDK retries off, raise_on_status=False): three 429s
+    are retried by the transport with one idempotency key, and the SDK raises its own
+    RateLimitError, so `except openai.RateLimitError` / `anthropic.RateLimitError` works."""
+    scenario = fake_api.scenario(429)
+
+    with pytest.raises(sdk.module.RateLimitError) as excinfo:
+        run_call(mode, sdk, scenario, retry=RETRY, errors=ErrorPolicy(raise_on_status=False))
+
+    assert excinfo.value.status_code == 429
+    assert excinfo.value.request_id == scenario.request_id(3)
+    check_our_retries(scenario, attempts=3)
+    keys = {r.headers.get("idempotency-key") for r in scenario.seen()}
+    assert len(keys) == 1
+    assert None not in keys
+
+
 # --- 5. raise_on_status=True: what the SDK does with our typed error ---------------------------
 
 
