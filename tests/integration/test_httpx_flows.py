@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import Any
 
 import httpx
 import pytest
@@ -16,10 +17,12 @@ from httpx_resilience import (
     ErrorPolicy,
     NotFoundError,
     RequestTimeoutError,
+    RetryPolicy,
 )
+from httpx_resilience.testing import no_wait
 
 from ._support import Runner
-from .conftest import LiveServer, streamed_body
+from .conftest import LiveServer, new_id, streamed_body
 
 FIVE_MB = {"chunks": 80, "size": 65536}  # 5 MiB in 64 KiB chunks
 FIVE_MB_SHA = hashlib.sha256(streamed_body(**FIVE_MB)).hexdigest()
@@ -248,3 +251,38 @@ def test_transport_shared_across_threads(hx: Flavour, server: LiveServer) -> Non
             thread.join(timeout=20)
     assert failures == []
     assert len(server.requests()) == 40
+
+
+def test_deadline_leaves_the_callers_request_as_it_was(run: Runner, server: LiveServer) -> None:
+    """With a total deadline, a retried call and a followed redirect leave the caller's request
+    extensions dict the same object, holding the same timeouts, at every retry and after:
+    each attempt had its own shortened copy (issue 14, item 3)."""
+    seen_during: list[Any] = []
+
+    async def scenario() -> None:
+        transport = run.transport(
+            retry=RetryPolicy(timeout=3.0),
+            on_retry=lambda event: seen_during.append(dict(own["timeout"])),
+        )
+        async with run.client(transport=transport, follow_redirects=True, timeout=10.0) as client:
+            request = client.build_request("GET", server.url(f"/flaky/{new_id()}", fail=1))
+            own = request.extensions
+            before = dict(own["timeout"])
+            with no_wait():
+                response = await client.send(request)
+            assert response.status_code == 200
+            assert request.extensions is own
+            assert (
+                own["timeout"]
+                == before
+                == {"connect": 10.0, "read": 10.0, "write": 10.0, "pool": 10.0}
+            )
+            redirected = client.build_request("GET", server.url("/redirect"))
+            own_redirected = redirected.extensions
+            response = await client.send(redirected)
+            assert response.json()["query"] == "redirected=1"
+            assert redirected.extensions is own_redirected
+            assert own_redirected["timeout"] == before
+        assert seen_during == [before]
+
+    run(scenario)
