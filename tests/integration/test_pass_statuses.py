@@ -40,17 +40,23 @@ def refreshing_auth(run: Runner, token: str, refresh: Callable[[], str]) -> Any:
     return RefreshingAuth()
 
 
+def _refresher(calls: list[str]) -> Callable[[], str]:
+    """A token refresh that hands out the token the server takes, noting each call."""
+
+    def refresh() -> str:
+        calls.append(BEARER_TOKEN)
+        return BEARER_TOKEN
+
+    return refresh
+
+
 def test_auth_flow_refreshes_on_a_passed_401(run: Runner, server: LiveServer) -> None:
     """With 401 passed, the auth flow sees it, refreshes once and resends: the POST reaches
     the server twice with one idempotency key, and the caller gets the 200."""
     refreshed: list[str] = []
 
-    def refresh() -> str:
-        refreshed.append(BEARER_TOKEN)
-        return BEARER_TOKEN
-
     async def scenario() -> None:
-        auth = refreshing_auth(run, "stale-token", refresh)
+        auth = refreshing_auth(run, "stale-token", _refresher(refreshed))
         async with run.client(transport=run.transport(errors=PASS_401)) as client:
             response = await client.post(server.url("/bearer"), json={"n": 1}, auth=auth)
         assert response.status_code == 200
@@ -73,12 +79,8 @@ def test_auth_flow_never_sees_a_raised_401(run: Runner, server: LiveServer) -> N
     why the setting exists."""
     refreshed: list[str] = []
 
-    def refresh() -> str:
-        refreshed.append(BEARER_TOKEN)
-        return BEARER_TOKEN
-
     async def scenario() -> None:
-        auth = refreshing_auth(run, "stale-token", refresh)
+        auth = refreshing_auth(run, "stale-token", _refresher(refreshed))
         async with run.client() as client:
             with pytest.raises(AuthenticationError):
                 await client.get(server.url("/bearer"), auth=auth)
