@@ -38,8 +38,7 @@ The rules, in the order `decide` applies them:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
 import httpx
@@ -410,9 +409,7 @@ def status_retryable(
     return _retry_status(status, retry, keyed) or (classified and cls.default_retryable)
 
 
-def may_resend(
-    method: str, keyed: bool, phase: str | None, retry_methods: AbstractSet[str]
-) -> bool:
+def may_resend(method: str, keyed: bool, phase: str | None, retry_methods: Collection[str]) -> bool:
     """Whether a request may go again: rule 2 of the module's docstring.
 
     `phase` is where the attempt failed (None for a status: the server answered).

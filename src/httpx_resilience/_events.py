@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import httpx
@@ -52,7 +51,7 @@ class ResilienceEvent:
     request: httpx.Request | None = None
     response: httpx.Response | None = None
     error: APIError | None = None
-    redact_names: AbstractSet[str] = field(default=frozenset(), kw_only=True)
+    redact_names: Collection[str] = field(default=frozenset(), kw_only=True)
 
     def __repr__(self) -> str:
         # What a hook naturally logs: the URL redacted (the error's, where there is one), with

@@ -10,8 +10,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -135,9 +134,9 @@ class ErrorPolicy(Policy):
     parse_body: Callable[[httpx.Response], Mapping[str, Any] | None] | None = None
     classify: Callable[[httpx.Response], type[APIError] | None] | None = None
     # Any set of names (a literal `{"x-tenant"}` too); kept as a frozenset.
-    redact_names: AbstractSet[str] = frozenset()
+    redact_names: Collection[str] = frozenset()
     # Any set of statuses (a literal `{401}` too); kept as a frozenset.
-    pass_statuses: AbstractSet[int] = frozenset()
+    pass_statuses: Collection[int] = frozenset()
 
     def __post_init__(self) -> None:
         name = "ErrorPolicy"
@@ -308,11 +307,11 @@ class RetryPolicy(Policy):
     max_attempts: int = 3
     backoff: Backoff = Backoff()
     # Any set (a literal `{429, 503}` too); kept as a frozenset.
-    retry_statuses: AbstractSet[int] = DEFAULT_RETRY_STATUSES
+    retry_statuses: Collection[int] = DEFAULT_RETRY_STATUSES
     respect_retry_after: bool = True
     max_retry_after: float = 120.0
     timeout: float | None = None
-    retry_methods: AbstractSet[str] = IDEMPOTENT_METHODS
+    retry_methods: Collection[str] = IDEMPOTENT_METHODS
     attempt_header: str | None = None
 
     def __post_init__(self) -> None:
@@ -381,7 +380,7 @@ class IdempotencyPolicy(Policy):
 
     header: str = "Idempotency-Key"
     # Any set of method names (a literal too); kept as a frozenset, upper-cased.
-    methods: AbstractSet[str] = field(default_factory=lambda: frozenset({"POST", "PATCH"}))
+    methods: Collection[str] = field(default_factory=lambda: frozenset({"POST", "PATCH"}))
     generate: Callable[[], object] = _uuid4
     enabled: bool = True
     # The header's name as httpx keeps it, (as given, lower-cased), encoded once here: every
@@ -460,7 +459,7 @@ class CircuitBreaker(Policy):
     window: float = 30.0
     open_for: float = 5.0
     # Any set of ints (a literal `{429, 503}` too); kept as a frozenset.
-    failure_statuses: AbstractSet[int] = DEFAULT_FAILURE_STATUSES
+    failure_statuses: Collection[int] = DEFAULT_FAILURE_STATUSES
 
     def __post_init__(self) -> None:
         name = "CircuitBreaker"

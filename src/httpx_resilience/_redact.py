@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
@@ -101,7 +100,7 @@ _BODY_HEADERS = frozenset((b"content-encoding", b"content-length", b"transfer-en
 
 
 def is_secret_name(
-    name: str, allowed: str | None = None, extra: AbstractSet[str] = frozenset()
+    name: str, allowed: str | None = None, extra: Collection[str] = frozenset()
 ) -> bool:
     """Whether a header or query parameter named `name` carries a secret.
 
@@ -115,7 +114,7 @@ def is_secret_name(
     return lowered in _SECRET_NAMES or lowered in extra or _SECRET_WORDS.search(lowered) is not None
 
 
-def is_secret_field(name: str, extra: AbstractSet[str] = frozenset()) -> bool:
+def is_secret_field(name: str, extra: Collection[str] = frozenset()) -> bool:
     """Whether a field of a form or JSON request body named `name` carries a secret."""
     lowered = name.lower()
     if lowered in _SECRET_FIELDS or lowered in extra:
@@ -125,7 +124,7 @@ def is_secret_field(name: str, extra: AbstractSet[str] = frozenset()) -> bool:
     return bool(words) and words[-1].lower() in _SECRET_FIELD_WORDS and "idempotency" not in lowered
 
 
-def redact_url(url: httpx.URL, extra: AbstractSet[str] = frozenset()) -> str:
+def redact_url(url: httpx.URL, extra: Collection[str] = frozenset()) -> str:
     """The URL as text, secret query values and the user part redacted, the fragment left out.
 
     The user part is a secret whole: a password, or a token sent as the user name
@@ -149,7 +148,7 @@ def redact_url(url: httpx.URL, extra: AbstractSet[str] = frozenset()) -> str:
 
 
 def request_repr(
-    request: httpx.Request, url: str | None = None, extra: AbstractSet[str] = frozenset()
+    request: httpx.Request, url: str | None = None, extra: Collection[str] = frozenset()
 ) -> str:
     """`repr(request)` with the URL redacted: `url` where the caller has it redacted already,
     else the request's, redacted with the default names and `extra`.
@@ -171,7 +170,7 @@ class Redactor:
         *,
         parts: Iterable[str] = (),
         allowed_header: str | None = None,
-        extra_names: AbstractSet[str] = frozenset(),
+        extra_names: Collection[str] = frozenset(),
     ) -> None:
         """`secrets` are scrubbed whole or cut short; `parts` (the `name="value",` pieces of a
         Digest credential, which start with ordinary words) only whole."""
@@ -189,7 +188,7 @@ class Redactor:
         cls,
         request: httpx.Request | None,
         allowed_header: str | None,
-        extra_names: AbstractSet[str] = frozenset(),
+        extra_names: Collection[str] = frozenset(),
     ) -> Redactor:
         """Collect the secrets `request` carries; `extra_names` are secret names beyond ours."""
         if request is None:
@@ -338,7 +337,7 @@ def _redacted_cookie(part: str) -> str:
 
 
 def _request_secrets(
-    request: httpx.Request, allowed_header: str | None, extra_names: AbstractSet[str]
+    request: httpx.Request, allowed_header: str | None, extra_names: Collection[str]
 ) -> tuple[list[str], list[str]]:
     """The secret values `request` carries, each in every form it may show up in a server's
     or a library's text, and the parts of a multi-part credential.
@@ -430,7 +429,7 @@ def _parameter_secrets(credentials: str) -> list[tuple[str, ...]]:
 
 
 def _form_secrets(
-    text: str, extra_names: AbstractSet[str], body: bool = False
+    text: str, extra_names: Collection[str], body: bool = False
 ) -> list[tuple[str, ...]]:
     """The values of the secret-named fields of a query, or of a form `body`: each decoded,
     then as it stood in the text and re-encoded."""
@@ -444,7 +443,7 @@ def _form_secrets(
     return found
 
 
-def _body_secrets(request: httpx.Request, extra_names: AbstractSet[str]) -> list[tuple[str, ...]]:
+def _body_secrets(request: httpx.Request, extra_names: Collection[str]) -> list[tuple[str, ...]]:
     """The values of the secret-named fields of a form or JSON body (OAuth sends its
     `client_secret`, `client_assertion`, `code` and `refresh_token` so), if the body is in
     memory: a streaming body is never read here."""
@@ -471,7 +470,7 @@ def _body_secrets(request: httpx.Request, extra_names: AbstractSet[str]) -> list
 
 def _json_secrets(
     value: Any,
-    extra_names: AbstractSet[str],
+    extra_names: Collection[str],
     found: list[tuple[str, ...]],
     depth: int = 0,
     secret: bool = False,

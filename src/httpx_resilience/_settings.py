@@ -59,7 +59,7 @@ class Settings:
         retry, keyed = self.retry, self.idempotency.methods
         settle = partial(object.__setattr__, self)
         settle("prepares", retry.attempt_header is not None or retry.timeout is not None)
-        settle("unkeyed", retry.retry_methods - keyed)
+        settle("unkeyed", frozenset(retry.retry_methods) - frozenset(keyed))
         settle("retries", retry.max_attempts > 1)
         settle("counts_hosts", self.rules.active)
         settle("awaits_body_hooks", self.asynchronous and has_async_body_hooks(self.errors))

@@ -91,3 +91,8 @@ keys_literal = IdempotencyPolicy(methods={"POST"})
 names_literal = ErrorPolicy(redact_names={"x-tenant-pin"})
 passed_literal = ErrorPolicy(pass_statuses={401, 407})
 breaker_literal = CircuitBreaker(failure_statuses={503})
+# Any collection, not only a set: a range, a list, a tuple.
+retry_collections = RetryPolicy(retry_statuses=range(500, 600), retry_methods=("GET", "PUT"))
+error_collections = ErrorPolicy(pass_statuses=[401, 403], redact_names=["x-tenant-pin"])
+keys_collection = IdempotencyPolicy(methods=["POST"])
+breaker_collection = CircuitBreaker(failure_statuses=range(500, 600))
