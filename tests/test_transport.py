@@ -948,13 +948,32 @@ def test_retry_none_says_how_to_turn_retries_off(value: object) -> None:
         lambda: hr.RetryPolicy(max_attempts=1_000_000),
         lambda: hr.RetryPolicy(retry_statuses={200, 503}),
         lambda: hr.RetryBudget(ratio=2),
+        lambda: hr.RetryPolicy(max_retry_after=1e12),
+        lambda: hr.Backoff(initial=1e12, max_delay=1e12),
+        lambda: hr.ErrorPolicy(pass_statuses={204}),
     ],
-    ids=["a million attempts", "a 2xx to retry", "a budget over the traffic"],
+    ids=[
+        "a million attempts",
+        "a 2xx to retry",
+        "a budget over the traffic",
+        "a server wait of 31,700 years",
+        "a backoff of 31,700 years",
+        "a 2xx to pass",
+    ],
 )
 def test_values_that_cannot_be_meant_are_refused(make: Any) -> None:
     """A million attempts, a success status to retry, a budget larger than the traffic."""
     with pytest.raises(hr.ConfigurationError):
         make()
+
+
+def test_a_wait_of_a_day_is_the_longest_taken() -> None:
+    """A day is accepted as the longest wait (max_retry_after, max_delay); a second more is not."""
+    hr.RetryPolicy(max_retry_after=86_400, backoff=hr.Backoff(max_delay=86_400))
+    with pytest.raises(hr.ConfigurationError, match="a day"):
+        hr.RetryPolicy(max_retry_after=86_401)
+    with pytest.raises(hr.ConfigurationError, match="a day"):
+        hr.Backoff(max_delay=86_401)
 
 
 def test_an_httpx_transport_in_an_httpx2_client_is_named() -> None:

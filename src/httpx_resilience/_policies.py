@@ -235,6 +235,9 @@ class RequestIdPolicy(Policy):
 # More attempts than this is a loop, not a retry policy: 100 attempts of the default backoff
 # already wait over ten minutes.
 MAX_ATTEMPTS = 100
+# The longest single wait a policy may ask for: a day (what the pacing caps a pause at, too).
+# Longer is no retry but an outage the caller should hear of; and time.sleep() overflows.
+MAX_WAIT = 86_400.0
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -259,7 +262,11 @@ class Backoff(Policy):
         name = "Backoff"
         check(is_number(self.initial) and self.initial >= 0, name, "initial must be >= 0")
         check(is_number(self.multiplier) and self.multiplier >= 1, name, "multiplier must be >= 1")
-        check(is_number(self.max_delay) and self.max_delay >= 0, name, "max_delay must be >= 0")
+        check(
+            is_number(self.max_delay) and 0 <= self.max_delay <= MAX_WAIT,
+            name,
+            f"max_delay must be seconds from 0 to {MAX_WAIT:g} (a day)",
+        )
         jitter = self.jitter
         if isinstance(jitter, str):
             valid = jitter in _JITTER_MODES
@@ -337,9 +344,10 @@ class RetryPolicy(Policy):
         respect = self.respect_retry_after
         check(isinstance(respect, bool), name, "respect_retry_after must be a bool")
         check(
-            is_number(self.max_retry_after) and self.max_retry_after >= 0,
+            is_number(self.max_retry_after) and 0 <= self.max_retry_after <= MAX_WAIT,
             name,
-            "max_retry_after must be a number >= 0",
+            f"max_retry_after must be seconds from 0 to {MAX_WAIT:g} (a day): a server asking "
+            "for longer gets its error raised at once, with retry_after set",
         )
         check(
             self.timeout is None or (is_number(self.timeout) and self.timeout > 0),
