@@ -903,6 +903,30 @@ def test_the_async_transport_refuses_a_blocking_sleep() -> None:
         AsyncResilientTransport(sleep=time.sleep)
 
 
+def test_the_async_transport_refuses_a_blocking_sleep_behind_a_partial() -> None:
+    """functools.partial(time.sleep) blocks the event loop as time.sleep does: refused too."""
+    import functools
+    import time
+
+    with pytest.raises(hr.ConfigurationError, match=r"anyio\.sleep"):
+        AsyncResilientTransport(sleep=functools.partial(functools.partial(time.sleep)))
+
+
+def test_the_sync_transport_refuses_a_partial_of_an_async_callable() -> None:
+    """A partial of an object whose __call__ is async would never be awaited: refused, as a
+    hook and as sleep=."""
+    import functools
+
+    class Hook:
+        async def __call__(self, *args: Any) -> None:
+            """Async where a plain function is needed."""
+
+    with pytest.raises(hr.ConfigurationError, match="on_event"):
+        ResilientTransport(on_event=functools.partial(Hook()))
+    with pytest.raises(hr.ConfigurationError, match=r"time\.sleep"):
+        ResilientTransport(sleep=functools.partial(Hook()))
+
+
 def test_an_async_sleep_that_returns_no_awaitable_is_named_at_its_first_wait() -> None:
     """A plain function given to the async transport as sleep= that returns None: its first wait
     raises a ConfigurationError saying what sleep= must be, not a raw TypeError."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import time
@@ -48,9 +49,17 @@ async def async_sleep(delay: float) -> None:
     await anyio.sleep(0 if _skip_depth else delay)
 
 
+def unwrapped(value: object) -> object:
+    """What a `functools.partial` (however nested) calls in the end; `value` itself otherwise."""
+    while isinstance(value, functools.partial):
+        value = value.func
+    return value
+
+
 def is_async_callable(value: object) -> bool:
     """Whether calling `value` makes a coroutine: an `async def` function or method, or an
-    object whose `__call__` is one."""
+    object whose `__call__` is one, also behind `functools.partial`."""
+    value = unwrapped(value)
     return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
         getattr(value, "__call__", None)  # noqa: B004 - the method itself is what is asked about
     )
@@ -93,7 +102,8 @@ def async_sleep_of(given: Any) -> Callable[[float], Awaitable[None]]:
     """
     if given is None:
         return async_sleep
-    if not callable(given) or inspect.isbuiltin(given) or given is time.sleep:
+    target = unwrapped(given)
+    if not callable(given) or inspect.isbuiltin(target) or target is time.sleep:
         raise ConfigurationError(
             "AsyncResilientTransport(sleep=...) must be an async function such as anyio.sleep, "
             f"got {given!r}, which would block the event loop"
