@@ -1060,3 +1060,72 @@ def test_a_sync_sleep_that_returns_a_coroutine_is_named_at_its_first_wait() -> N
         pytest.raises(hr.ConfigurationError, match="awaitable"),
     ):
         client.get("https://api.example.com/")
+
+
+# --- from_response on a response the transport handed on (break-it 08) --------------------------
+
+
+class TenantAuthError(hr.AuthenticationError):
+    """An SDK's own class for 401s."""
+
+
+PIN = "pin-CANARY-987654"
+
+
+def _echo_pin(request: httpx.Request) -> httpx.Response:
+    """A 401 whose message echoes the tenant pin header, as careless servers do."""
+    pin = request.headers.get("x-tenant-pin", "")
+    return httpx.Response(401, json={"error": {"message": f"refused for tenant pin {pin}"}})
+
+
+def test_from_response_builds_the_error_the_transport_would_have_raised() -> None:
+    """A passed 401 given to from_response() gets the transport's status_classes and
+    redact_names, as the raised one would: no pin in str, to_dict() or the pickle."""
+    import json
+    import pickle
+
+    errors = ErrorPolicy(redact_names={"X-Tenant-Pin"}, status_classes={401: TenantAuthError})
+    raised: list[hr.APIError] = []
+    for policy in (errors, errors.replace(pass_statuses={401})):
+        transport = ResilientTransport(httpx.MockTransport(_echo_pin), errors=policy)
+        with httpx.Client(transport=transport, headers={"X-Tenant-Pin": PIN}) as client:
+            try:
+                raised.append(hr.from_response(client.get("https://api.example.com/me")))
+            except hr.APIError as err:
+                raised.append(err)
+    for err in raised:
+        assert type(err) is TenantAuthError
+        shown = str(err) + repr(err) + json.dumps(err.to_dict()) + repr(pickle.dumps(err))
+        assert PIN not in shown
+        assert err.message == "refused for tenant pin [REDACTED]"
+
+
+def test_from_response_counts_the_attempts_the_response_took() -> None:
+    """With raise_on_status=False, the last of three 503s gives from_response() an error with
+    the 3 attempts and their history, as the raised error would carry."""
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(503)),
+        errors=ErrorPolicy(raise_on_status=False),
+        sleep=lambda _: None,
+    )
+    with httpx.Client(transport=transport) as client:
+        response = client.get("https://api.example.com/")
+    err = hr.from_response(response)
+    assert isinstance(err, hr.ServiceUnavailableError)
+    assert err.attempts == 3
+    assert [r.status_code for r in err.history] == [503, 503, 503]
+    assert response.extensions["resilience"]["errors"] == ErrorPolicy(raise_on_status=False)
+
+
+def test_only_error_statuses_carry_the_policies() -> None:
+    """A success response carries no policies; a response of another origin with a junk
+    extensions["resilience"] gets the defaults."""
+    transport = ResilientTransport(httpx.MockTransport(lambda request: httpx.Response(200)))
+    with httpx.Client(transport=transport) as client:
+        assert "resilience" not in client.get("https://api.example.com/").extensions
+    junk = httpx.Response(
+        404,
+        request=httpx.Request("GET", "https://api.example.com/"),
+        extensions={"resilience": {"errors": "not a policy", "other": 1}},
+    )
+    assert isinstance(hr.from_response(junk), hr.NotFoundError)

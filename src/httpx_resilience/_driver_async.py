@@ -241,6 +241,10 @@ def _hand_on(
     extensions = response.extensions
     extensions["attempts"] = call.attempt
     extensions["history"] = call.history
+    if response.status_code >= 400:
+        # An error status let by (`pass_statuses`, `raise_on_status=False`): the policies in
+        # force, for `from_response` to build the error the transport would have raised.
+        extensions["resilience"] = call.settings.policies()
     stream = backend.async_mapped(response.stream, call, response.status_code, request_id)  # type: ignore[arg-type]
     response.stream = stream
     if encoded:

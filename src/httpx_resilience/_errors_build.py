@@ -7,6 +7,7 @@ freely; the success path never calls into this module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import itertools
@@ -33,7 +34,7 @@ from ._errors import (
 )
 from ._headers import find_header, header_value, parse_rate_limit, parse_retry_after
 from ._parse import ParsedBody, decode_text, field_error, parse_error_body
-from ._policies import ErrorPolicy, RequestIdPolicy
+from ._policies import ErrorPolicy, IdempotencyPolicy, RequestIdPolicy, RetryPolicy
 from ._redact import Redactor, read_copy
 from ._streams import read_prefix
 
@@ -421,6 +422,15 @@ def _exception_text(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+# The policies a handed-on response carries in `extensions["resilience"]`, by name.
+_POLICY_TYPES: Mapping[str, type] = {
+    "errors": ErrorPolicy,
+    "request_ids": RequestIdPolicy,
+    "retry": RetryPolicy,
+    "idempotency": IdempotencyPolicy,
+}
+
+
 def from_response(
     response: httpx.Response,
     *,
@@ -429,12 +439,30 @@ def from_response(
 ) -> APIError:
     """The typed error for any httpx or httpx2 response, e.g. one `raise_on_status=False` let by.
 
-    A body already read is used as it is; an unread sync body is read up to
-    `errors.max_body_bytes` and the response closed; an unread async body is left alone (the
-    error then has no body). A status below 400 gives a plain `APIError`.
+    A response a resilient transport handed on carries its policies
+    (`response.extensions["resilience"]`), so the error is the one that transport would have
+    raised: its `status_classes`, `redact_names`, request-id headers, attempts and history.
+    `errors` and `request_ids`, when given, take their place. A body already read is used as
+    it is; an unread sync body is read up to `errors.max_body_bytes` and the response closed;
+    an unread async body is left alone (the error then has no body). A status below 400 gives
+    a plain `APIError`.
     """
-    errors = errors or ErrorPolicy()
-    request_ids = request_ids or RequestIdPolicy()
+    from ._call import Call
+    from ._decide import status_retryable
+    from ._settings import Settings
+
+    extensions = response.extensions
+    given = extensions.get("resilience")
+    settings = Settings()
+    if isinstance(given, Mapping):
+        found: dict[str, Any] = {
+            name: policy
+            for name, policy in given.items()
+            if name in _POLICY_TYPES and isinstance(policy, _POLICY_TYPES[name])
+        }
+        settings = Settings(**found)
+    errors = errors or settings.errors
+    request_ids = request_ids or settings.request_ids
     limit = errors.max_body_bytes
     backend = backend_of(response)
     try:
@@ -451,15 +479,18 @@ def from_response(
     )
     readable = body_response(response, decode_content(raw, encoding, limit), request)
     cls = None if response.status_code >= 400 else APIError
-    from ._call import Call
-    from ._decide import status_retryable
-    from ._settings import Settings
-
-    settings = Settings(errors=errors, request_ids=request_ids)
-    call = Call(request, settings)  # type: ignore[arg-type]  # a request may be missing here
+    settings = dataclasses.replace(settings, errors=errors, request_ids=request_ids)
+    attempts = extensions.get("attempts")
+    history = extensions.get("history")
+    call = Call(
+        request,  # type: ignore[arg-type]  # a request may be missing here
+        settings,
+        attempt=attempts if isinstance(attempts, int) and attempts > 0 else 1,
+        history=tuple(history) if isinstance(history, tuple) else (),
+    )
     error = error_for_response(readable, call, errors, request_id, cls=cls)
     if cls is None:
-        # Outside a transport, with the default retry policy.
+        # With the retry policy the response was handed on under (the default outside one).
         error.retryable = status_retryable(
             readable.status_code, readable.headers, type(error), call.settings.retry
         )

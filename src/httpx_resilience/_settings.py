@@ -64,6 +64,15 @@ class Settings:
         settle("counts_hosts", self.rules.active)
         settle("awaits_body_hooks", self.asynchronous and has_async_body_hooks(self.errors))
 
+    def policies(self) -> dict[str, Any]:
+        """The policies in force, by the names `extensions["resilience"]` takes."""
+        return {
+            "errors": self.errors,
+            "request_ids": self.request_ids,
+            "retry": self.retry,
+            "idempotency": self.idempotency,
+        }
+
     def for_request(self, request: Any) -> Settings:
         """Apply `request.extensions["resilience"]`, checked like any policy argument."""
         overrides = request.extensions.get("resilience")
