@@ -27,7 +27,7 @@ URL = "https://api.example.com/v1/thing"
     [
         (Backoff, {"initial": -1}, "Backoff: initial must be >= 0"),
         (Backoff, {"multiplier": 0.5}, "Backoff: multiplier must be >= 1"),
-        (Backoff, {"max_delay": -1}, "Backoff: max_delay must be >= 0"),
+        (Backoff, {"max_delay": -1}, "Backoff: max_delay must be seconds from 0 to 86400 (a day)"),
         (
             Backoff,
             {"jitter": "wild"},
@@ -52,7 +52,8 @@ URL = "https://api.example.com/v1/thing"
         (
             RetryPolicy,
             {"max_retry_after": -1},
-            "RetryPolicy: max_retry_after must be a number >= 0",
+            "RetryPolicy: max_retry_after must be seconds from 0 to 86400 (a day): a server "
+            "asking for longer gets its error raised at once, with retry_after set",
         ),
         (
             RetryPolicy,
@@ -106,12 +107,12 @@ def test_backoff_at_the_cap_after_an_overflow_is_the_cap_itself() -> None:
     # exp(log(cap)) is one ulp below this cap: only the `>=` in the logarithm comparison gives
     # the cap back exactly.
     backoff = Backoff(
-        initial=1.6394225034344377e-304,
-        multiplier=8.519296046397049,
-        max_delay=128446.62760883063,
+        initial=4.9522063077013366e-307,
+        multiplier=6.813562477637405,
+        max_delay=34945.496173980515,
         jitter="none",
     )
-    assert backoff.delay(332, lambda: 0.5) == 128446.62760883063
+    assert backoff.delay(373, lambda: 0.5) == 34945.496173980515
 
 
 # --- RetryEvent ---------------------------------------------------------------------------------

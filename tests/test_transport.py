@@ -1129,3 +1129,70 @@ def test_only_error_statuses_carry_the_policies() -> None:
         extensions={"resilience": {"errors": "not a policy", "other": 1}},
     )
     assert isinstance(hr.from_response(junk), hr.NotFoundError)
+
+
+# --- a sync hook that returns an awaitable (break-it 05) -----------------------------------------
+
+
+async def _coroutine_hook(*args: Any) -> Any:
+    """What a lambda around an async function returns a coroutine of."""
+    return None
+
+
+def test_sync_hooks_returning_a_coroutine_are_reported_and_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """on_retry / on_event that turn out to return a coroutine on the sync transport (which
+    cannot await) are named in a warning, the coroutine closed (no "never awaited" warning),
+    and the request goes on."""
+    import gc
+    import warnings
+
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(503)),
+        on_retry=lambda event: _coroutine_hook(event),
+        on_event=lambda event: _coroutine_hook(event),
+        sleep=lambda _: None,
+    )
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="httpx_resilience"):
+        warnings.simplefilter("error", RuntimeWarning)
+        with httpx.Client(transport=transport) as client, pytest.raises(hr.ServiceUnavailableError):
+            client.get("https://api.example.com/")
+        gc.collect()
+    messages = {r.getMessage().split(" returned")[0] for r in caplog.records}
+    assert messages == {"on_retry", "on_event"}
+
+
+def test_sync_classify_returning_a_coroutine_is_a_configuration_error() -> None:
+    """A classify that returns a coroutine on the sync transport: a ConfigurationError that says
+    so, the coroutine closed."""
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200, json={})),
+        errors=ErrorPolicy(classify=lambda response: _coroutine_hook(response)),
+    )
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(hr.ConfigurationError, match="returned an awaitable"),
+    ):
+        client.get("https://api.example.com/")
+
+
+def test_sync_parse_body_returning_a_coroutine_falls_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A parse_body that returns a coroutine on the sync transport leaves the built-in parser,
+    as one that raises does."""
+    transport = ResilientTransport(
+        httpx.MockTransport(
+            lambda request: httpx.Response(404, json={"error": {"message": "no such user"}})
+        ),
+        errors=ErrorPolicy(parse_body=lambda response: _coroutine_hook(response)),
+    )
+    with (
+        caplog.at_level("WARNING", logger="httpx_resilience"),
+        httpx.Client(transport=transport) as client,
+        pytest.raises(hr.NotFoundError) as excinfo,
+    ):
+        client.get("https://api.example.com/")
+    assert excinfo.value.message == "no such user"
+    assert "parse_body hook raised TypeError; the default parser is used" in caplog.messages

@@ -38,6 +38,7 @@ The rules, in the order `decide` applies them:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
@@ -62,6 +63,7 @@ from ._errors_build import (
     stream_error,
 )
 from ._headers import header_value, parse_should_retry
+from ._hooks import discard
 from ._policies import RetryPolicy
 from ._state import Verdict
 
@@ -450,6 +452,13 @@ def _classify(
         cls = hook(readable)
     except Exception as exc:
         raise ConfigurationError(f"ErrorPolicy.classify raised {type(exc).__name__}") from exc
+    if inspect.isawaitable(cls):
+        # Only the sync transport gets here (the async one awaits it first): it cannot await.
+        discard(cls)
+        raise ConfigurationError(
+            "ErrorPolicy.classify returned an awaitable, which ResilientTransport cannot await: "
+            "give it a plain function, or use AsyncResilientTransport"
+        )
     if cls is not None and not (isinstance(cls, type) and issubclass(cls, APIError)):
         # Named by its type only: a value the hook took from the body may hold a secret.
         got = f"the class {cls.__qualname__}" if isinstance(cls, type) else type(cls).__name__

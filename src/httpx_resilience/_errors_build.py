@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import inspect
 import itertools
 import logging
 import time
@@ -33,6 +34,7 @@ from ._errors import (
     ValidationError,
 )
 from ._headers import find_header, header_value, parse_rate_limit, parse_retry_after
+from ._hooks import discard
 from ._parse import ParsedBody, decode_text, field_error, parse_error_body
 from ._policies import ErrorPolicy, IdempotencyPolicy, RequestIdPolicy, RetryPolicy
 from ._redact import Redactor, read_copy
@@ -312,6 +314,12 @@ def _parse(
         return parse_error_body(body, content_type, text=text)
     try:
         result = policy.parse_body(readable)
+        if inspect.isawaitable(result):
+            # Only the sync transport gets here (the async one awaits it first).
+            discard(result)
+            raise TypeError(
+                "parse_body returned an awaitable, which ResilientTransport cannot await"
+            )
         if result is None:  # not the hook's format: the built-in parser's turn
             return parse_error_body(body, content_type, text=text)
         if not isinstance(result, Mapping):

@@ -5,7 +5,10 @@ functions on the async transport, which awaits them. The sync transport would ca
 never await it (it would never run), so there it is refused at construction.
 
 The decisions in `_decide` are plain functions that call `classify` and `parse_body`; the
-async driver awaits async ones first (`answer_body_hooks`) and hands `_decide` their answers.
+async driver calls them first, awaiting what they return when it is awaitable
+(`answer_body_hooks`), and hands `_decide` their answers. On the sync transport, a hook that
+turns out to return an awaitable (a lambda around an async function) is reported, and the
+awaitable closed, never left to warn.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
+from ._events import logger
 from ._waits import is_async_callable
 
 if TYPE_CHECKING:
@@ -23,7 +27,14 @@ if TYPE_CHECKING:
 
     from ._call import Call
 
-__all__ = ["answer_body_hooks", "awaited", "check_hooks", "has_async_body_hooks"]
+__all__ = [
+    "answer_body_hooks",
+    "awaited",
+    "check_hooks",
+    "discard",
+    "has_body_hooks",
+    "unawaited",
+]
 
 _BODY_HOOKS = ("classify", "parse_body")
 
@@ -40,16 +51,39 @@ def check_hooks(hooks: Mapping[str, object], asynchronous: bool) -> None:
             )
 
 
-def has_async_body_hooks(errors: Any) -> bool:
-    """Whether an `ErrorPolicy` has an async `classify` or `parse_body`."""
-    return any(is_async_callable(getattr(errors, name)) for name in _BODY_HOOKS)
+def has_body_hooks(errors: Any) -> bool:
+    """Whether an `ErrorPolicy` has a `classify` or `parse_body`: on the async transport, what
+    either returns is awaited when it is awaitable, whatever kind of function it is (an
+    `async def` under a decorator, a lambda that returns a coroutine)."""
+    return any(getattr(errors, name) is not None for name in _BODY_HOOKS)
 
 
-async def awaited(value: object) -> object:
-    """`value`, awaited when it is awaitable: what an `async def` hook returned."""
+async def awaited(value: object, name: str) -> object:
+    """`value`, awaited when it is awaitable: what a hook of the async transport returned."""
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def unawaited(value: object, name: str) -> object:
+    """`value`, which the sync transport's hook `name` returned; an awaitable the sync
+    transport cannot await is closed (no "never awaited" warning later) and reported."""
+    if inspect.isawaitable(value):
+        discard(value)
+        logger.warning(
+            "%s returned an awaitable, which ResilientTransport cannot await: give it a plain "
+            "function, or use AsyncResilientTransport",
+            name,
+        )
+        return None
+    return value
+
+
+def discard(awaitable: object) -> None:
+    """Close an awaitable that will never be awaited (a coroutine warns when collected)."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
 
 
 async def answer_body_hooks(
@@ -66,16 +100,22 @@ async def answer_body_hooks(
         return call
     errors = call.settings.errors
     answers: dict[str, Any] = {}
-    for name in _BODY_HOOKS:
-        hook = getattr(errors, name)
-        if hook is None or not is_async_callable(hook):
-            continue
-        try:
-            answers[name] = _Answer(await hook(readable), None)
-        except Exception as exc:
-            answers[name] = _Answer(None, exc)
+    classified = None
+    if errors.classify is not None:
+        answers["classify"] = answer = await _answer(errors.classify, readable)
+        classified = answer.value
+    if errors.parse_body is not None and (readable.status_code >= 400 or classified is not None):
+        # Only where an error will be built: a success `classify` let by is parsed by no one.
+        answers["parse_body"] = await _answer(errors.parse_body, readable)
     settings = dataclasses.replace(call.settings, errors=errors.replace(**answers))
     return call._replace(settings=settings)
+
+
+async def _answer(hook: Any, readable: httpx.Response) -> _Answer:
+    try:
+        return _Answer(await awaited(hook(readable), ""), None)
+    except Exception as exc:
+        return _Answer(None, exc)
 
 
 class _Answer:

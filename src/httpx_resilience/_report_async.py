@@ -1,8 +1,8 @@
-"""The async transport's voice: its log lines, and its `on_retry` and `on_event` hooks, which
-may be `async def` functions here (awaited) or plain ones.
+"""What a transport tells the world: its log lines, and its `on_retry` and `on_event` hooks.
 
-`_report_sync.py` is generated from this file by `tools/unasync.py` (`make unasync`): edit
-this one only.
+On the async transport a hook may be an `async def` function, which it awaits. The sync
+`Reporter` in `_report_sync.py` is generated from this file by `tools/unasync.py` (`make
+unasync`): edit this one only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpx
 
 from ._errors import APIError
 from ._events import EventHook, ResilienceEvent, RetryEvent, logger
-from ._hooks import awaited  # async only
+from ._hooks import awaited
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -64,7 +64,7 @@ class AsyncReporter:
             redact_names=call.settings.errors.redact_names,
         )
         try:
-            await awaited(hook(event))
+            await awaited(hook(event), "on_event")
         except Exception as exc:
             # A metrics hook must not fail the request. By its type only: a hook's message may
             # quote the request or response it was given.
@@ -98,7 +98,7 @@ class AsyncReporter:
         )
         if self.on_retry is not None:
             try:
-                await awaited(self.on_retry(event))
+                await awaited(self.on_retry(event), "on_retry")
             except Exception as exc:
                 # A metrics or logging hook must not turn a retry into a failure. Logged by its
                 # type only: its message may quote the request or response it was given.

@@ -1,10 +1,10 @@
 # Generated from _report_async.py by tools/unasync.py: do not edit; edit _report_async.py and run
 # `make unasync`.
-"""The async transport's voice: its log lines, and its `on_retry` and `on_event` hooks, which
-may be `async def` functions here (awaited) or plain ones.
+"""What a transport tells the world: its log lines, and its `on_retry` and `on_event` hooks.
 
-`_report_sync.py` is generated from this file by `tools/unasync.py` (`make unasync`): edit
-this one only.
+On the async transport a hook may be an `async def` function, which it awaits. The sync
+`Reporter` in `_report_sync.py` is generated from this file by `tools/unasync.py` (`make
+unasync`): edit this one only.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import httpx
 
 from ._errors import APIError
 from ._events import EventHook, ResilienceEvent, RetryEvent, logger
+from ._hooks import unawaited
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -65,7 +66,7 @@ class Reporter:
             redact_names=call.settings.errors.redact_names,
         )
         try:
-            hook(event)
+            unawaited(hook(event), "on_event")
         except Exception as exc:
             # A metrics hook must not fail the request. By its type only: a hook's message may
             # quote the request or response it was given.
@@ -99,7 +100,7 @@ class Reporter:
         )
         if self.on_retry is not None:
             try:
-                self.on_retry(event)
+                unawaited(self.on_retry(event), "on_retry")
             except Exception as exc:
                 # A metrics or logging hook must not turn a retry into a failure. Logged by its
                 # type only: its message may quote the request or response it was given.

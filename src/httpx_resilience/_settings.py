@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from ._backend import HTTPX, Backend
 from ._errors import ConfigurationError
-from ._hooks import check_hooks, has_async_body_hooks
+from ._hooks import check_hooks, has_body_hooks
 from ._policies import (
     CircuitBreaker,
     ErrorPolicy,
@@ -52,7 +52,7 @@ class Settings:
     # whether a request may be retried at all, and whether hosts are counted.
     retries: bool = field(init=False, repr=False, compare=False)
     counts_hosts: bool = field(init=False, repr=False, compare=False)
-    # whether `classify` or `parse_body` is async, for the async driver to await first.
+    # whether the async driver answers `classify` / `parse_body` first, awaiting them.
     awaits_body_hooks: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,7 +62,7 @@ class Settings:
         settle("unkeyed", frozenset(retry.retry_methods) - frozenset(keyed))
         settle("retries", retry.max_attempts > 1)
         settle("counts_hosts", self.rules.active)
-        settle("awaits_body_hooks", self.asynchronous and has_async_body_hooks(self.errors))
+        settle("awaits_body_hooks", self.asynchronous and has_body_hooks(self.errors))
 
     def policies(self) -> dict[str, Any]:
         """The policies in force, by the names `extensions["resilience"]` takes."""

@@ -5,7 +5,10 @@ tests/test_transport.py.)"""
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
+import warnings
 from typing import Any
 
 import anyio
@@ -14,6 +17,7 @@ import pytest
 from httpx_resilience import (
     ConfigurationError,
     ErrorPolicy,
+    NotFoundError,
     RetryPolicy,
     ServerError,
     ServiceUnavailableError,
@@ -177,3 +181,46 @@ def test_a_plain_hook_still_works_on_the_async_transport(run: Runner, server: Li
 
     run(scenario)
     assert kinds == ["attempt"]
+
+
+def _traced(hook: Any) -> Any:
+    """An ordinary decorator around an async hook (logging, tracing): the wrapper is a plain
+    function that returns the coroutine."""
+
+    @functools.wraps(hook)
+    def wrapper(*args: Any) -> Any:
+        return hook(*args)
+
+    return wrapper
+
+
+def test_hooks_that_return_a_coroutine_are_awaited(run: Runner, server: LiveServer) -> None:
+    """A classify or parse_body that is no `async def` itself but returns a coroutine (behind
+    a decorator, a lambda) is awaited as an async one is, leaving no "never awaited" warning."""
+
+    async def classify(response: Any) -> type[ServerError] | None:
+        await anyio.sleep(0)
+        return JobFailedError if response.status_code == 200 else None
+
+    async def parse_body(response: Any) -> dict[str, str]:
+        await anyio.sleep(0)
+        return {"message": "parsed by the hook", "code": "hook_code"}
+
+    async def scenario() -> None:
+        for errors in (
+            ErrorPolicy(classify=_traced(classify)),
+            ErrorPolicy(classify=lambda response: classify(response)),
+        ):
+            async with run.client(transport=run.transport(errors=errors)) as client:
+                with pytest.raises(JobFailedError):
+                    await client.get(server.url("/status/200"))
+        errors = ErrorPolicy(parse_body=_traced(parse_body))
+        async with run.client(transport=run.transport(errors=errors)) as client:
+            with pytest.raises(NotFoundError) as excinfo:
+                await client.get(server.url("/status/404"))
+        assert (excinfo.value.message, excinfo.value.code) == ("parsed by the hook", "hook_code")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        run(scenario)
+        gc.collect()
