@@ -813,15 +813,17 @@ def test_deadline_never_changes_the_callers_extensions_dict() -> None:
 
 
 class _TimeoutSeen(httpx.SyncByteStream):
-    """An error body that notes the read timeout its request carries when reading starts, as
-    httpcore takes it then for the whole body."""
+    """An error body that notes the read timeout when reading starts, as httpcore does: from
+    the extensions dict the attempt was sent with (httpcore keeps that dict, not the request),
+    for the whole body."""
 
     def __init__(self, request: httpx.Request) -> None:
         self.request = request
+        self.sent_with: dict[str, Any] = {}
         self.read_timeout: float | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        self.read_timeout = self.request.extensions["timeout"]["read"]
+        self.read_timeout = self.sent_with["timeout"]["read"]
         yield b"busy"
 
 
@@ -833,6 +835,7 @@ def test_the_error_body_is_read_with_what_is_left_of_the_deadline() -> None:
     body = _TimeoutSeen(request)
 
     def late(clock: FakeClock) -> httpx.Response:
+        body.sent_with = request.extensions  # what httpcore keeps when the attempt begins
         clock.advance(0.9)
         return streamed(503, body)
 
@@ -840,6 +843,40 @@ def test_the_error_body_is_read_with_what_is_left_of_the_deadline() -> None:
     drive([late], request=request, settings=settings, clock=clock)
     assert body.read_timeout is not None
     assert body.read_timeout == pytest.approx(0.1)
+
+
+def test_a_second_call_of_the_same_request_copies_the_callers_extensions() -> None:
+    """The same request sent twice at once (both with a deadline), the second call ending
+    last: it copied the caller's own extensions, not the first call's shortened copy, so the
+    request has the caller's dict back, unchanged, when both are over."""
+    import anyio
+
+    own = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+    request = httpx.Request("GET", "https://api.example.com/v1/x", extensions={"timeout": own})
+    callers = request.extensions
+
+    entered: list[None] = []
+
+    async def handler(sent: httpx.Request) -> httpx.Response:
+        entered.append(None)
+        await anyio.sleep(0.05 if len(entered) == 1 else 0.1)  # the second call ends last
+        return httpx.Response(200)
+
+    async def send() -> None:
+        transport = hr.AsyncResilientTransport(
+            httpx.MockTransport(handler), retry=RetryPolicy(timeout=2.0, max_attempts=1)
+        )
+        await transport.handle_async_request(request)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(send)
+            await anyio.sleep(0.01)
+            tasks.start_soon(send)
+
+    anyio.run(main)
+    assert request.extensions is callers
+    assert callers == {"timeout": own}
 
 
 class _LateClock(FakeClock):

@@ -25,7 +25,15 @@ from ._replay import is_replayable, rewind
 from ._settings import Settings
 from ._state import host_key
 
-__all__ = ["Call", "assign_key", "prepare", "restore_timeouts", "shorten", "start"]
+__all__ = [
+    "AttemptExtensions",
+    "Call",
+    "assign_key",
+    "prepare",
+    "restore_timeouts",
+    "shorten",
+    "start",
+]
 
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _new_tuple = tuple.__new__
@@ -36,8 +44,8 @@ class Call(NamedTuple):
 
     `host` is the host the budget, breaker and pacing count for (None when none is on);
     `deadline` is the monotonic time the whole request must be done by (None without
-    `RetryPolicy.timeout`), and `extensions` the request's own extensions dict, whose timeouts
-    each attempt gets a shortened copy of (None without a deadline).
+    `RetryPolicy.timeout`), and `extensions` the call's own copy of the request's extensions,
+    whose timeouts the deadline cuts (None without a deadline).
     """
 
     # None only for an error built outside a transport, of a response without its request.
@@ -47,7 +55,7 @@ class Call(NamedTuple):
     key: str | None = None
     replayable: bool = False
     deadline: float | None = None
-    extensions: dict[str, Any] | None = None
+    extensions: AttemptExtensions | None = None
     host: str | None = None
     attempt: int = 1
     history: tuple[AttemptRecord, ...] = ()
@@ -79,7 +87,7 @@ def start(
     deadline = extensions = None
     if settings.prepares and settings.retry.timeout is not None:
         deadline = clock() + settings.retry.timeout
-        extensions = request.extensions
+        extensions = AttemptExtensions(request.extensions)
     host = host_key(request.url) if settings.counts_hosts else None
     # tuple.__new__ directly: NamedTuple's own __new__ is a Python function, and every request
     # makes one of these.
@@ -147,26 +155,45 @@ def assign_key(request: httpx.Request, policy: IdempotencyPolicy) -> str | None:
     return key
 
 
+class AttemptExtensions(dict[str, Any]):
+    """A call's copy of its request's extensions, which its attempts go with: the deadline cuts
+    the timeouts here, and the caller's dict (`own`) is never changed.
+
+    One copy per call, changed in place: httpcore keeps the dict an attempt began with and
+    reads the read timeout from it again when the body's reading begins, so a cut made before
+    an error body is read reaches it. A second call of the same request, sent while this one
+    is under way, copies the caller's dict, not this one.
+    """
+
+    __slots__ = ("own",)
+    own: dict[str, Any]
+
+    def __init__(self, extensions: dict[str, Any]) -> None:
+        own = extensions.own if type(extensions) is AttemptExtensions else extensions
+        super().__init__(own)
+        self.own = own
+
+
 def shorten(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
-    """Give the attempt the request's timeouts cut to what is left of `call`'s deadline.
+    """Cut each of the attempt's timeouts to what is left of `call`'s deadline.
 
     Before each attempt, and again before its error body is read: httpcore takes the read
-    timeout for a whole body when reading it begins. On a copy of the extensions: the caller's
-    dict, which the caller (or a redirect hop httpx builds from the request) may read, is never
-    changed.
+    timeout for a whole body when reading it begins. On the call's copy of the extensions, so
+    the caller's dict, which it (or a redirect hop httpx builds from the request) may read, is
+    never changed.
     """
     assert call.deadline is not None
-    assert call.extensions is not None
-    own = call.extensions
-    left = _shortened(own.get("timeout"), call.deadline - clock())
-    call.request.extensions = {**own, "timeout": left}
+    copy = call.extensions
+    assert copy is not None
+    copy["timeout"] = _shortened(copy.own.get("timeout"), call.deadline - clock())
+    call.request.extensions = copy
 
 
 def restore_timeouts(call: Call) -> None:
     """Give the request back its own extensions, once its call is over: the deadline's
     shortened timeouts must not cut short a later send of the same request."""
     if call.extensions is not None:
-        call.request.extensions = call.extensions
+        call.request.extensions = call.extensions.own
 
 
 def _shortened(timeouts: Any, remaining: float) -> dict[str, float | None]:
