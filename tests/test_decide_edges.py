@@ -489,28 +489,33 @@ def test_a_409_to_a_put_is_retried_only_with_the_callers_key(
 
 @pytest.mark.parametrize(("now", "late"), [(NOW - 0.001, False), (NOW, True), (NOW + 5.0, True)])
 def test_expired_only_once_the_deadline_is_reached(now: float, late: bool) -> None:
-    """Before a retry: None while time is left; from the deadline on, GiveUp("deadline") with
-    the call's RequestTimeoutError(phase="total"), not retryable, after the attempts made."""
-    record = AttemptRecord(503, "ServiceUnavailableError", 0.5, None)
-    call = make_call(
-        Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW, attempt=2, history=(record,)
+    """Around a retry's wait: None while time is left; from the deadline on, GiveUp("deadline")
+    with the last attempt's own error, its last record marked refused="deadline" with the time
+    waited (no attempt was cut short: no RequestTimeoutError)."""
+    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW, attempt=2)
+    last = ServiceUnavailableError(
+        "busy",
+        status_code=503,
+        attempts=1,
+        history=(AttemptRecord(503, "ServiceUnavailableError", 0.0, "req_1"),),
     )
-    decision = expired(call, now)
+    decision = expired(call, now, last, 0.5)
     if not late:
         assert decision is None
+        assert last.history[-1].refused is None
         return
     assert decision is not None
     assert decision.reason == "deadline"
-    error = decision.error
-    assert isinstance(error, RequestTimeoutError)
-    assert (error.phase, error.retryable, error.attempts) == ("total", False, 1)
-    assert error.history == (record,)
-    assert "total deadline of 30s spent after 1 attempt" in str(error)
+    assert decision.error is last
+    assert last.history == (
+        AttemptRecord(503, "ServiceUnavailableError", 0.5, "req_1", refused="deadline"),
+    )
+    assert last.attempts == 1
 
 
 def test_expired_without_a_deadline_is_never() -> None:
     """A call without a deadline never expires, however late."""
-    assert expired(make_call(), NOW + 1e9) is None
+    assert expired(make_call(), NOW + 1e9, ServiceUnavailableError("busy")) is None
 
 
 def test_status_retryable_counts_a_409_only_for_a_keyed_request() -> None:

@@ -686,8 +686,9 @@ def test_read_body_asks_for_at_most_max_body_bytes() -> None:
     assert run.response.status_code == 200
     assert run.of(ReadBody) == [ReadBody(response)]
     assert run.of(ReadBody)[0].read == 11
-    # The unread rest is discarded by closing the response, before the retry is announced.
-    assert run.names == ["Send", "ReadBody", "Close", "OnRetry", "Sleep", "Send"]
+    # The unread rest is discarded by closing the response once the retry is announced (its
+    # hooks may use up a deadline, and then it is handed back whole), before the wait.
+    assert run.names == ["Send", "ReadBody", "OnRetry", "Close", "Sleep", "Send"]
     assert run.of(Close) == [Close(response)]
 
 
@@ -888,13 +889,50 @@ class _LateClock(FakeClock):
 
 def test_no_attempt_goes_out_after_a_wait_that_passed_the_deadline() -> None:
     """A wait that fit the deadline but woke after it: no further attempt is sent (not with
-    every timeout at zero); the call's RequestTimeoutError(phase="total") is raised, with the
-    history of the attempts made."""
+    every timeout at zero); the last attempt's own error is raised, its record marked
+    refused="deadline" with the wait it made (no attempt was cut short)."""
     settings = retry(timeout=1.0, backoff=Backoff(initial=0.9, jitter="none"))
     run = drive([respond(503)] * 3, settings=settings, clock=_LateClock())
     assert len(run.sent) == 1
     error = run.error
-    assert isinstance(error, hr.RequestTimeoutError)
-    assert error.phase == "total"
+    assert isinstance(error, hr.ServiceUnavailableError)
     assert error.attempts == 1
-    assert [r.status_code for r in error.history] == [503]
+    assert [(r.status_code, r.delay, r.refused) for r in error.history] == [(503, 0.9, "deadline")]
+
+
+def test_hooks_that_take_the_deadlines_time_hand_back_the_whole_response() -> None:
+    """With raise_on_status=False, an on_retry hook that runs past the deadline: the response
+    itself comes back, whole (the part read for the error replayed before the rest)."""
+    clock = FakeClock()
+    body = b"x" * 1000
+    run = drive(
+        [streamed(503, Chunks([body[:100]] * 10))],
+        settings=make(
+            retry=RetryPolicy(timeout=1.0, backoff=Backoff(initial=0.5, jitter="none")),
+            errors=ErrorPolicy(raise_on_status=False, max_body_bytes=150),
+        ),
+        clock=clock,
+        on_retry=lambda event: clock.advance(0.6),
+    )
+    assert run.sleeps == []
+    assert run.response.status_code == 503
+    assert run.response.read() == body[:100] * 10
+    assert run.response.extensions["attempts"] == 1
+
+
+def test_hooks_that_take_the_deadlines_time_leave_the_servers_error() -> None:
+    """An on_retry hook that runs past the deadline before the wait: the wait is not made,
+    nothing more is sent, and the server's own error is raised, marked refused="deadline"."""
+    clock = FakeClock()
+    settings = retry(timeout=1.0, backoff=Backoff(initial=0.5, jitter="none"))
+    run = drive(
+        [respond(429)] * 3,
+        settings=settings,
+        clock=clock,
+        on_retry=lambda event: clock.advance(0.6),
+    )
+    assert len(run.sent) == 1
+    assert run.sleeps == []
+    error = run.error
+    assert isinstance(error, hr.RateLimitError)
+    assert [(r.status_code, r.refused) for r in error.history] == [(429, "deadline")]

@@ -306,14 +306,22 @@ def _retry(
     return retry
 
 
-def expired(call: Call, now: float) -> GiveUp | None:
-    """Before a retry: a `GiveUp` when the deadline passed during the wait (a sleep that woke
-    late), so no attempt goes out with no time left; None while there is time."""
+def expired(call: Call, now: float, last: APIError, waited: float = 0.0) -> GiveUp | None:
+    """Around a retry's wait: a `GiveUp` when the deadline comes before the next attempt could
+    go — the hooks before the wait took its time, or a sleep woke late — so no attempt goes out
+    with no time left; None while there is time.
+
+    No attempt was cut short, so the last attempt's own error is raised, as for a wait the
+    deadline refused outright: its last history record marked `refused="deadline"`, with the
+    `waited` seconds spent waiting before the deadline came.
+    """
     if call.deadline is None or now < call.deadline:
         return None
-    error = deadline_error(call, call.settings.retry.timeout or 0.0)
-    error.retryable = False
-    return GiveUp(error, "deadline")
+    if last.history:
+        record = last.history[-1]
+        marked = dataclasses.replace(record, delay=waited, refused="deadline")
+        last.history = (*last.history[:-1], marked)
+    return GiveUp(last, "deadline")
 
 
 def attempt_error(decision: Retry | GiveUp) -> APIError:

@@ -34,6 +34,7 @@ from ._decide import (
     read_limit,
     refused,
 )
+from ._errors import APIError
 from ._events import ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._policies import (
@@ -105,6 +106,7 @@ class SyncDriver:
         rules = settings.rules
         host = call.host or ""
         spent = False  # whether the coming retry spent the host's budget
+        last: APIError | None = None  # the error of the attempt before, through the wait
         # The response of the attempt under way, until it is closed or handed on.
         response: httpx.Response | None = None
         try:
@@ -130,9 +132,9 @@ class SyncDriver:
                             report.event("paced", call, call.attempt - 1, delay=pace)
                             self._sleep(pace)
                 if call.attempt > 1 or settings.prepares:
-                    if call.attempt > 1 and call.deadline is not None:
+                    if last is not None and call.deadline is not None:
                         # A wait that woke late must not send an attempt with no time left.
-                        late = expired(call, self._clock())
+                        late = expired(call, self._clock(), last, call.history[-1].delay)
                         if late is not None:
                             raise report.give_up(call, late.error, late.reason, call.attempt - 1)
                     prepare(call, self._clock)
@@ -174,25 +176,40 @@ class SyncDriver:
                     # Whole: its stream replays what was read before the unread rest.
                     assert response is not None
                     return _hand_on(call, response, request_id, encoded, self._backend)
+                if isinstance(decision, Retry):
+                    event = RetryEvent(
+                        call.attempt,
+                        decision.delay,
+                        decision.reason,
+                        request,
+                        decision.response,
+                        decision.error,
+                    )
+                    report.retry(event, call)
+                    if (
+                        call.deadline is not None
+                        and self._clock() + decision.delay >= call.deadline
+                    ):
+                        # The hooks ran in the deadline's time: the wait no longer fits, and
+                        # the server's answer stands, as when the deadline refuses the wait.
+                        decision = refused(decision, "deadline")
+                        if decision.hand_on:
+                            assert response is not None
+                            return _hand_on(call, response, request_id, encoded, self._backend)
                 if response is not None:
                     closing = response
                     response = None
                     close_response(closing)
                 if isinstance(decision, GiveUp):
                     raise report.give_up(call, decision.error, decision.reason, call.attempt)
-                event = RetryEvent(
-                    call.attempt,
-                    decision.delay,
-                    decision.reason,
-                    request,
-                    decision.response,
-                    decision.error,
-                )
-                report.retry(event, call)
                 call = call.next(decision.record)
+                delay = decision.delay
+                if call.deadline is not None:
+                    # Its error (a capped copy of the body) stays through the wait, in case a
+                    # sleep that wakes late leaves no time for the next attempt.
+                    last = decision.error
                 # What this attempt read must not stay alive through the wait and the next
                 # attempt: with a large max_body_bytes, it would double what a retry costs.
-                delay = decision.delay
                 del decision, event, outcome, body
                 self._sleep(delay)
         except BaseException:
