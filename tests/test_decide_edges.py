@@ -515,7 +515,39 @@ def test_expired_only_once_the_deadline_is_reached(now: float, late: bool) -> No
 
 def test_expired_without_a_deadline_is_never() -> None:
     """A call without a deadline never expires, however late."""
-    assert expired(make_call(), NOW + 1e9, ServiceUnavailableError("busy")) is None
+    assert expired(make_call(), NOW + 1e9, ServiceUnavailableError("busy"), 0.5) is None
+
+
+def test_expired_marks_only_the_last_record() -> None:
+    """Of a history of two attempts, only the last record is marked, with the wait made; the
+    first stays as it was."""
+    first = AttemptRecord(503, "ServiceUnavailableError", 0.5, "req_1")
+    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW, attempt=3)
+    last = ServiceUnavailableError(
+        "busy", history=(first, AttemptRecord(503, "ServiceUnavailableError", 0.0, "req_2"))
+    )
+    expired(call, NOW, last, 1.0)
+    assert last.history == (
+        first,
+        AttemptRecord(503, "ServiceUnavailableError", 1.0, "req_2", refused="deadline"),
+    )
+
+
+def test_classify_hook_returning_an_awaitable_is_a_configuration_error() -> None:
+    """A classify that returns a coroutine where it cannot be awaited (the sync transport):
+    a ConfigurationError that says so, and the coroutine closed, never left to warn."""
+    import warnings
+
+    async def answer() -> None:
+        return None
+
+    coroutine = answer()
+    call = make_call()
+    with pytest.raises(ConfigurationError, match="returned an awaitable"):
+        _classify(lambda response: coroutine, respond(call, 200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert coroutine.cr_frame is None  # closed
 
 
 def test_status_retryable_counts_a_409_only_for_a_keyed_request() -> None:

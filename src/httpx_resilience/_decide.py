@@ -306,10 +306,10 @@ def _retry(
     return retry
 
 
-def expired(call: Call, now: float, last: APIError, waited: float = 0.0) -> GiveUp | None:
-    """Around a retry's wait: a `GiveUp` when the deadline comes before the next attempt could
-    go — the hooks before the wait took its time, or a sleep woke late — so no attempt goes out
-    with no time left; None while there is time.
+def expired(call: Call, now: float, last: APIError, waited: float) -> GiveUp | None:
+    """After a retry's wait: a `GiveUp` when the deadline came before the next attempt could go
+    (a sleep that woke late), so no attempt goes out with no time left; None while there is
+    time.
 
     No attempt was cut short, so the last attempt's own error is raised, as for a wait the
     deadline refused outright: its last history record marked `refused="deadline"`, with the
