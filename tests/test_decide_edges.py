@@ -156,7 +156,8 @@ def test_read_limit_reads_a_status_next_to_a_pass_status() -> None:
 
 # --- The Digest challenge ---------------------------------------------------------------------
 
-DIGEST = {"www-authenticate": 'Digest realm="api", nonce="abc", qop="auth"'}
+DIGEST_VALUE = 'Digest realm="api", nonce="abc", qop="auth"'
+DIGEST = {"www-authenticate": DIGEST_VALUE}
 
 
 def test_digest_challenge_without_credentials_is_handed_on_unread() -> None:
@@ -195,6 +196,35 @@ def test_401_without_www_authenticate_is_no_auth_challenge() -> None:
     """A 401 with no WWW-Authenticate header is no challenge httpx's auth could answer."""
     call = make_call()
     assert _is_auth_challenge(call.request, respond(call, 401)) is False
+
+
+def test_a_digest_challenge_after_a_basic_one_is_handed_on() -> None:
+    """A 401 offering Basic first and Digest second (two WWW-Authenticate headers): the Digest
+    one counts, as httpx.DigestAuth looks at every header."""
+    call = make_call()
+    headers = [("www-authenticate", 'Basic realm="api"'), ("www-authenticate", DIGEST_VALUE)]
+    response = httpx.Response(401, headers=headers, request=call.request)
+    assert _is_auth_challenge(call.request, response) is True
+
+
+@pytest.mark.parametrize(
+    ("stale", "handed_on"),
+    [("stale=true", True), ('stale="TRUE"', True), ("stale=false", False), ("", False)],
+)
+def test_a_stale_nonce_challenge_to_digest_credentials(stale: str, handed_on: bool) -> None:
+    """Digest credentials answered with a fresh challenge saying their nonce went stale: handed
+    on, for DigestAuth to answer with the new nonce; without `stale=true` it is an error."""
+    call = make_call(headers={"Authorization": 'Digest username="u", nonce="old"'})
+    challenge = f"{DIGEST_VALUE}, {stale}" if stale else DIGEST_VALUE
+    response = respond(call, 401, {"www-authenticate": challenge})
+    assert _is_auth_challenge(call.request, response) is handed_on
+
+
+def test_a_stale_challenge_to_basic_credentials_is_an_error() -> None:
+    """`stale=true` speaks of Digest nonces: to Basic credentials the 401 is an error."""
+    call = make_call(headers={"Authorization": "Basic dTpw"})
+    response = respond(call, 401, {"www-authenticate": f"{DIGEST_VALUE}, stale=true"})
+    assert _is_auth_challenge(call.request, response) is False
 
 
 # --- decide: the body read --------------------------------------------------------------------
@@ -492,14 +522,17 @@ def test_expired_only_once_the_deadline_is_reached(now: float, late: bool) -> No
     """Around a retry's wait: None while time is left; from the deadline on, GiveUp("deadline")
     with the last attempt's own error, its last record marked refused="deadline" with the time
     waited (no attempt was cut short: no RequestTimeoutError)."""
-    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW, attempt=2)
+    waited = AttemptRecord(503, "ServiceUnavailableError", 0.5, "req_1")
+    call = make_call(
+        Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW, attempt=2, history=(waited,)
+    )
     last = ServiceUnavailableError(
         "busy",
         status_code=503,
         attempts=1,
         history=(AttemptRecord(503, "ServiceUnavailableError", 0.0, "req_1"),),
     )
-    decision = expired(call, now, last, 0.5)
+    decision = expired(call, now, last)
     if not late:
         assert decision is None
         assert last.history[-1].refused is None
@@ -515,18 +548,35 @@ def test_expired_only_once_the_deadline_is_reached(now: float, late: bool) -> No
 
 def test_expired_without_a_deadline_is_never() -> None:
     """A call without a deadline never expires, however late."""
-    assert expired(make_call(), NOW + 1e9, ServiceUnavailableError("busy"), 0.5) is None
+    assert expired(make_call(), NOW + 1e9, ServiceUnavailableError("busy")) is None
+
+
+def test_expired_before_any_attempt_is_the_calls_deadline_error() -> None:
+    """A rate-limit pause (or its hooks) that ran past the deadline before the first attempt:
+    the call's RequestTimeoutError(phase="total"), after 0 attempts, not retryable."""
+    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW)
+    decision = expired(call, NOW + 0.1, None)
+    assert decision is not None
+    assert decision.reason == "deadline"
+    assert isinstance(decision.error, RequestTimeoutError)
+    assert (decision.error.phase, decision.error.retryable) == ("total", False)
 
 
 def test_expired_marks_only_the_last_record() -> None:
     """Of a history of two attempts, only the last record is marked, with the wait made; the
     first stays as it was."""
     first = AttemptRecord(503, "ServiceUnavailableError", 0.5, "req_1")
-    call = make_call(Settings(retry=RetryPolicy(timeout=30.0)), deadline=NOW, attempt=3)
+    second = AttemptRecord(503, "ServiceUnavailableError", 1.0, "req_2")
+    call = make_call(
+        Settings(retry=RetryPolicy(timeout=30.0)),
+        deadline=NOW,
+        attempt=3,
+        history=(first, second),
+    )
     last = ServiceUnavailableError(
         "busy", history=(first, AttemptRecord(503, "ServiceUnavailableError", 0.0, "req_2"))
     )
-    expired(call, NOW, last, 1.0)
+    expired(call, NOW, last)
     assert last.history == (
         first,
         AttemptRecord(503, "ServiceUnavailableError", 1.0, "req_2", refused="deadline"),

@@ -1466,3 +1466,25 @@ def test_the_attempt_event_carries_the_attempts_own_error_when_the_deadline_stop
     assert isinstance(give_up.error, RequestTimeoutError)
     assert give_up.error.phase == "total"
     assert give_up.reason == "deadline"
+
+
+def test_a_pause_whose_hook_ran_past_the_deadline_sends_nothing() -> None:
+    """A rate-limit pause that fit the deadline, and an on_event("paced") hook that then took
+    the rest of it: the first attempt does not go out with every timeout at zero; the call's
+    RequestTimeoutError(phase="total") is raised after 0 attempts."""
+    clock = FakeClock()
+
+    def slow(event: ResilienceEvent) -> None:
+        if event.kind == "paced":
+            clock.advance(0.6)
+
+    run = drive(
+        [respond(200)],
+        settings=with_rules(PACING, retry=RetryPolicy(timeout=1.0)),
+        clock=clock,
+        verdicts=[Verdict(pace=0.5)],
+        on_event=slow,
+    )
+    assert run.sent == []
+    assert isinstance(run.error, hr.RequestTimeoutError)
+    assert (run.error.phase, run.error.attempts) == ("total", 0)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
@@ -66,6 +67,8 @@ from ._headers import header_value, parse_should_retry
 from ._hooks import discard
 from ._policies import RetryPolicy
 from ._state import Verdict
+
+_STALE = re.compile(r"\bstale\s*=\s*\"?true\b", re.IGNORECASE)
 
 __all__ = [
     "GiveUp",
@@ -306,20 +309,24 @@ def _retry(
     return retry
 
 
-def expired(call: Call, now: float, last: APIError, waited: float) -> GiveUp | None:
-    """After a retry's wait: a `GiveUp` when the deadline came before the next attempt could go
-    (a sleep that woke late), so no attempt goes out with no time left; None while there is
-    time.
+def expired(call: Call, now: float, last: APIError | None) -> GiveUp | None:
+    """After a wait (a retry's, or a rate-limit pause): a `GiveUp` when the deadline came
+    before the attempt due could go (a sleep that woke late, slow hooks), so no attempt goes
+    out with no time left; None while there is time.
 
-    No attempt was cut short, so the last attempt's own error is raised, as for a wait the
-    deadline refused outright: its last history record marked `refused="deadline"`, with the
-    `waited` seconds spent waiting before the deadline came.
+    No attempt was cut short: after a retry's wait, the last attempt's own error (`last`) is
+    raised, as for a wait the deadline refused outright, its last history record marked
+    `refused="deadline"`. Before any attempt was made, the call's deadline error.
     """
     if call.deadline is None or now < call.deadline:
         return None
+    if last is None:
+        error = deadline_error(call, call.settings.retry.timeout or 0.0)
+        error.retryable = False
+        return GiveUp(error, "deadline")
     if last.history:
-        record = last.history[-1]
-        marked = dataclasses.replace(record, delay=waited, refused="deadline")
+        waited = call.history[-1].delay if call.history else 0.0
+        marked = dataclasses.replace(last.history[-1], delay=waited, refused="deadline")
         last.history = (*last.history[:-1], marked)
     return GiveUp(last, "deadline")
 
@@ -442,12 +449,24 @@ def stream_failure(
 
 
 def _is_auth_challenge(request: httpx.Request, response: httpx.Response) -> bool:
-    # httpx.DigestAuth sends first without credentials and answers the 401's Digest
-    # challenge; raising on that 401 would break the flow before it can answer.
-    return (
-        response.status_code == 401
-        and "authorization" not in request.headers
-        and response.headers.get("www-authenticate", "").lstrip().lower().startswith("digest")
+    """A 401 Digest challenge that httpx.DigestAuth will answer, handed on so it can: to a
+    request without credentials (its first send), or one whose Digest credentials used a nonce
+    the server has since let go (`stale=true`). Any of the response's challenges counts: a
+    server may offer Basic first."""
+    if response.status_code != 401:
+        return False
+    challenges = [
+        value
+        for value in response.headers.get_list("www-authenticate")
+        if value.lstrip().lower().startswith("digest")
+    ]
+    if not challenges:
+        return False
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        return True
+    return authorization.lstrip().lower().startswith("digest") and any(
+        _STALE.search(challenge) for challenge in challenges
     )
 
 

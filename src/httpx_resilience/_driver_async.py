@@ -105,6 +105,7 @@ class AsyncDriver:
         rules = settings.rules
         host = call.host or ""
         spent = False  # whether the coming retry spent the host's budget
+        waited = False  # whether a wait came before the attempt now due
         last: APIError | None = None  # the error of the attempt before, through the wait
         # The response of the attempt under way, until it is closed or handed on.
         response: httpx.Response | None = None
@@ -130,10 +131,12 @@ class AsyncDriver:
                         if pace:
                             await report.event("paced", call, call.attempt - 1, delay=pace)
                             await self._sleep(pace)
+                            waited = True
                 if call.attempt > 1 or settings.prepares:
-                    if last is not None and call.deadline is not None:
-                        # A wait that woke late must not send an attempt with no time left.
-                        late = expired(call, self._clock(), last, call.history[-1].delay)
+                    if waited and call.deadline is not None:
+                        # A wait (or its hooks) that ran late must not send an attempt with no
+                        # time left.
+                        late = expired(call, self._clock(), last)
                         if late is not None:
                             raise await report.give_up(
                                 call, late.error, late.reason, call.attempt - 1
@@ -151,10 +154,10 @@ class AsyncDriver:
                 encoded = False
                 if response is not None:
                     request_id, encoded = _note_request_id(call, response)
-                    if report.on_event is not None:
-                        await report.attempt(call, change, response=response)
                     limit = read_limit(call, response)
                     if limit is None:
+                        if report.on_event is not None:
+                            await report.attempt(call, change, response=response)
                         return _hand_on(call, response, request_id, encoded, self._backend)
                     until = None
                     if call.deadline is not None:
@@ -166,9 +169,19 @@ class AsyncDriver:
                 if settings.awaits_body_hooks and response is not None:  # async only
                     deciding = await answer_body_hooks(call, response, body)  # async only
                 decision = decide(deciding, outcome, body, request_id, self._clock(), self._random)
-                if response is None:
-                    assert decision is not None  # an exception is never handed on
-                    await report.attempt(call, change, error=attempt_error(decision))
+                if response is not None and decision is not None and not decision.hand_on:
+                    # Closed before any hook runs (a hook may call this same client, and its
+                    # pool may have this one connection), unless it may yet be handed back
+                    # whole (raise_on_status=False).
+                    closing = response
+                    response = None
+                    await aclose_response(closing)
+                if report.on_event is not None:
+                    if isinstance(outcome, Exception):
+                        assert decision is not None  # an exception is never handed on
+                        await report.attempt(call, change, error=attempt_error(decision))
+                    else:
+                        await report.attempt(call, change, response=outcome)
                 spent = False
                 if isinstance(decision, Retry) and decision.spend:
                     spent = await store.spend(host, rules)
@@ -209,6 +222,7 @@ class AsyncDriver:
                     raise await report.give_up(call, decision.error, decision.reason, call.attempt)
                 call = call.next(decision.record)
                 delay = decision.delay
+                waited = True
                 if call.deadline is not None:
                     # Its error (a capped copy of the body) stays through the wait, in case a
                     # sleep that wakes late leaves no time for the next attempt.

@@ -246,8 +246,9 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
-def _digest_ok(request: Request, state: ServerState) -> bool:
-    """Check an RFC 7616 MD5 / qop=auth answer against the known user and password."""
+def _digest_ok(request: Request, state: ServerState, known_nonce: bool = True) -> bool:
+    """Check an RFC 7616 MD5 / qop=auth answer against the known user and password (and, with
+    `known_nonce`, that its nonce is one the server handed out and still knows)."""
     header = request.headers.get("authorization", "")
     scheme, _, rest = header.partition(" ")
     if scheme.lower() != "digest":
@@ -260,7 +261,7 @@ def _digest_ok(request: Request, state: ServerState) -> bool:
     if (
         params["username"] != DIGEST_USER
         or params["realm"] != DIGEST_REALM
-        or params["nonce"] not in state.nonces
+        or (known_nonce and params["nonce"] not in state.nonces)
         or params["uri"] != target
         or params["qop"] != "auth"
     ):
@@ -279,10 +280,14 @@ def digest_route(state: ServerState) -> Route:
         if _digest_ok(request, state):
             return JSONResponse({"authenticated": True, "user": DIGEST_USER})
         nonce = secrets.token_hex(16)
+        # Digest credentials with a nonce the server let go (`ServerState.nonces` cleared): say
+        # so, as RFC 7616 servers do, for the client to answer the new nonce.
+        stale = request.headers.get("authorization", "").lower().startswith("digest")
+        stale = stale and _digest_ok(request, state, known_nonce=False)
         state.nonces.add(nonce)
         challenge = (
             f'Digest realm="{DIGEST_REALM}", nonce="{nonce}", qop="auth", '
-            f'algorithm=MD5, opaque="{secrets.token_hex(8)}"'
+            f'algorithm=MD5, opaque="{secrets.token_hex(8)}"' + (", stale=true" if stale else "")
         )
         return JSONResponse(
             {"detail": "digest credentials required"},

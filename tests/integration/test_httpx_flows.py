@@ -75,6 +75,23 @@ def test_digest_auth_succeeds(run: Runner, server: LiveServer) -> None:
     run(scenario)
 
 
+def test_digest_auth_answers_a_stale_nonce(run: Runner, server: LiveServer) -> None:
+    """A DigestAuth reused after the server let its nonce go: the 401 `stale=true` challenge
+    to the old credentials is handed back, and DigestAuth answers it, as with plain httpx."""
+
+    async def scenario() -> None:
+        auth = run.hx.httpx.DigestAuth("user", "pass")
+        async with run.client() as client:
+            assert (await client.get(server.url("/digest"), auth=auth)).status_code == 200
+            server.state.nonces.clear()  # the server rotates its nonces
+            response = await client.get(server.url("/digest"), auth=auth)
+        assert response.status_code == 200
+        assert [r.status_code for r in response.history] == [401]
+        assert "stale=true" in response.history[0].headers["www-authenticate"]
+
+    run(scenario)
+
+
 def test_digest_auth_wrong_password(run: Runner, server: LiveServer) -> None:
     """Wrong digest credentials end in AuthenticationError for the answered request."""
 
