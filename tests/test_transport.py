@@ -1195,4 +1195,77 @@ def test_sync_parse_body_returning_a_coroutine_falls_back(
     ):
         client.get("https://api.example.com/")
     assert excinfo.value.message == "no such user"
-    assert "parse_body hook raised TypeError; the default parser is used" in caplog.messages
+    assert any("parse_body returned an awaitable" in m for m in caplog.messages)
+
+
+# --- from_response on handed-back responses, second round (break-it round 2) ---------------------
+
+
+def test_from_response_counts_a_keyed_409_retryable() -> None:
+    """A keyed POST handed back after three 409s (raise_on_status=False): from_response's
+    ConflictError is retryable, as the transport's own would be."""
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(409)),
+        errors=ErrorPolicy(raise_on_status=False),
+        sleep=lambda _: None,
+    )
+    with httpx.Client(transport=transport) as client:
+        response = client.post("https://api.example.com/charges", json={"n": 1})
+    err = hr.from_response(response)
+    assert isinstance(err, hr.ConflictError)
+    assert err.retryable is True
+    assert err.attempts == 3
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"attempts": True, "history": ("not a record",)},
+        {"attempts": -3, "history": [hr.AttemptRecord(503, "ServiceUnavailableError")]},
+        {"attempts": "3", "history": None},
+    ],
+)
+def test_from_response_ignores_forged_attempts_and_history(forged: dict[str, Any]) -> None:
+    """attempts and history that are not what a transport records are ignored: the error
+    counts one attempt, and to_dict() works."""
+    response = httpx.Response(
+        404, request=httpx.Request("GET", "https://api.example.com/"), extensions=forged
+    )
+    err = hr.from_response(response)
+    assert err.attempts == 1
+    assert [r.error for r in err.history] == ["NotFoundError"]
+    assert err.to_dict()["attempts"] == 1
+
+
+def test_a_string_given_as_the_transport_is_named_by_its_type() -> None:
+    """A proxy URL passed as the transport by mistake: the error names the type, never the
+    URL with its password."""
+    with pytest.raises(hr.ConfigurationError) as excinfo:
+        ResilientTransport("http://user:s3cret-pw@proxy.example:3128")  # type: ignore[arg-type]
+    shown = str(excinfo.value) + repr(excinfo.value) + repr(excinfo.value.to_dict())
+    assert "s3cret-pw" not in shown
+    assert "builtins.str" in shown
+
+
+def test_from_response_says_it_does_not_await_an_async_parse_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An async parse_body in the policies a response carries: from_response (synchronous)
+    says it cannot await it, closes the coroutine and builds the error with the built-in
+    parser."""
+    import gc
+    import warnings
+
+    policies = {"errors": ErrorPolicy(parse_body=_coroutine_hook)}
+    response = httpx.Response(
+        400,
+        json={"error": {"message": "bad input"}},
+        request=httpx.Request("GET", "https://api.example.com/"),
+        extensions={"resilience": policies},
+    )
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="httpx_resilience"):
+        warnings.simplefilter("error", RuntimeWarning)
+        err = hr.from_response(response)
+        gc.collect()
+    assert err.message == "bad input"
+    assert any("cannot be awaited here" in m for m in caplog.messages)

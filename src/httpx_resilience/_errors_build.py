@@ -6,7 +6,6 @@ freely; the success path never calls into this module.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import importlib
@@ -315,11 +314,13 @@ def _parse(
     try:
         result = policy.parse_body(readable)
         if inspect.isawaitable(result):
-            # Only the sync transport gets here (the async one awaits it first).
+            # The sync transport, or `from_response` (the async transport awaits it first).
             discard(result)
-            raise TypeError(
-                "parse_body returned an awaitable, which ResilientTransport cannot await"
+            logger.warning(
+                "parse_body returned an awaitable, which cannot be awaited here (by "
+                "ResilientTransport or from_response); the default parser is used"
             )
+            return parse_error_body(body, content_type, text=text)
         if result is None:  # not the hook's format: the built-in parser's turn
             return parse_error_body(body, content_type, text=text)
         if not isinstance(result, Mapping):
@@ -451,12 +452,14 @@ def from_response(
     (`response.extensions["resilience"]`), so the error is the one that transport would have
     raised: its `status_classes`, `redact_names`, request-id headers, attempts and history.
     `errors` and `request_ids`, when given, take their place. A body already read is used as
-    it is; an unread sync body is read up to `errors.max_body_bytes` and the response closed;
-    an unread async body is left alone (the error then has no body). A status below 400 gives
-    a plain `APIError`.
+    it is; an unread sync body is read up to `errors.max_body_bytes` and left replaying that
+    part before the rest, so whoever owns the response (a client, an auth flow) still reads
+    it whole; an unread async body is left alone (the error then has no body). An async
+    `parse_body` is not awaited here: the built-in parser reads the body. A status below 400
+    gives a plain `APIError`.
     """
     from ._call import Call
-    from ._decide import status_retryable
+    from ._decide import carries_key, status_retryable
     from ._settings import Settings
 
     extensions = response.extensions
@@ -488,19 +491,30 @@ def from_response(
     readable = body_response(response, decode_content(raw, encoding, limit), request)
     cls = None if response.status_code >= 400 else APIError
     settings = dataclasses.replace(settings, errors=errors, request_ids=request_ids)
-    attempts = extensions.get("attempts")
-    history = extensions.get("history")
+    # What the transport recorded, when it is that: a response of other origin may carry
+    # anything under these names.
+    attempts: Any = extensions.get("attempts")
+    if not (isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0):
+        attempts = 1
+    history: Any = extensions.get("history")
+    if not (isinstance(history, tuple) and all(isinstance(r, AttemptRecord) for r in history)):
+        history = ()
     call = Call(
         request,  # type: ignore[arg-type]  # a request may be missing here
         settings,
-        attempt=attempts if isinstance(attempts, int) and attempts > 0 else 1,
-        history=tuple(history) if isinstance(history, tuple) else (),
+        attempt=attempts,
+        history=history,
     )
     error = error_for_response(readable, call, errors, request_id, cls=cls)
     if cls is None:
         # With the retry policy the response was handed on under (the default outside one).
+        status = readable.status_code
         error.retryable = status_retryable(
-            readable.status_code, readable.headers, type(error), call.settings.retry
+            status,
+            readable.headers,
+            type(error),
+            call.settings.retry,
+            keyed=status == 409 and request is not None and carries_key(call),
         )
     return error
 
@@ -511,8 +525,6 @@ def _read_unread(
     if not isinstance(response.stream, backend.sync_byte_stream):
         return b"", None
     raw, _ = read_prefix(response, limit, backend)
-    with contextlib.suppress(Exception):
-        response.close()
     return raw, response.headers.get("content-encoding")
 
 

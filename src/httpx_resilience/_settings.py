@@ -206,6 +206,8 @@ def inner_transport(
     if not isinstance(transport, expected):
         raise ConfigurationError(
             # Named by package: the openai SDK rewrites httpx2.BaseTransport's __module__.
-            f"transport must be an {package}.{expected.__name__}, got {transport!r}"
+            # By its type only: a string here is often a proxy URL, with its password.
+            f"transport must be an {package}.{expected.__name__}, got "
+            f"{type(transport).__module__}.{type(transport).__qualname__}"
         )
     return transport

@@ -168,3 +168,27 @@ def test_pass_statuses_per_request(run: Runner, server: LiveServer) -> None:
             assert from_response(response).status_code == excinfo.value.status_code
 
     run(scenario)
+
+
+@pytest.mark.parametrize("mode", ["sync"])
+def test_from_response_in_a_response_hook_leaves_the_body(run: Runner, server: LiveServer) -> None:
+    """A response hook that logs from_response(r) of a passed 404 the client has not read yet:
+    the caller still gets the 404 with its whole body (from_response reads what it needs and
+    leaves the rest to the client). Sync: an unread async body is left alone anyway."""
+    logged: list[str] = []
+
+    def log_errors(response: Any) -> None:
+        if response.is_error:
+            logged.append(str(from_response(response)))
+
+    async def scenario() -> None:
+        errors = ErrorPolicy(pass_statuses={404})
+        hooks = {"response": [log_errors]}
+        async with run.client(transport=run.transport(errors=errors), event_hooks=hooks) as c:
+            response = await c.get(server.url("/status/404", fmt="text", message="m" * 5000))
+        assert response.status_code == 404
+        assert response.text == "m" * 5000
+        assert len(logged) == 1
+        assert logged[0].startswith("not_found")
+
+    run(scenario)
