@@ -560,6 +560,7 @@ def test_expired_before_any_attempt_is_the_calls_deadline_error() -> None:
     assert decision.reason == "deadline"
     assert isinstance(decision.error, RequestTimeoutError)
     assert (decision.error.phase, decision.error.retryable) == ("total", False)
+    assert decision.error.message == "total deadline of 30s spent after 0 attempts"
 
 
 def test_expired_marks_only_the_last_record() -> None:

@@ -325,7 +325,7 @@ def expired(call: Call, now: float, last: APIError | None) -> GiveUp | None:
         error.retryable = False
         return GiveUp(error, "deadline")
     if last.history:
-        waited = call.history[-1].delay if call.history else 0.0
+        waited = call.history[-1].delay  # the record of the wait made, which `last` lacks
         marked = dataclasses.replace(last.history[-1], delay=waited, refused="deadline")
         last.history = (*last.history[:-1], marked)
     return GiveUp(last, "deadline")
