@@ -347,3 +347,54 @@ def test_set_literals_are_kept_as_frozensets() -> None:
     assert isinstance(hr.IdempotencyPolicy(methods={"post"}).methods, frozenset)
     assert isinstance(ErrorPolicy(redact_names={"x-pin"}).redact_names, frozenset)
     assert isinstance(hr.CircuitBreaker(failure_statuses={503}).failure_statuses, frozenset)
+
+
+# --- policies as values: pickle, deepcopy, asdict (break-it round 3) ------------------------------
+
+EVERY_POLICY = [
+    ErrorPolicy(status_classes={404: NotFoundError}, pass_statuses={401}, redact_names={"pin"}),
+    RequestIdPolicy(send_header="X-Request-Id"),
+    hr.RetryPolicy(retry_statuses={503}, timeout=30.0),
+    hr.IdempotencyPolicy(methods={"POST"}),
+    hr.Backoff(jitter=0.5),
+    hr.RetryBudget(ratio=0.2),
+    hr.CircuitBreaker(open_for=10.0),
+]
+
+
+@pytest.mark.parametrize("policy", EVERY_POLICY, ids=lambda p: type(p).__name__)
+def test_every_policy_pickles_copies_and_converts(policy: Any) -> None:
+    """Every policy survives pickle and deepcopy equal to itself, and dataclasses.asdict works
+    (a response's extensions["resilience"] holds them, and may be pickled)."""
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(policy)) == policy
+    assert copy.deepcopy(policy) == policy
+    assert isinstance(dataclasses.asdict(policy), dict)
+
+
+def test_a_policys_mapping_is_read_only() -> None:
+    """status_classes cannot be changed behind the frozen policy's back."""
+    policy = ErrorPolicy(status_classes={404: NotFoundError})
+    with pytest.raises(TypeError, match="read-only"):
+        policy.status_classes[500] = ServerError  # type: ignore[index]
+
+
+def test_an_async_key_generator_is_refused() -> None:
+    """IdempotencyPolicy(generate=<async def>) would send a coroutine's repr as the key."""
+
+    async def new_key() -> str:
+        return "k"
+
+    with pytest.raises(ConfigurationError, match="generate must be a plain function"):
+        hr.IdempotencyPolicy(generate=new_key)
+
+
+@pytest.mark.parametrize("timeout", [86_400.5, 1e10])
+def test_a_total_deadline_over_a_day_is_refused(timeout: float) -> None:
+    """RetryPolicy(timeout=1e10) made the sync transport fail every request with an
+    OverflowError; a day is the longest deadline taken."""
+    hr.RetryPolicy(timeout=86_400)
+    with pytest.raises(ConfigurationError, match="a day"):
+        hr.RetryPolicy(timeout=timeout)

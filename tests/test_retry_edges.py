@@ -58,7 +58,7 @@ URL = "https://api.example.com/v1/thing"
         (
             RetryPolicy,
             {"timeout": 0},
-            "RetryPolicy: timeout must be None or a number of seconds > 0",
+            "RetryPolicy: timeout must be None or seconds > 0, up to 86400 (a day)",
         ),
         (
             RetryPolicy,

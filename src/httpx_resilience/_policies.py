@@ -12,13 +12,13 @@ import os
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._classify import DEFAULT_RETRY_STATUSES
 from ._errors import APIError, ConfigurationError, StatusError
+from ._waits import is_async_callable
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -62,6 +62,26 @@ class Policy:
             return dataclasses.replace(self, **changes)  # type: ignore[type-var]
         except TypeError as exc:
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from exc
+
+
+class ReadOnlyDict(dict[Any, Any]):
+    """A dict a frozen policy keeps: changing it raises, and it pickles, copies and goes through
+    `dataclasses.asdict` as a dict does (a `MappingProxyType` does none of these)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a policy's mapping is read-only: use policy.replace(...)")
+
+    __setitem__ = __delitem__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+    __ior__ = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
 
 
 # RFC 9110's token: the characters a field name may hold.
@@ -183,7 +203,7 @@ class ErrorPolicy(Policy):
         # Lower-cased once: every name is compared lower-cased.
         object.__setattr__(self, "redact_names", frozenset(n.lower() for n in self.redact_names))
         # A read-only copy: a frozen policy must not change when the caller's dict does.
-        object.__setattr__(self, "status_classes", MappingProxyType(dict(self.status_classes)))
+        object.__setattr__(self, "status_classes", ReadOnlyDict(self.status_classes))
 
     def __hash__(self) -> int:
         # The generated hash would fail on the mapping; values must work as cache keys.
@@ -229,7 +249,7 @@ class RequestIdPolicy(Policy):
         ranks: dict[bytes, int] = {}
         for rank, header in enumerate(lowered):
             ranks.setdefault(header.encode("latin-1"), rank)
-        object.__setattr__(self, "ranks", MappingProxyType(ranks))
+        object.__setattr__(self, "ranks", ReadOnlyDict(ranks))
 
 
 # More attempts than this is a loop, not a retry policy: 100 attempts of the default backoff
@@ -350,9 +370,9 @@ class RetryPolicy(Policy):
             "for longer gets its error raised at once, with retry_after set",
         )
         check(
-            self.timeout is None or (is_number(self.timeout) and self.timeout > 0),
+            self.timeout is None or (is_number(self.timeout) and 0 < self.timeout <= MAX_WAIT),
             name,
-            "timeout must be None or a number of seconds > 0",
+            f"timeout must be None or seconds > 0, up to {MAX_WAIT:g} (a day)",
         )
         check(is_names(self.retry_methods), name, "retry_methods must be a set of method names")
         check(
@@ -405,6 +425,12 @@ class IdempotencyPolicy(Policy):
         )
         check(is_names(self.methods), name, "methods must be a set of method names")
         check(callable(self.generate), name, "generate must be callable")
+        check(
+            not is_async_callable(self.generate),
+            name,
+            "generate must be a plain function: the key is made before the first attempt, "
+            "without awaiting (an async one would send a coroutine's repr as the key)",
+        )
         check(isinstance(self.enabled, bool), name, "enabled must be a bool")
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
         raw = self.header.encode("ascii")
