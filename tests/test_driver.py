@@ -880,6 +880,26 @@ def test_a_second_call_of_the_same_request_copies_the_callers_extensions() -> No
     assert callers == {"timeout": own}
 
 
+def test_a_stacked_transport_keeps_the_outer_deadlines_cut() -> None:
+    """A resilient transport with a 30 s deadline below one with a 2 s deadline: the attempt
+    goes with the outer cut (at most 2 s), not the inner transport's from the caller's 60 s;
+    the caller's dict comes back unchanged."""
+    own = {"connect": 60.0, "read": 60.0, "write": 60.0, "pool": 60.0}
+    request = httpx.Request("GET", "https://api.example.com/v1/x", extensions={"timeout": own})
+    callers = request.extensions
+    seen: list[dict[str, Any]] = []
+
+    def handler(sent: httpx.Request) -> httpx.Response:
+        seen.append(dict(sent.extensions["timeout"]))
+        return httpx.Response(200)
+
+    inner = hr.ResilientTransport(httpx.MockTransport(handler), retry=RetryPolicy(timeout=30.0))
+    hr.ResilientTransport(inner, retry=RetryPolicy(timeout=2.0)).handle_request(request)
+    assert all(value is not None and value <= 2.0 for value in seen[0].values())
+    assert request.extensions is callers
+    assert callers == {"timeout": own}
+
+
 class _LateClock(FakeClock):
     """A clock whose every wait runs 0.2 s long, as a loaded machine's sleep may."""
 

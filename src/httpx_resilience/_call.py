@@ -161,17 +161,20 @@ class AttemptExtensions(dict[str, Any]):
 
     One copy per call, changed in place: httpcore keeps the dict an attempt began with and
     reads the read timeout from it again when the body's reading begins, so a cut made before
-    an error body is read reaches it. A second call of the same request, sent while this one
-    is under way, copies the caller's dict, not this one.
+    an error body is read reaches it. The timeouts cut are those the call was given
+    (`timeouts`): below another resilient transport with a deadline, that one's cut ones. The
+    dict given back at the end is the caller's own, even when the call began on another
+    call's copy (the same request sent twice at once, or stacked transports).
     """
 
-    __slots__ = ("own",)
+    __slots__ = ("own", "timeouts")
     own: dict[str, Any]
+    timeouts: Any
 
     def __init__(self, extensions: dict[str, Any]) -> None:
-        own = extensions.own if type(extensions) is AttemptExtensions else extensions
-        super().__init__(own)
-        self.own = own
+        super().__init__(extensions)
+        self.own = extensions.own if type(extensions) is AttemptExtensions else extensions
+        self.timeouts = extensions.get("timeout")
 
 
 def shorten(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
@@ -185,7 +188,7 @@ def shorten(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
     assert call.deadline is not None
     copy = call.extensions
     assert copy is not None
-    copy["timeout"] = _shortened(copy.own.get("timeout"), call.deadline - clock())
+    copy["timeout"] = _shortened(copy.timeouts, call.deadline - clock())
     call.request.extensions = copy
 
 
