@@ -920,13 +920,13 @@ def test_no_attempt_goes_out_after_a_wait_that_passed_the_deadline() -> None:
     assert [(r.status_code, r.delay, r.refused) for r in error.history] == [(503, 0.9, "deadline")]
 
 
-def test_hooks_that_take_the_deadlines_time_hand_back_the_whole_response() -> None:
+def test_hooks_that_take_the_deadlines_time_raise_even_with_raise_on_status_false() -> None:
     """With raise_on_status=False, an on_retry hook that runs past the deadline: the response
-    itself comes back, whole (the part read for the error replayed before the rest)."""
+    was closed before the hook ran (a hook may call the same client), so the server's error is
+    raised, marked refused="deadline"."""
     clock = FakeClock()
-    body = b"x" * 1000
     run = drive(
-        [streamed(503, Chunks([body[:100]] * 10))],
+        [streamed(503, Chunks([b"x" * 100] * 10))],
         settings=make(
             retry=RetryPolicy(timeout=1.0, backoff=Backoff(initial=0.5, jitter="none")),
             errors=ErrorPolicy(raise_on_status=False, max_body_bytes=150),
@@ -935,9 +935,28 @@ def test_hooks_that_take_the_deadlines_time_hand_back_the_whole_response() -> No
         on_retry=lambda event: clock.advance(0.6),
     )
     assert run.sleeps == []
-    assert run.response.status_code == 503
-    assert run.response.read() == body[:100] * 10
-    assert run.response.extensions["attempts"] == 1
+    assert isinstance(run.error, hr.ServiceUnavailableError)
+    assert [(r.status_code, r.refused) for r in run.error.history] == [(503, "deadline")]
+    assert run.names.index("Close") < run.names.index("OnRetry")
+
+
+def test_a_handed_back_response_says_what_refused_the_retry() -> None:
+    """raise_on_status=False and a retry the budget refused: the response handed back says so
+    (extensions["refused"]), and from_response marks the last record as the raised error
+    would."""
+    run = drive(
+        [respond(503), respond(200)],
+        settings=make(
+            errors=ErrorPolicy(raise_on_status=False),
+            rules=Rules(budget=RetryBudget(), breaker=None, pacing=False),
+        ),
+        spends=[False],
+    )
+    response = run.response
+    assert response.status_code == 503
+    assert response.extensions["refused"] == "retry_budget"
+    err = hr.from_response(response)
+    assert [(r.status_code, r.refused) for r in err.history] == [(503, "retry_budget")]
 
 
 def test_hooks_that_take_the_deadlines_time_leave_the_servers_error() -> None:

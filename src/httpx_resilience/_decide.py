@@ -68,9 +68,12 @@ from ._hooks import discard
 from ._policies import RetryPolicy
 from ._state import Verdict
 
+# What may refuse a retry the rules allowed; an error's last history record says which.
+REFUSALS = frozenset({"retry_budget", "deadline"})
 _STALE = re.compile(r"\bstale\s*=\s*\"?true\b", re.IGNORECASE)
 
 __all__ = [
+    "REFUSALS",
     "GiveUp",
     "Retry",
     "admit",

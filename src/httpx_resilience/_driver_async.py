@@ -23,6 +23,7 @@ from . import _waits
 from ._backend import HTTPX, Backend
 from ._call import Call, prepare, restore_timeouts, shorten, start
 from ._decide import (
+    REFUSALS,
     GiveUp,
     Retry,
     admit,
@@ -169,31 +170,36 @@ class AsyncDriver:
                 if settings.awaits_body_hooks and response is not None:  # async only
                     deciding = await answer_body_hooks(call, response, body)  # async only
                 decision = decide(deciding, outcome, body, request_id, self._clock(), self._random)
-                if response is not None and decision is not None and not decision.hand_on:
-                    # Closed before any hook runs (a hook may call this same client, and its
-                    # pool may have this one connection), unless it may yet be handed back
-                    # whole (raise_on_status=False).
-                    closing = response
-                    response = None
-                    await aclose_response(closing)
-                if report.on_event is not None:
-                    if isinstance(outcome, Exception):
-                        assert decision is not None  # an exception is never handed on
-                        await report.attempt(call, change, error=attempt_error(decision))
-                    else:
-                        await report.attempt(call, change, response=outcome)
                 spent = False
                 if isinstance(decision, Retry) and decision.spend:
                     spent = await store.spend(host, rules)
                     if not spent:
                         decision = refused(decision, "retry_budget")
-                        await report.event(
-                            "budget_refused", call, call.attempt, error=decision.error
-                        )
                 if decision is None or (isinstance(decision, GiveUp) and decision.hand_on):
                     # Whole: its stream replays what was read before the unread rest.
                     assert response is not None
-                    return _hand_on(call, response, request_id, encoded, self._backend)
+                    if report.on_event is not None:
+                        await report.attempt(call, change, response=response)
+                        if decision is not None and decision.reason == "retry_budget":
+                            await report.event(
+                                "budget_refused", call, call.attempt, error=decision.error
+                            )
+                    return _hand_on(call, response, request_id, encoded, self._backend, decision)
+                if response is not None:
+                    # Closed before any hook runs: a hook may call this same client, whose pool
+                    # may have this one connection.
+                    closing = response
+                    response = None
+                    await aclose_response(closing)
+                if report.on_event is not None:
+                    if isinstance(outcome, Exception):
+                        await report.attempt(call, change, error=attempt_error(decision))
+                    else:
+                        await report.attempt(call, change, response=outcome)
+                    if isinstance(decision, GiveUp) and decision.reason == "retry_budget":
+                        await report.event(
+                            "budget_refused", call, call.attempt, error=decision.error
+                        )
                 if isinstance(decision, Retry):
                     event = RetryEvent(
                         call.attempt,
@@ -209,15 +215,9 @@ class AsyncDriver:
                         and self._clock() + decision.delay >= call.deadline
                     ):
                         # The hooks ran in the deadline's time: the wait no longer fits, and
-                        # the server's answer stands, as when the deadline refuses the wait.
+                        # the server's answer stands, as when the deadline refuses the wait
+                        # (raised even with raise_on_status=False: the response is closed).
                         decision = refused(decision, "deadline")
-                        if decision.hand_on:
-                            assert response is not None
-                            return _hand_on(call, response, request_id, encoded, self._backend)
-                if response is not None:
-                    closing = response
-                    response = None
-                    await aclose_response(closing)
                 if isinstance(decision, GiveUp):
                     raise await report.give_up(call, decision.error, decision.reason, call.attempt)
                 call = call.next(decision.record)
@@ -265,13 +265,21 @@ def _note_request_id(call: Call, response: httpx.Response) -> tuple[str | None, 
 
 
 def _hand_on(
-    call: Call, response: httpx.Response, request_id: str | None, encoded: bool, backend: Backend
+    call: Call,
+    response: httpx.Response,
+    request_id: str | None,
+    encoded: bool,
+    backend: Backend,
+    decision: GiveUp | None = None,
 ) -> httpx.Response:
     """The response handed to the caller, its body's failures typed by one stream wrapper, and
-    what it took: the attempts made and the failed ones' records, as an error would carry."""
+    what it took: the attempts made and the failed ones' records, as an error would carry, and
+    what refused the retry that would have followed (`decision`), if anything did."""
     extensions = response.extensions
     extensions["attempts"] = call.attempt
     extensions["history"] = call.history
+    if decision is not None and decision.reason in REFUSALS:
+        extensions["refused"] = decision.reason
     if response.status_code >= 400:
         # An error status let by (`pass_statuses`, `raise_on_status=False`): the policies in
         # force, for `from_response` to build the error the transport would have raised.

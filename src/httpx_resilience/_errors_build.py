@@ -506,6 +506,11 @@ def from_response(
         history=history,
     )
     error = error_for_response(readable, call, errors, request_id, cls=cls)
+    refusal = extensions.get("refused")
+    if refusal in ("retry_budget", "deadline") and error.history:
+        # The transport handed it back when the budget or the deadline refused a retry.
+        last = dataclasses.replace(error.history[-1], refused=refusal)
+        error.history = (*error.history[:-1], last)
     if cls is None:
         # With the retry policy the response was handed on under (the default outside one).
         status = readable.status_code

@@ -15,18 +15,28 @@ from .conftest import LiveServer
 
 
 def _a_failed_attempt(event: Any) -> bool:
-    """An on_retry event, or on_event's "attempt", of a 503."""
+    """An on_retry event, or on_event's "attempt", of a 503 that a retry follows (not the last
+    of 3: handed back with raise_on_status=False, it holds its connection for the caller, as
+    any response handed on does)."""
     kind = getattr(event, "kind", "attempt")  # a RetryEvent has no kind
-    return kind == "attempt" and event.response is not None and event.response.status_code == 503
+    response = event.response
+    return (
+        kind == "attempt"
+        and response is not None
+        and response.status_code == 503
+        and event.attempt < 3
+    )
 
 
 @pytest.mark.parametrize("hook", ["on_event", "on_retry"])
 @pytest.mark.parametrize("cap", [65536, 10], ids=["body-read-whole", "body-over-the-cap"])
+@pytest.mark.parametrize("raises", [True, False], ids=["raise", "hand-back"])
 def test_a_hook_can_call_the_same_client(
-    run: Runner, server: LiveServer, hook: str, cap: int
+    run: Runner, server: LiveServer, hook: str, cap: int, raises: bool
 ) -> None:
     """With max_connections=1 and a pool timeout of 1 s, on_event ("attempt" of a 503) and
-    on_retry each send a request through the same client; nothing waits for the pool."""
+    on_retry each send a request through the same client; nothing waits for the pool, also
+    with raise_on_status=False (the last 503 handed back, its "attempt" heard before)."""
     inner_statuses: list[int] = []
     holder: dict[str, Any] = {}
 
@@ -45,14 +55,17 @@ def test_a_hook_can_call_the_same_client(
         inner = run.http_transport(limits=limits)
         transport = run.transport(
             inner,
-            errors=ErrorPolicy(max_body_bytes=cap),
+            errors=ErrorPolicy(max_body_bytes=cap, raise_on_status=raises),
             **{hook: run.pick(sync_hook, async_hook)},
         )
         async with run.client(transport=transport, timeout=timeout) as client:
             holder["client"] = client.raw
-            with pytest.raises(ServiceUnavailableError):
-                await client.get(server.url("/status/503"))
+            if raises:
+                with pytest.raises(ServiceUnavailableError):
+                    await client.get(server.url("/status/503"))
+            else:
+                assert (await client.get(server.url("/status/503"))).status_code == 503
 
     with no_wait():
         run(scenario)
-    assert inner_statuses == [200, 200, 200] if hook == "on_event" else [200, 200]
+    assert inner_statuses == [200, 200]
