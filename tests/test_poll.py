@@ -17,6 +17,7 @@ import httpx
 import pytest
 import trio
 
+import httpx_resilience as hr
 from httpx_resilience import (
     APIError,
     AsyncResilientTransport,
@@ -572,3 +573,32 @@ def test_httpx2_client_is_polled_and_its_errors_typed(clock: FakeClock) -> None:
         poll(plain, URL, until=succeeded, timeout=60)  # type: ignore[arg-type]
     assert excinfo.value.phase == "connect"
     assert isinstance(excinfo.value.__cause__, httpx2.ConnectError)
+
+
+@pytest.mark.parametrize("mode", ["sync", "asyncio"])
+def test_poll_timeout_uses_the_transports_redact_names(mode: str, clock: FakeClock) -> None:
+    """Polled through a resilient transport with redact_names={"pin"}: the PollTimeoutError
+    shows the pin redacted, as that transport's own errors do (break-it round 3)."""
+    handler = Job(running=1000, status=202)
+    errors = hr.ErrorPolicy(redact_names={"pin"})
+    url = "https://api.example.com/v1/jobs/1?pin=S3CRET-PIN"
+
+    async def go() -> None:
+        transport = hr.AsyncResilientTransport(httpx.MockTransport(handler), errors=errors)
+        async with httpx.AsyncClient(transport=transport) as client:
+            await apoll(client, url, until=succeeded, timeout=3, interval=STEADY)
+
+    def run() -> None:
+        if mode == "sync":
+            sync = hr.ResilientTransport(httpx.MockTransport(handler), errors=errors)
+            with httpx.Client(transport=sync) as client:
+                poll(client, url, until=succeeded, timeout=3, interval=STEADY)
+        else:
+            asyncio.run(go())
+
+    with pytest.raises(PollTimeoutError) as excinfo:
+        run()
+    err = excinfo.value
+    shown = str(err) + repr(err) + repr(err.to_dict())
+    assert "S3CRET-PIN" not in shown
+    assert "pin=[REDACTED]" in (err.url or "")

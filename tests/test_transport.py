@@ -1117,12 +1117,17 @@ def test_from_response_counts_the_attempts_the_response_took() -> None:
     assert response.extensions["resilience"]["errors"] == ErrorPolicy(raise_on_status=False)
 
 
-def test_only_error_statuses_carry_the_policies() -> None:
-    """A success response carries no policies; a response of another origin with a junk
+def test_every_handed_on_response_carries_the_policies() -> None:
+    """A success carries the transport's policies too (poll and from_response build errors of
+    2xx answers with them); a response of another origin with a junk
     extensions["resilience"] gets the defaults."""
-    transport = ResilientTransport(httpx.MockTransport(lambda request: httpx.Response(200)))
+    errors = ErrorPolicy(redact_names={"pin"})
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), errors=errors
+    )
     with httpx.Client(transport=transport) as client:
-        assert "resilience" not in client.get("https://api.example.com/").extensions
+        carried = client.get("https://api.example.com/").extensions["resilience"]
+    assert carried["errors"] is errors
     junk = httpx.Response(
         404,
         request=httpx.Request("GET", "https://api.example.com/"),

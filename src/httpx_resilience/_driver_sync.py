@@ -271,12 +271,11 @@ def _hand_on(
     extensions = response.extensions
     extensions["attempts"] = call.attempt
     extensions["history"] = call.history
+    # The policies in force, for `from_response` and `poll` to build the errors the transport
+    # would have: one mapping per transport (or override), made once.
+    extensions["resilience"] = call.settings.policies
     if decision is not None and decision.reason in REFUSALS:
         extensions["refused"] = decision.reason
-    if response.status_code >= 400:
-        # An error status let by (`pass_statuses`, `raise_on_status=False`): the policies in
-        # force, for `from_response` to build the error the transport would have raised.
-        extensions["resilience"] = call.settings.policies()
     stream = backend.sync_mapped(response.stream, call, response.status_code, request_id)  # type: ignore[arg-type]
     response.stream = stream
     if encoded:

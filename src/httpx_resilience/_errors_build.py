@@ -41,9 +41,11 @@ from ._streams import read_prefix
 
 if TYPE_CHECKING:
     from ._call import Call
+    from ._settings import Settings
 
 __all__ = [
     "body_response",
+    "carried_settings",
     "circuit_open_error",
     "common",
     "deadline_error",
@@ -440,6 +442,23 @@ _POLICY_TYPES: Mapping[str, type] = {
 }
 
 
+def carried_settings(response: httpx.Response) -> Settings:
+    """The policies a resilient transport handed `response` on under
+    (`response.extensions["resilience"]`), as `Settings`; the defaults for one of other origin
+    (or for whatever else it carries there)."""
+    from ._settings import Settings
+
+    given = response.extensions.get("resilience")
+    if not isinstance(given, Mapping):
+        return Settings()
+    found: dict[str, Any] = {
+        name: policy
+        for name, policy in given.items()
+        if name in _POLICY_TYPES and isinstance(policy, _POLICY_TYPES[name])
+    }
+    return Settings(**found)
+
+
 def from_response(
     response: httpx.Response,
     *,
@@ -460,18 +479,9 @@ def from_response(
     """
     from ._call import Call
     from ._decide import carries_key, status_retryable
-    from ._settings import Settings
 
     extensions = response.extensions
-    given = extensions.get("resilience")
-    settings = Settings()
-    if isinstance(given, Mapping):
-        found: dict[str, Any] = {
-            name: policy
-            for name, policy in given.items()
-            if name in _POLICY_TYPES and isinstance(policy, _POLICY_TYPES[name])
-        }
-        settings = Settings(**found)
+    settings = carried_settings(response)
     errors = errors or settings.errors
     request_ids = request_ids or settings.request_ids
     limit = errors.max_body_bytes

@@ -26,10 +26,10 @@ import httpx
 from ._call import Call
 from ._decide import error_for
 from ._errors import APIError, ConfigurationError, PollTimeoutError
-from ._errors_build import body_response, from_response, redactor_for
+from ._errors_build import body_response, carried_settings, from_response, redactor_for
 from ._errors_build import common as error_common
 from ._headers import find_header, parse_retry_after
-from ._policies import DEFAULT_REQUEST_ID_HEADERS, Backoff, is_number
+from ._policies import Backoff, is_number
 from ._redact import Redactor
 from ._settings import Settings
 from ._waits import async_sleep, sleep, waits_skipped
@@ -216,11 +216,12 @@ def _timeout_error(
 ) -> PollTimeoutError:
     """The error for a job not done in time, carrying the last poll's answer."""
     request = response.request
-    call = Call(request, _SETTINGS, attempt=polls)
+    # Through a resilient transport, its policies: its redact_names, its request-id headers.
+    call = Call(request, carried_settings(response), attempt=polls)
     common = error_common(call)
     status = response.status_code
     request_id = response.extensions.get("request_id") or find_header(
-        response.headers, DEFAULT_REQUEST_ID_HEADERS
+        response.headers, call.settings.request_ids.response_headers
     )
     job = resource_id(response.content, redactor_for(call))
     message = (

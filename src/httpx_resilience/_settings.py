@@ -52,6 +52,9 @@ class Settings:
     # whether a request may be retried at all, and whether hosts are counted.
     retries: bool = field(init=False, repr=False, compare=False)
     counts_hosts: bool = field(init=False, repr=False, compare=False)
+    # the policies in force, by the names `extensions["resilience"]` takes, for the responses
+    # handed on to carry (`from_response` and `poll` build errors with them);
+    policies: dict[str, Any] = field(init=False, repr=False, compare=False)
     # whether the async driver answers `classify` / `parse_body` first, awaiting them.
     awaits_body_hooks: bool = field(init=False, repr=False, compare=False)
 
@@ -62,16 +65,16 @@ class Settings:
         settle("unkeyed", frozenset(retry.retry_methods) - frozenset(keyed))
         settle("retries", retry.max_attempts > 1)
         settle("counts_hosts", self.rules.active)
+        settle(
+            "policies",
+            {
+                "errors": self.errors,
+                "request_ids": self.request_ids,
+                "retry": self.retry,
+                "idempotency": self.idempotency,
+            },
+        )
         settle("awaits_body_hooks", self.asynchronous and has_body_hooks(self.errors))
-
-    def policies(self) -> dict[str, Any]:
-        """The policies in force, by the names `extensions["resilience"]` takes."""
-        return {
-            "errors": self.errors,
-            "request_ids": self.request_ids,
-            "retry": self.retry,
-            "idempotency": self.idempotency,
-        }
 
     def for_request(self, request: Any) -> Settings:
         """Apply `request.extensions["resilience"]`, checked like any policy argument."""
