@@ -27,7 +27,6 @@ from ._decide import (
     GiveUp,
     Retry,
     admit,
-    attempt_error,
     decide,
     expired,
     read_limit,
@@ -179,11 +178,7 @@ class AsyncDriver:
                     # Whole: its stream replays what was read before the unread rest.
                     assert response is not None
                     if report.on_event is not None:
-                        await report.attempt(call, change, response=response)
-                        if decision is not None and decision.reason == "retry_budget":
-                            await report.event(
-                                "budget_refused", call, call.attempt, error=decision.error
-                            )
+                        await report.outcome(call, change, response, decision)
                     return _hand_on(call, response, request_id, encoded, self._backend, decision)
                 if response is not None:
                     # Closed before any hook runs: a hook may call this same client, whose pool
@@ -192,14 +187,7 @@ class AsyncDriver:
                     response = None
                     await aclose_response(closing)
                 if report.on_event is not None:
-                    if isinstance(outcome, Exception):
-                        await report.attempt(call, change, error=attempt_error(decision))
-                    else:
-                        await report.attempt(call, change, response=outcome)
-                    if isinstance(decision, GiveUp) and decision.reason == "retry_budget":
-                        await report.event(
-                            "budget_refused", call, call.attempt, error=decision.error
-                        )
+                    await report.outcome(call, change, outcome, decision)
                 if isinstance(decision, Retry):
                     event = RetryEvent(
                         call.attempt,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._decide import Decision, GiveUp, attempt_error
 from ._errors import APIError
 from ._events import EventHook, ResilienceEvent, RetryEvent, logger
 from ._hooks import awaited
@@ -82,6 +83,23 @@ class AsyncReporter:
             await self.event("attempt", call, call.attempt, response=response, error=error)
             if change is not None:
                 await self.event(f"circuit_{change}", call, call.attempt)
+
+    async def outcome(
+        self,
+        call: Call,
+        change: str | None,
+        outcome: httpx.Response | Exception,
+        decision: Decision,
+    ) -> None:
+        """What an attempt came to, once decided: its "attempt" event (the response, or the
+        typed error of an exception), the circuit's change, and a budget refusal."""
+        if isinstance(outcome, Exception):
+            assert decision is not None  # an exception is never handed on
+            await self.attempt(call, change, error=attempt_error(decision))
+        else:
+            await self.attempt(call, change, response=outcome)
+        if isinstance(decision, GiveUp) and decision.reason == "retry_budget":
+            await self.event("budget_refused", call, call.attempt, error=decision.error)
 
     async def retry(self, event: RetryEvent, call: Call) -> None:
         """A retry will follow: log it, and tell both hooks."""
