@@ -586,7 +586,10 @@ def test_on_retry_hears_each_retry() -> None:
     one, two = run.retries
     assert (one.attempt, one.delay, one.reason) == (1, 0.25, "status 503")
     assert one.request is request
-    assert one.response is first
+    # The response itself is closed by then: the hook gets its error's copy, the same status.
+    assert one.response is one.error.response
+    assert one.response is not None
+    assert one.response.status_code == first.status_code == 503
     assert isinstance(one.error, hr.ServiceUnavailableError)
     assert (two.attempt, two.delay, two.reason) == (2, 0.5, "ConnectError")
     assert two.response is None
@@ -878,6 +881,61 @@ def test_a_second_call_of_the_same_request_copies_the_callers_extensions() -> No
     anyio.run(main)
     assert request.extensions is callers
     assert callers == {"timeout": own}
+
+
+def test_a_concurrent_call_starts_from_the_callers_timeouts() -> None:
+    """The same request sent twice at once: the second call (a 3 s deadline) starts from the
+    caller's 5 s timeouts, not the first call's 1 s cut, which only runs beside it."""
+    import anyio
+
+    own = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+    request = httpx.Request("GET", "https://api.example.com/v1/x", extensions={"timeout": own})
+    reads: list[float] = []
+
+    async def handler(sent: httpx.Request) -> httpx.Response:
+        reads.append(sent.extensions["timeout"]["read"])
+        await anyio.sleep(0.1)
+        return httpx.Response(200)
+
+    async def send(deadline: float) -> None:
+        transport = hr.AsyncResilientTransport(
+            httpx.MockTransport(handler), retry=RetryPolicy(timeout=deadline, max_attempts=1)
+        )
+        await transport.handle_async_request(request)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(send, 1.0)
+            await anyio.sleep(0.01)
+            tasks.start_soon(send, 3.0)
+
+    anyio.run(main)
+    assert reads[0] <= 1.0
+    assert 2.5 < reads[1] <= 3.0
+    assert request.extensions == {"timeout": own}
+
+
+def test_hooks_get_the_read_copy_of_a_closed_response() -> None:
+    """on_retry and the "attempt" event of a retried 503 get the copy its error holds, with
+    the part of the body read; the response itself is closed and says so."""
+    seen: list[tuple[bytes, bool]] = []
+    kept: list[httpx.Response] = []
+    raw = streamed(503, Chunks([b"x" * 100] * 10))
+    kept.append(raw)
+    run = drive(
+        [raw, respond(200)],
+        settings=make(errors=ErrorPolicy(max_body_bytes=150)),
+        on_retry=lambda event: seen.append((event.response.read(), False)),
+        on_event=lambda event: (
+            seen.append((event.response.read(), True))
+            if event.kind == "attempt" and event.response.status_code == 503
+            else None
+        ),
+    )
+    assert run.response.status_code == 200
+    # The body read to the cap (150 bytes of the 1,000), as the error keeps it.
+    assert [(len(body), is_event) for body, is_event in seen] == [(150, True), (150, False)]
+    assert raw.is_closed
 
 
 def test_a_stacked_transport_keeps_the_outer_deadlines_cut() -> None:

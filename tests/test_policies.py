@@ -375,10 +375,24 @@ def test_every_policy_pickles_copies_and_converts(policy: Any) -> None:
 
 
 def test_a_policys_mapping_is_read_only() -> None:
-    """status_classes cannot be changed behind the frozen policy's back."""
+    """status_classes cannot be changed behind the frozen policy's back, not even by calling
+    its __init__ again."""
     policy = ErrorPolicy(status_classes={404: NotFoundError})
     with pytest.raises(TypeError, match="read-only"):
         policy.status_classes[500] = ServerError  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        policy.status_classes.__init__({500: ServerError})  # type: ignore[misc]
+    assert dict(policy.status_classes) == {404: NotFoundError}
+
+
+@pytest.mark.parametrize(
+    ("policy", "field"), [(RequestIdPolicy(), "ranks"), (hr.IdempotencyPolicy(), "encoded")]
+)
+def test_replace_of_a_worked_out_field_is_a_configuration_error(policy: Any, field: str) -> None:
+    """replace() of a field the policy works out itself: a ConfigurationError, not a bare
+    ValueError from dataclasses."""
+    with pytest.raises(ConfigurationError, match=field):
+        policy.replace(**{field: {}})
 
 
 def test_an_async_key_generator_is_refused() -> None:

@@ -1128,6 +1128,8 @@ def test_every_handed_on_response_carries_the_policies() -> None:
     with httpx.Client(transport=transport) as client:
         carried = client.get("https://api.example.com/").extensions["resilience"]
     assert carried["errors"] is errors
+    with pytest.raises(TypeError, match="read-only"):
+        carried["errors"] = ErrorPolicy()  # every response of the transport shares it
     junk = httpx.Response(
         404,
         request=httpx.Request("GET", "https://api.example.com/"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
 from typing import Any, NamedTuple
 
 import httpx
@@ -161,20 +162,35 @@ class AttemptExtensions(dict[str, Any]):
 
     One copy per call, changed in place: httpcore keeps the dict an attempt began with and
     reads the read timeout from it again when the body's reading begins, so a cut made before
-    an error body is read reaches it. The timeouts cut are those the call was given
-    (`timeouts`): below another resilient transport with a deadline, that one's cut ones. The
-    dict given back at the end is the caller's own, even when the call began on another
-    call's copy (the same request sent twice at once, or stacked transports).
+    an error body is read reaches it. A call that begins on another call's copy starts from
+    that copy's cut timeouts when it runs inside that call (a resilient transport stacked
+    below), and from the caller's own when it runs beside it (the same request sent twice at
+    once); the dict given back at the end is the caller's own either way.
     """
 
-    __slots__ = ("own", "timeouts")
+    __slots__ = ("own", "timeouts", "token")
     own: dict[str, Any]
     timeouts: Any
+    token: Token[AttemptExtensions | None] | None
 
     def __init__(self, extensions: dict[str, Any]) -> None:
-        super().__init__(extensions)
-        self.own = extensions.own if type(extensions) is AttemptExtensions else extensions
-        self.timeouts = extensions.get("timeout")
+        source = extensions
+        if type(extensions) is AttemptExtensions:
+            inside = _IN_FORCE.get() is extensions
+            source = extensions if inside else extensions.own
+            self.own = extensions.own
+        else:
+            self.own = extensions
+        super().__init__(source)
+        self.timeouts = source.get("timeout")
+        self.token = None
+
+
+# The copy of the call under way in this thread or task, so that a call made inside its
+# attempt (by a transport below) can tell it is one.
+_IN_FORCE: ContextVar[AttemptExtensions | None] = ContextVar(
+    "httpx_resilience_extensions", default=None
+)
 
 
 def shorten(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
@@ -190,13 +206,19 @@ def shorten(call: Call, clock: Callable[[], float] = time.monotonic) -> None:
     assert copy is not None
     copy["timeout"] = _shortened(copy.timeouts, call.deadline - clock())
     call.request.extensions = copy
+    if copy.token is None:
+        copy.token = _IN_FORCE.set(copy)
 
 
 def restore_timeouts(call: Call) -> None:
     """Give the request back its own extensions, once its call is over: the deadline's
     shortened timeouts must not cut short a later send of the same request."""
-    if call.extensions is not None:
-        call.request.extensions = call.extensions.own
+    copy = call.extensions
+    if copy is not None:
+        call.request.extensions = copy.own
+        if copy.token is not None:
+            _IN_FORCE.reset(copy.token)
+            copy.token = None
 
 
 def _shortened(timeouts: Any, remaining: float) -> dict[str, float | None]:

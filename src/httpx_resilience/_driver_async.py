@@ -189,12 +189,15 @@ class AsyncDriver:
                 if report.on_event is not None:
                     await report.outcome(call, change, outcome, decision)
                 if isinstance(decision, Retry):
+                    # The response itself is closed: the hooks get its error's copy, with the
+                    # part of its body that was read.
+                    shown = decision.error.response if decision.response is not None else None
                     event = RetryEvent(
                         call.attempt,
                         decision.delay,
                         decision.reason,
                         request,
-                        decision.response,
+                        shown,
                         decision.error,
                     )
                     await report.retry(event, call)

@@ -186,12 +186,15 @@ class SyncDriver:
                 if report.on_event is not None:
                     report.outcome(call, change, outcome, decision)
                 if isinstance(decision, Retry):
+                    # The response itself is closed: the hooks get its error's copy, with the
+                    # part of its body that was read.
+                    shown = decision.error.response if decision.response is not None else None
                     event = RetryEvent(
                         call.attempt,
                         decision.delay,
                         decision.reason,
                         request,
-                        decision.response,
+                        shown,
                         decision.error,
                     )
                     report.retry(event, call)

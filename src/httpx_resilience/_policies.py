@@ -60,7 +60,8 @@ class Policy:
         """A copy with `changes` applied, validated like a new policy."""
         try:
             return dataclasses.replace(self, **changes)  # type: ignore[type-var]
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
+            # A name that is no argument (ValueError for one the policy works out itself).
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from exc
 
 
@@ -68,7 +69,13 @@ class ReadOnlyDict(dict[Any, Any]):
     """A dict a frozen policy keeps: changing it raises, and it pickles, copies and goes through
     `dataclasses.asdict` as a dict does (a `MappingProxyType` does none of these)."""
 
-    __slots__ = ()
+    __slots__ = ("_sealed",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_sealed", False):
+            self._read_only()
+        super().__init__(*args, **kwargs)
+        self._sealed = True
 
     def _read_only(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("a policy's mapping is read-only: use policy.replace(...)")

@@ -94,10 +94,16 @@ class Reporter:
         decision: Decision,
     ) -> None:
         """What an attempt came to, once decided: its "attempt" event (the response, or the
-        typed error of an exception), the circuit's change, and a budget refusal."""
+        typed error of an exception), the circuit's change, and a budget refusal.
+
+        A response that is not handed on was closed before the hooks run: they get the copy
+        of it that its error holds, with the part of its body the transport read.
+        """
         if isinstance(outcome, Exception):
             assert decision is not None  # an exception is never handed on
             self.attempt(call, change, error=attempt_error(decision))
+        elif outcome.is_closed and decision is not None and decision.error.response is not None:
+            self.attempt(call, change, response=decision.error.response)
         else:
             self.attempt(call, change, response=outcome)
         if isinstance(decision, GiveUp) and decision.reason == "retry_budget":

@@ -19,6 +19,7 @@ from ._policies import (
     CircuitBreaker,
     ErrorPolicy,
     IdempotencyPolicy,
+    ReadOnlyDict,
     RequestIdPolicy,
     RetryBudget,
     RetryPolicy,
@@ -65,14 +66,15 @@ class Settings:
         settle("unkeyed", frozenset(retry.retry_methods) - frozenset(keyed))
         settle("retries", retry.max_attempts > 1)
         settle("counts_hosts", self.rules.active)
+        # Read-only: every response of the transport carries this one mapping.
         settle(
             "policies",
-            {
-                "errors": self.errors,
-                "request_ids": self.request_ids,
-                "retry": self.retry,
-                "idempotency": self.idempotency,
-            },
+            ReadOnlyDict(
+                errors=self.errors,
+                request_ids=self.request_ids,
+                retry=self.retry,
+                idempotency=self.idempotency,
+            ),
         )
         settle("awaits_body_hooks", self.asynchronous and has_body_hooks(self.errors))
 

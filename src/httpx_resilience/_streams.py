@@ -387,6 +387,7 @@ def close_response(response: httpx.Response) -> None:
     stream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
     with contextlib.suppress(Exception):
         stream.close()
+    response.is_closed = True  # so a read of it raises StreamClosed, not returns nothing
 
 
 async def aclose_response(response: httpx.Response) -> None:
@@ -400,3 +401,4 @@ async def aclose_response(response: httpx.Response) -> None:
     stream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
     with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
         await stream.aclose()
+    response.is_closed = True  # so a read of it raises StreamClosed, not returns nothing
