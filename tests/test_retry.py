@@ -14,10 +14,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import httpx_resilience as hr
 from httpx_resilience import (
     IDEMPOTENT_METHODS,
     Backoff,
     ConfigurationError,
+    ResilientTransport,
     RetryPolicy,
 )
 from httpx_resilience._decide import may_resend
@@ -568,3 +570,65 @@ def test_rewind_leaves_a_bytes_body_alone(hxm: Any) -> None:
     rewind(request)
     assert request.stream is stream
     assert _sent(request) == b"payload"
+
+
+# --- Decorrelated jitter (issue 15, part 4) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("previous", "r", "expected"),
+    [(None, 0.0, 0.5), (None, 0.5, 1.0), (None, 0.999, 1.499), (2.0, 0.0, 0.5), (2.0, 0.5, 3.25)],
+)
+def test_decorrelated_jitter_is_uniform_from_initial_to_three_times_the_wait_before(
+    previous: float | None, r: float, expected: float
+) -> None:
+    """Uniform in [initial, 3 × previous]: before the first retry previous is initial (0.5),
+    so [0.5, 1.5]; after a wait of 2 s, [0.5, 6]."""
+    backoff = Backoff(jitter="decorrelated")
+    assert backoff.delay(0, fixed(r), previous) == pytest.approx(expected)
+
+
+def test_decorrelated_jitter_is_capped_and_ignores_the_retry_number() -> None:
+    """The wait never passes max_delay; it grows from the wait before, not from `retry`."""
+    backoff = Backoff(jitter="decorrelated", max_delay=4.0)
+    assert backoff.delay(0, fixed(0.999), 100.0) == 4.0
+    assert backoff.delay(0, fixed(0.5), 1.0) == backoff.delay(9, fixed(0.5), 1.0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    initial=st.floats(0, 100),
+    max_delay=st.floats(0, 100),
+    previous=st.one_of(st.none(), st.floats(0, 1000)),
+    n=st.integers(0, 5000),
+    r=st.floats(0, 1, exclude_max=True),
+)
+def test_decorrelated_delay_is_always_within_its_bounds(
+    initial: float, max_delay: float, previous: float | None, n: int, r: float
+) -> None:
+    """For any settings, wait before and random value: finite, in [0, max_delay], at least
+    min(initial, max_delay) and at most 3 × the wait before (initial before the first)."""
+    delay = Backoff(initial, 2.0, max_delay, "decorrelated").delay(n, fixed(r), previous)
+    grown = 3 * (previous if previous else initial)
+    slack = 1e-9 * max(1.0, grown)
+    assert math.isfinite(delay)
+    assert 0.0 <= delay <= max_delay
+    assert min(initial, max_delay) - slack <= delay <= max(initial, grown) + slack
+
+
+def test_decorrelated_waits_grow_from_the_wait_before_through_the_transport() -> None:
+    """Through the transport each wait is drawn from [initial, 3 × the wait before], the wait
+    before being the one the call's history records."""
+    waits: list[float] = []
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(503)),
+        retry=RetryPolicy(
+            max_attempts=5, backoff=Backoff(initial=0.1, max_delay=100.0, jitter="decorrelated")
+        ),
+        sleep=waits.append,
+        budget=None,
+    )
+    transport._random = fixed(0.999)  # the top of each range
+    with httpx.Client(transport=transport) as client, pytest.raises(hr.ServiceUnavailableError):
+        client.get("https://api.example.com/")
+    assert waits == pytest.approx([0.2998, 0.8992, 2.6952, 8.0776], rel=1e-3)

@@ -31,7 +31,7 @@ URL = "https://api.example.com/v1/thing"
         (
             Backoff,
             {"jitter": "wild"},
-            "Backoff: jitter must be one of ('full', 'equal', 'none') or a fraction in (0, 1]",
+            "Backoff: jitter must be one of ('full', 'equal', 'none', 'decorrelated') or a fraction in (0, 1]",
         ),
         (
             RetryPolicy,

@@ -224,7 +224,7 @@ def _exception(
         return GiveUp(total, "deadline")
     if not (error.retryable and _may_repeat(call, error.phase)):
         return GiveUp(error, _stop_reason(error, call))
-    delay = call.settings.retry.backoff.delay(call.attempt - 1, random)
+    delay = call.settings.retry.backoff.delay(call.attempt - 1, random, _previous_wait(call))
     return _retry(call, error, delay, type(exc).__name__, now)
 
 
@@ -265,7 +265,10 @@ def _response(
     if hint is not None and hint > retry.max_retry_after:
         # The server asks for longer than we agreed to wait: the caller decides.
         return GiveUp(error, "retry_after", hand_on)
-    delay = hint if hint is not None else retry.backoff.delay(call.attempt - 1, random)
+    if hint is not None:
+        delay = hint
+    else:
+        delay = retry.backoff.delay(call.attempt - 1, random, _previous_wait(call))
     return _retry(call, error, delay, f"status {status}", now, response, hand_on)
 
 
@@ -289,6 +292,11 @@ def readable_of(
     if len(decoded) > limit:
         return None
     return body_response(response, decoded, call.request)
+
+
+def _previous_wait(call: Call) -> float | None:
+    """The wait before the attempt that failed, which decorrelated jitter grows from."""
+    return call.history[-1].delay if call.history else None
 
 
 def _retry(

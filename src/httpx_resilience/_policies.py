@@ -268,7 +268,7 @@ MAX_WAIT = 86_400.0
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
-_JITTER_MODES = ("full", "equal", "none")
+_JITTER_MODES = ("full", "equal", "none", "decorrelated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +276,10 @@ class Backoff(Policy):
     """Exponential backoff: before the n-th retry, `min(initial * multiplier**n, max_delay)`.
 
     `jitter` spreads the waits of many clients: "full" (uniform in [0, d]), "equal"
-    (d/2 plus uniform in [0, d/2]), "none", or a fraction f (uniform in [d(1-f), d(1+f)]).
-    The result never exceeds `max_delay`.
+    (d/2 plus uniform in [0, d/2]), "none", a fraction f (uniform in [d(1-f), d(1+f)]), or
+    "decorrelated" (AWS's decorrelated jitter, Polly's default: uniform in [initial, 3 × the
+    wait before], `initial` the wait before the first; `multiplier` does not apply). The
+    result never exceeds `max_delay`.
     """
 
     initial: float = 0.5
@@ -301,8 +303,17 @@ class Backoff(Policy):
             valid = is_number(jitter) and 0 < jitter <= 1
         check(valid, name, f"jitter must be one of {_JITTER_MODES} or a fraction in (0, 1]")
 
-    def delay(self, retry: int, random: Callable[[], float]) -> float:
-        """The wait before retry number `retry` (0 for the first), with jitter from `random`."""
+    def delay(
+        self, retry: int, random: Callable[[], float], previous: float | None = None
+    ) -> float:
+        """The wait before retry number `retry` (0 for the first), with jitter from `random`;
+        `previous`, the wait before the attempt that failed (None before the first retry), is
+        what "decorrelated" grows from."""
+        if self.jitter == "decorrelated":
+            low = self.initial
+            grown = 3 * previous if previous is not None and previous > 0 else 3 * low
+            high = max(low, grown)
+            return min(max(low + random() * (high - low), 0.0), self.max_delay)
         try:
             base = min(self.initial * self.multiplier**retry, self.max_delay)
         except OverflowError:

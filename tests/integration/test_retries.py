@@ -512,3 +512,35 @@ def test_a_409_to_a_keyed_request_is_retried_with_the_same_key(
         assert SCRIPTS.get(unkeyed).seen == 1
 
     run(scenario)
+
+
+def test_decorrelated_jitter_against_the_server(run: Runner, server: LiveServer) -> None:
+    """Backoff(jitter="decorrelated") over 503, 503, 503, 200: each wait lies in [initial,
+    3 × the wait before] (3 × initial before the first), and the call succeeds (issue 15,
+    part 4)."""
+    waits: list[float] = []
+
+    def record(delay: float) -> None:
+        waits.append(delay)
+
+    async def arecord(delay: float) -> None:
+        waits.append(delay)
+
+    async def scenario() -> None:
+        backoff = hr.Backoff(initial=0.05, max_delay=10.0, jitter="decorrelated")
+        transport = run.transport(
+            retry=hr.RetryPolicy(max_attempts=4, backoff=backoff),
+            sleep=run.pick(record, arecord),
+            budget=None,
+        )
+        async with run.client(transport=transport) as client:
+            response = await client.get(server.url(f"/flaky/{new_id()}", fail=3))
+        assert response.status_code == 200
+        assert response.extensions["attempts"] == 4
+
+    run(scenario)
+    assert len(waits) == 3
+    before = 0.05
+    for wait in waits:
+        assert 0.05 <= wait <= 3 * before + 1e-9
+        before = wait
