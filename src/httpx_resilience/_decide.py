@@ -64,9 +64,9 @@ from ._errors_build import (
     stream_error,
 )
 from ._headers import header_value, parse_should_retry
-from ._hooks import discard
 from ._policies import RetryPolicy
 from ._state import Verdict
+from ._waits import discard
 
 # What may refuse a retry the rules allowed; an error's last history record says which.
 REFUSALS = frozenset({"retry_budget", "deadline"})

@@ -33,11 +33,11 @@ from ._errors import (
     ValidationError,
 )
 from ._headers import find_header, header_value, parse_rate_limit, parse_retry_after
-from ._hooks import discard
 from ._parse import ParsedBody, decode_text, field_error, parse_error_body
 from ._policies import ErrorPolicy, IdempotencyPolicy, RequestIdPolicy, RetryPolicy
 from ._redact import Redactor, read_copy
 from ._streams import read_prefix
+from ._waits import discard
 
 if TYPE_CHECKING:
     from ._call import Call

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
 from ._events import logger
-from ._waits import is_async_callable
+from ._waits import discard, is_async_callable
 
 if TYPE_CHECKING:
     import httpx
@@ -31,7 +31,6 @@ __all__ = [
     "answer_body_hooks",
     "awaited",
     "check_hooks",
-    "discard",
     "has_body_hooks",
     "unawaited",
 ]
@@ -79,20 +78,13 @@ def unawaited(value: object, name: str) -> object:
     return value
 
 
-def discard(awaitable: object) -> None:
-    """Close an awaitable that will never be awaited (a coroutine warns when collected)."""
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()
-
-
 async def answer_body_hooks(
     call: Call, response: httpx.Response, body: tuple[bytes, bool] | None
 ) -> Call:
-    """`call` with its async `classify` and `parse_body` replaced by their awaited answers for
-    `response` with the `body` read, for `_decide` to call as plain functions. A hook that
-    raised raises again when called, so `_decide` treats it as it treats a plain hook that
-    raised."""
+    """`call` with its `classify` and `parse_body` replaced by their answers for `response`
+    with the `body` read (awaited when awaitable), for `_decide` to call as plain functions. A
+    hook that raised raises again when called, so `_decide` treats it as it treats a plain
+    hook that raised."""
     from ._decide import readable_of  # here: _decide needs what needs this module
 
     readable = readable_of(call, response, body or (b"", False))

@@ -11,7 +11,16 @@ from typing import Any
 
 from ._errors import ConfigurationError
 
-__all__ = ["async_sleep", "async_sleep_of", "set_no_wait", "sleep", "sleep_of", "waits_skipped"]
+__all__ = [
+    "async_sleep",
+    "async_sleep_of",
+    "discard",
+    "is_async_callable",
+    "set_no_wait",
+    "sleep",
+    "sleep_of",
+    "waits_skipped",
+]
 
 # A plain global, not a context variable: a test may start threads or tasks whose transports
 # must skip their waits too. Changed under a lock, as threads may enter and leave `no_wait()`
@@ -65,6 +74,13 @@ def is_async_callable(value: object) -> bool:
     )
 
 
+def discard(awaitable: object) -> None:
+    """Close an awaitable that will never be awaited (a coroutine warns when collected)."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
+
+
 def sleep_of(given: Any) -> Callable[[float], None]:
     """The sync transport's wait: `sleep`, or the `sleep=` it was given, checked.
 
@@ -83,9 +99,7 @@ def sleep_of(given: Any) -> Callable[[float], None]:
     def checked(delay: float) -> None:
         waited = given(delay)
         if inspect.isawaitable(waited):
-            close = getattr(waited, "close", None)
-            if close is not None:
-                close()  # never awaited: closed here rather than warned of later
+            discard(waited)  # never awaited: closed here rather than warned of later
             raise ConfigurationError(
                 "ResilientTransport(sleep=...) returned an awaitable, which it cannot await: "
                 "it must be a plain function such as time.sleep"
