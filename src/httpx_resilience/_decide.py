@@ -81,6 +81,7 @@ __all__ = [
     "decide",
     "error_for",
     "expired",
+    "mark_refused",
     "may_resend",
     "read_limit",
     "readable_of",
@@ -335,10 +336,8 @@ def expired(call: Call, now: float, last: APIError | None) -> GiveUp | None:
         error = deadline_error(call, call.settings.retry.timeout or 0.0)
         error.retryable = False
         return GiveUp(error, "deadline")
-    if last.history:
-        waited = call.history[-1].delay  # the record of the wait made, which `last` lacks
-        marked = dataclasses.replace(last.history[-1], delay=waited, refused="deadline")
-        last.history = (*last.history[:-1], marked)
+    # With the wait made, which the record in `last` lacks.
+    mark_refused(last, "deadline", delay=call.history[-1].delay)
     return GiveUp(last, "deadline")
 
 
@@ -356,11 +355,16 @@ def refused(retry: Retry, reason: str) -> GiveUp:
 
     The error's last history record says what refused the retry that would have followed.
     """
-    error = retry.error
+    mark_refused(retry.error, reason)
+    return GiveUp(retry.error, reason, retry.hand_on)
+
+
+def mark_refused(error: APIError, reason: str, **changes: Any) -> None:
+    """Say on `error`'s last history record that `reason` refused the retry that would have
+    followed it (with `changes` to the record besides)."""
     if error.history:
-        last = error.history[-1]
-        error.history = (*error.history[:-1], dataclasses.replace(last, refused=reason))
-    return GiveUp(error, reason, retry.hand_on)
+        marked = dataclasses.replace(error.history[-1], refused=reason, **changes)
+        error.history = (*error.history[:-1], marked)
 
 
 def _stop_reason(error: APIError, call: Call) -> str:

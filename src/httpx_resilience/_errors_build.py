@@ -478,7 +478,7 @@ def from_response(
     gives a plain `APIError`.
     """
     from ._call import Call
-    from ._decide import carries_key, status_retryable
+    from ._decide import REFUSALS, carries_key, mark_refused, status_retryable
 
     extensions = response.extensions
     settings = carried_settings(response)
@@ -517,10 +517,9 @@ def from_response(
     )
     error = error_for_response(readable, call, errors, request_id, cls=cls)
     refusal = extensions.get("refused")
-    if refusal in ("retry_budget", "deadline") and error.history:
+    if refusal in REFUSALS:
         # The transport handed it back when the budget or the deadline refused a retry.
-        last = dataclasses.replace(error.history[-1], refused=refusal)
-        error.history = (*error.history[:-1], last)
+        mark_refused(error, refusal)
     if cls is None:
         # With the retry policy the response was handed on under (the default outside one).
         status = readable.status_code
