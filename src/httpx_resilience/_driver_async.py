@@ -105,13 +105,13 @@ class AsyncDriver:
         rules = settings.rules
         host = call.host or ""
         spent = False  # whether the coming retry spent the host's budget
-        waited = False  # whether a wait came before the attempt now due
         last: APIError | None = None  # the error of the attempt before, through the wait
         # The response of the attempt under way, until it is closed or handed on.
         response: httpx.Response | None = None
         try:
             while True:
                 probe = False
+                pace = 0.0
                 if call.host is not None and (call.attempt == 1 or rules.watches):
                     # An open circuit stops the attempt, a spent rate-limit window delays it;
                     # the budget counts each logical request once.
@@ -131,11 +131,10 @@ class AsyncDriver:
                         if pace:
                             await report.event("paced", call, call.attempt - 1, delay=pace)
                             await self._sleep(pace)
-                            waited = True
                 if call.attempt > 1 or settings.prepares:
-                    if waited and call.deadline is not None:
-                        # A wait (or its hooks) that ran late must not send an attempt with no
-                        # time left.
+                    if call.deadline is not None and (call.attempt > 1 or pace):
+                        # A wait (a retry's, or a pause; or its hooks) that ran late must not
+                        # send an attempt with no time left.
                         late = expired(call, self._clock(), last)
                         if late is not None:
                             raise await report.give_up(
@@ -213,7 +212,6 @@ class AsyncDriver:
                     raise await report.give_up(call, decision.error, decision.reason, call.attempt)
                 call = call.next(decision.record)
                 delay = decision.delay
-                waited = True
                 if call.deadline is not None:
                     # Its error (a capped copy of the body) stays through the wait, in case a
                     # sleep that wakes late leaves no time for the next attempt.
