@@ -123,6 +123,18 @@ def is_statuses(value: object) -> bool:
     )
 
 
+def check_error_statuses(value: object, policy: str, field: str, why: str) -> None:
+    """Refuse what is not a collection of HTTP statuses, or holds one below 400 (`why` says
+    why those cannot be meant)."""
+    check(is_statuses(value), policy, f"{field} must be a set of HTTP statuses")
+    statuses: Iterable[int] = value  # type: ignore[assignment]
+    check(
+        all(status >= 400 for status in statuses),
+        policy,
+        f"{field} must be error statuses (400 and above): {why}",
+    )
+
+
 def is_header_name(value: object) -> bool:
     """A str HTTP takes as a header name: a token (RFC 9110), so ASCII with no space or colon."""
     return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
@@ -169,13 +181,7 @@ class ErrorPolicy(Policy):
         name = "ErrorPolicy"
         materialise(self, "redact_names", "pass_statuses")
         passed = self.pass_statuses
-        check(is_statuses(passed), name, "pass_statuses must be a set of HTTP statuses")
-        check(
-            all(status >= 400 for status in passed),
-            name,
-            "pass_statuses must be error statuses (400 and above): other statuses are always "
-            "handed back",
-        )
+        check_error_statuses(passed, name, "pass_statuses", "other statuses are always handed back")
         object.__setattr__(self, "pass_statuses", frozenset(passed))
         check(isinstance(self.raise_on_status, bool), name, "raise_on_status must be a bool")
         check(_is_size(self.max_body_bytes), name, "max_body_bytes must be an int >= 0")
@@ -372,12 +378,8 @@ class RetryPolicy(Policy):
             f"max_attempts must be an int from 1 (no retries) to {MAX_ATTEMPTS}",
         )
         check(isinstance(self.backoff, Backoff), name, "backoff must be a Backoff")
-        statuses = self.retry_statuses
-        check(is_statuses(statuses), name, "retry_statuses must be a set of HTTP statuses")
-        check(
-            all(status >= 400 for status in statuses),
-            name,
-            "retry_statuses must be error statuses (400 and above): a success is never retried",
+        check_error_statuses(
+            self.retry_statuses, name, "retry_statuses", "a success is never retried"
         )
         respect = self.respect_retry_after
         check(isinstance(respect, bool), name, "respect_retry_after must be a bool")
