@@ -48,6 +48,7 @@ SUBSTITUTIONS = [
     (r"\bAsyncResilientTransport\b", "ResilientTransport"),
     (r"\bhandle_async_request\b", "handle_request"),
     (r"\baread_prefix\b", "read_prefix"),
+    (r"\babuffer_body\b", "buffer_body"),
     (r"\baclose_response\b", "close_response"),
     (r"\basync_mapped\b", "sync_mapped"),
     (r"\basync_store\b", "sync_store"),

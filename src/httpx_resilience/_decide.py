@@ -74,10 +74,12 @@ _STALE = re.compile(r"\bstale\s*=\s*\"?true\b", re.IGNORECASE)
 
 __all__ = [
     "REFUSALS",
+    "Decision",
     "GiveUp",
     "Retry",
     "admit",
     "attempt_error",
+    "body_failure",
     "decide",
     "error_for",
     "expired",
@@ -212,6 +214,43 @@ def _exception(
         # request-size count: passed on as they are.
         return GiveUp(exc, "not retryable")
     error = error_for(call, exc)
+    return _failed(call, error, exc, error.phase, now, random)
+
+
+def body_failure(
+    call: Call,
+    exc: Exception,
+    status: int,
+    request_id: str | None,
+    now: float,
+    random: Callable[[], float],
+) -> Retry | GiveUp:
+    """A success body that failed while the transport read it before handing it on
+    (`buffer=`): an attempt failure like a reset or a read timeout before the headers, retried
+    under the same rules. Given up, its error is the `StreamError` (or `StreamTimeoutError`)
+    the caller's own read would have raised.
+    """
+    if isinstance(exc, APIError):
+        return GiveUp(exc, "not retryable")  # typed by a resilient transport stacked below
+    kind = classify_exception(exc)
+    error = stream_error(exc, call, kind, status, request_id)
+    error.__cause__, error.__suppress_context__ = exc, True
+    # A body that does not decode was most likely garbled or cut on the way, as a reset is.
+    error.retryable = kind.retryable or kind.code == "decoding_error"
+    # The server answered: the request reached it, whatever the failure's own phase.
+    return _failed(call, error, exc, "read", now, random)
+
+
+def _failed(
+    call: Call,
+    error: APIError,
+    exc: BaseException,
+    phase: str | None,
+    now: float,
+    random: Callable[[], float],
+) -> Retry | GiveUp:
+    """An attempt that failed with `error` (standing for `exc`, in `phase`): retried, unless
+    the rules or the deadline say otherwise."""
     if (
         call.deadline is not None
         and isinstance(error, RequestTimeoutError)
@@ -223,7 +262,7 @@ def _exception(
         total.retryable = False
         total.__cause__ = error
         return GiveUp(total, "deadline")
-    if not (error.retryable and _may_repeat(call, error.phase)):
+    if not (error.retryable and _may_repeat(call, phase)):
         return GiveUp(error, _stop_reason(error, call))
     delay = call.settings.retry.backoff.delay(call.attempt - 1, random, _previous_wait(call))
     return _retry(call, error, delay, type(exc).__name__, now)

@@ -26,15 +26,18 @@ from ._backend import HTTPX, Backend
 from ._call import Call, prepare, restore_timeouts, shorten, start
 from ._decide import (
     REFUSALS,
+    Decision,
     GiveUp,
     Retry,
     admit,
+    body_failure,
     decide,
     expired,
     read_limit,
     refused,
 )
 from ._errors import APIError
+from ._errors_build import decodes
 from ._events import ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._policies import (
@@ -48,7 +51,7 @@ from ._policies import (
 from ._report_sync import Reporter
 from ._settings import inner_transport, rules_of, settings_of, state_of
 from ._state import CLEAR, State, outcome_of
-from ._streams import close_response, guard_decoding, read_prefix
+from ._streams import Deadline, buffer_body, close_response, guard_decoding, read_prefix
 
 __all__ = ["SyncDriver"]
 
@@ -78,13 +81,22 @@ class SyncDriver:
         pacing: bool = False,
         state: State | None = None,
         on_event: Callable[[ResilienceEvent], Any] | None = None,
+        buffer: int = 0,
         **transport_kwargs: Any,
     ) -> None:
         backend = self._backend
         rules = rules_of(budget, breaker, pacing)
         hooks = {"on_retry": on_retry, "on_event": on_event}
         self._settings = settings_of(
-            retry, idempotency, request_ids, errors, hooks, backend, rules, asynchronous=False
+            retry,
+            idempotency,
+            request_ids,
+            errors,
+            hooks,
+            backend,
+            rules,
+            asynchronous=False,
+            buffer=buffer,
         )
         self._reporter = Reporter(on_retry, on_event)
         self._store = state_of(state).sync_store()
@@ -148,23 +160,37 @@ class SyncDriver:
                 change = None
                 if rules.watches:
                     change = store.after(host, rules, *outcome_of(outcome, rules), probe)
-                body = request_id = None
+                body = request_id = broken = None
                 encoded = False
                 if response is not None:
                     request_id, encoded = _note_request_id(call, response)
                     limit = read_limit(call, response)
-                    if limit is None:
-                        if report.on_event is not None:
-                            report.attempt(call, change, response=response)
-                        return _hand_on(call, response, request_id, encoded, self._backend)
                     until = None
-                    if call.deadline is not None:
+                    if call.deadline is not None and (limit is not None or settings.buffer):
                         # Read with what is left of the deadline, and stopped at it.
                         shorten(call, self._clock)
                         until = (self._clock, call.deadline)
-                    body = read_prefix(response, limit, self._backend, until)
-                deciding = call
-                decision = decide(deciding, outcome, body, request_id, self._clock(), self._random)
+                    if limit is not None:
+                        body = read_prefix(response, limit, self._backend, until)
+                    elif settings.buffer and 200 <= response.status_code < 300:
+                        broken = _buffer(call, response, encoded, until, self._backend)
+                    if body is None and broken is None:
+                        if report.on_event is not None:
+                            report.attempt(call, change, response=response)
+                        return _hand_on(call, response, request_id, encoded, self._backend)
+                decision: Decision
+                if broken is not None:
+                    # The success body broke off while read for `buffer=`: the attempt failed.
+                    outcome = broken
+                    status = response.status_code if response is not None else 0
+                    decision = body_failure(
+                        call, broken, status, request_id, self._clock(), self._random
+                    )
+                else:
+                    deciding = call
+                    decision = decide(
+                        deciding, outcome, body, request_id, self._clock(), self._random
+                    )
                 spent = False
                 if isinstance(decision, Retry) and decision.spend:
                     spent = store.spend(host, rules)
@@ -215,7 +241,7 @@ class SyncDriver:
                     last = decision.error
                 # What this attempt read must not stay alive through the wait and the next
                 # attempt: with a large max_body_bytes, it would double what a retry costs.
-                del decision, event, outcome, body
+                del decision, event, outcome, body, broken
                 self._sleep(delay)
         except BaseException:
             if response is not None:
@@ -239,6 +265,32 @@ class SyncDriver:
         traceback: TracebackType | None = None,
     ) -> None:
         self._transport.__exit__(exc_type, exc_value, traceback)
+
+
+def _buffer(
+    call: Call,
+    response: httpx.Response,
+    encoded: bool,
+    until: Deadline,
+    backend: Backend,
+) -> Exception | None:
+    """Read a success body before it is handed on (`buffer=`): the failure that broke it off,
+    if one did. A whole body that does not decode fails here too, as it would in the caller's
+    read; one longer than the buffer is handed on streaming after the part read."""
+    try:
+        chunks = buffer_body(response, call.settings.buffer, backend, until)
+    except Exception as exc:
+        return exc
+    if (
+        chunks is not None
+        and encoded
+        and not decodes(chunks, response.headers.get("content-encoding"))
+    ):
+        error: Exception = backend.module.DecodingError(
+            "the body does not decode as its Content-Encoding says", request=call.request
+        )
+        return error
+    return None
 
 
 def _note_request_id(call: Call, response: httpx.Response) -> tuple[str | None, bool]:

@@ -50,6 +50,7 @@ __all__ = [
     "common",
     "deadline_error",
     "decode_content",
+    "decodes",
     "error_for_exception",
     "error_for_response",
     "from_response",
@@ -102,6 +103,36 @@ def decode_content(raw: bytes, content_encoding: str | None, limit: int) -> byte
         for stage in stages:
             stage.close()
     return bytes(out)
+
+
+def decodes(chunks: list[bytes], content_encoding: str | None) -> bool:
+    """Whether a whole body (its `chunks`) is what its `Content-Encoding` claims: every coding
+    of the chain undone to the end, piece by piece, the output let go as it comes.
+
+    True for a chain this module cannot undo safely here: only httpx's own decoder, in the
+    caller's read, can tell then.
+    """
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    if len(codings) > _MAX_CODINGS:
+        return True
+    pieces: Iterator[bytes] = iter(chunks)
+    stages: list[Generator[bytes, None, None]] = []
+    for coding in reversed(codings):
+        decoder = _decoder(coding)
+        if decoder is None:
+            return True
+        pieces = decoder(pieces)
+        stages.append(pieces)
+    try:
+        for _ in pieces:
+            pass
+    except Exception:
+        return False
+    finally:
+        for stage in stages:
+            stage.close()
+    return True
 
 
 # The longest chain of codings undone: servers send one, proxies rarely add a second; a longer

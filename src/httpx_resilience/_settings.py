@@ -26,7 +26,15 @@ from ._policies import (
 )
 from ._state import NO_RULES, MemoryState, Rules, State
 
-__all__ = ["Settings", "inner_transport", "rules_of", "settings_of", "state_of"]
+__all__ = [
+    "MAX_BUFFER",
+    "Settings",
+    "buffer_of",
+    "inner_transport",
+    "rules_of",
+    "settings_of",
+    "state_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +51,9 @@ class Settings:
     rules: Rules = NO_RULES
     # Whether the transport is the async one, which awaits async hooks.
     asynchronous: bool = False
+    # How many bytes of a success body are read before the response is handed on, so that a
+    # body failing on the way is retried (`buffer=`); 0: handed on unread.
+    buffer: int = 0
     # Worked out once, for every request to read without going through the policies:
     # whether every attempt, the first too, needs its request readied (an attempt-number
     # header, a deadline's shortened timeouts);
@@ -90,6 +101,8 @@ class Settings:
         changes = dict(overrides)
         if changes.get("retry") is False:
             changes["retry"] = self.retry.replace(max_attempts=1)
+        if "buffer" in changes:
+            changes["buffer"] = buffer_of(changes["buffer"], 'extensions["resilience"]["buffer"]')
         for name, value in changes.items():
             expected = _OVERRIDES.get(name)
             if expected is None:
@@ -119,7 +132,26 @@ _OVERRIDES: Mapping[str, type] = {
     "request_ids": RequestIdPolicy,
     "retry": RetryPolicy,
     "idempotency": IdempotencyPolicy,
+    "buffer": int,
 }
+
+# The most `buffer=` takes: a body held whole is memory, and past this it is an accident.
+MAX_BUFFER = 1 << 30
+
+
+def buffer_of(value: object, name: str = "buffer") -> int:
+    """`buffer=` checked: a number of bytes from 0 (off) to `MAX_BUFFER`; False is 0."""
+    if value is False:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(
+            f"{name} must be a number of bytes (0 or False turns it off), got {value!r}"
+        )
+    if not 0 <= value <= MAX_BUFFER:
+        raise ConfigurationError(
+            f"{name} must be between 0 and {MAX_BUFFER} bytes (1 GiB), got {value}"
+        )
+    return value
 
 
 def settings_of(
@@ -131,6 +163,7 @@ def settings_of(
     backend: Backend,
     rules: Rules,
     asynchronous: bool,
+    buffer: object = 0,
 ) -> Settings:
     """A transport's constructor arguments, checked, as its `Settings`; `asynchronous` for the
     async transport, which awaits async hooks."""
@@ -160,6 +193,7 @@ def settings_of(
         backend=backend,
         rules=rules,
         asynchronous=asynchronous,
+        buffer=buffer_of(buffer),
     )
 
 

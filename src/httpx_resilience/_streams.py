@@ -7,6 +7,8 @@
   failure mid-body still surfaces as a typed `StreamError`; `close()` closes upstream.
 - `TypedDecoder` does the same for httpx's own `Content-Encoding` decoding.
 - `read_prefix` / `aread_prefix` read an error body up to a cap and leave it replayable.
+- `buffer_body` / `abuffer_body` read a success body before it is handed on
+  (`ResilientTransport(buffer=...)`), so a failure mid-way fails the attempt, not the caller.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ __all__ = [
     "SyncMappedStream",
     "SyncReplayStream",
     "TypedDecoder",
+    "abuffer_body",
     "aread_prefix",
+    "buffer_body",
     "guard_decoding",
     "read_prefix",
 ]
@@ -93,13 +97,14 @@ class CountedRequestStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 class SyncReplayStream(httpx.SyncByteStream):
     """`prefix`, then whatever the half-read upstream iterator still holds.
 
-    With `error`, the upstream failed after `prefix`: the replay fails the same way, so a
-    reader never takes a cut-off body for a whole one.
+    `prefix` is bytes, or the chunks as they were read (a buffered body is never joined: that
+    would hold it twice). With `error`, the upstream failed after `prefix`: the replay fails
+    the same way, so a reader never takes a cut-off body for a whole one.
     """
 
     def __init__(
         self,
-        prefix: bytes,
+        prefix: bytes | list[bytes],
         rest: Iterator[bytes] | None,
         upstream: httpx.SyncByteStream,
         error: Exception | None = None,
@@ -110,8 +115,11 @@ class SyncReplayStream(httpx.SyncByteStream):
         self._error = error
 
     def __iter__(self) -> Iterator[bytes]:
-        if self._prefix:
-            yield self._prefix
+        prefix = self._prefix
+        if isinstance(prefix, list):
+            yield from prefix
+        elif prefix:
+            yield prefix
         if self._rest is not None:
             yield from self._rest
         if self._error is not None:
@@ -131,7 +139,7 @@ class AsyncReplayStream(httpx.AsyncByteStream):
 
     def __init__(
         self,
-        prefix: bytes,
+        prefix: bytes | list[bytes],
         rest: AsyncIterator[bytes] | None,
         upstream: httpx.AsyncByteStream,
         error: Exception | None = None,
@@ -142,8 +150,12 @@ class AsyncReplayStream(httpx.AsyncByteStream):
         self._error = error
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._prefix:
-            yield self._prefix
+        prefix = self._prefix
+        if isinstance(prefix, list):
+            for chunk in prefix:
+                yield chunk
+        elif prefix:
+            yield prefix
         if self._rest is not None:
             async for chunk in self._rest:
                 yield chunk
@@ -377,6 +389,51 @@ async def aread_prefix(
     data = b"".join(chunks)
     response.stream = backend.async_replay(data, iterator, upstream)
     return data, False
+
+
+def buffer_body(
+    response: httpx.Response, limit: int, backend: Backend, until: Deadline = None
+) -> list[bytes] | None:
+    """Read `response`'s body, up to `limit` bytes, before it is handed on: its chunks when
+    that was all of it (its connection is then back in the pool), else None.
+
+    A failure on the way is raised, for the attempt to fail as any other would; the response
+    is then the caller's to close. A body longer than `limit`, or one still coming when
+    `until` passes, is left as it is after the chunks read, which its stream replays first.
+    The chunks are kept as they came: joined, the body would be held twice.
+    """
+    upstream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
+    chunks: list[bytes] = []
+    size = 0
+    iterator = iter(upstream)
+    for chunk in iterator:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit or _passed(until):
+            response.stream = backend.sync_replay(chunks, iterator, upstream)
+            return None
+    upstream.close()
+    response.stream = backend.sync_replay(chunks, None, backend.byte_stream(b""))
+    return chunks
+
+
+async def abuffer_body(
+    response: httpx.Response, limit: int, backend: Backend, until: Deadline = None
+) -> list[bytes] | None:
+    """The async twin of `buffer_body`."""
+    upstream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
+    chunks: list[bytes] = []
+    size = 0
+    iterator: AsyncIterator[bytes] = upstream.__aiter__()
+    async for chunk in iterator:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit or _passed(until):
+            response.stream = backend.async_replay(chunks, iterator, upstream)
+            return None
+    await upstream.aclose()
+    response.stream = backend.async_replay(chunks, None, backend.byte_stream(b""))
+    return chunks
 
 
 def close_response(response: httpx.Response) -> None:

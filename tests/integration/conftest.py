@@ -723,9 +723,49 @@ async def job(request: Request) -> Response:
     return JSONResponse({"id": job_id, "status": "running"}, status_code=202, headers=headers)
 
 
+async def broken_body(request: Request) -> Response:
+    """`/broken-body/{id}?fail=N&how=reset|stall|garbled&size=B&stall=S`: a 200 whose body of
+    B bytes (default 64 KiB) breaks off for the first N requests with that id, then is sent
+    whole. `reset`: the connection is cut after the first chunk; `stall`: the body stops for S
+    seconds (default 5) after the first chunk; `garbled`: a gzip body whose bytes are
+    corrupted. The body is B bytes of JSON-safe text, gzip-encoded when `gzip=1` or
+    `how=garbled`."""
+    script_id = request.path_params["id"]
+    body = await _read_body(request)
+    number = SCRIPTS.hit(script_id, request, body)
+    params = request.query_params
+    size = int(params.get("size", "65536"))
+    how = params.get("how", "reset")
+    failing = number <= int(params.get("fail", "0"))
+    payload = (f"attempt {number} of {script_id} ".encode() * (size // 8 + 1))[:size]
+    headers = {"x-request-id": f"req_body_{number}"}
+    if how == "garbled" or params.get("gzip") == "1":
+        payload = gzip.compress(payload)
+        headers["content-encoding"] = "gzip"
+        if failing and how == "garbled":
+            # The first deflate block's header (after gzip's 10 bytes) made a reserved
+            # block type: no decoder takes it.
+            payload = payload[:10] + b"\xff" + payload[11:]
+            failing = False  # sent whole: only its content is wrong
+    piece = max(len(payload) // 4, 1)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield payload[:piece]
+        if failing and how == "reset":
+            raise RuntimeError("the test server cuts this body off on purpose")
+        if failing and how == "stall":
+            await asyncio.sleep(float(params.get("stall", "5")))
+        for start in range(piece, len(payload), piece):
+            yield payload[start : start + piece]
+
+    headers["content-length"] = str(len(payload))
+    return StreamingResponse(chunks(), headers=headers, media_type="application/octet-stream")
+
+
 def retry_routes() -> list[Route]:
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
+        Route("/broken-body/{id}", broken_body, methods=methods),
         Route("/flaky/{id}", flaky, methods=methods),
         Route("/once/{id}", once, methods=["POST"]),
         Route("/job/{id}", job),

@@ -94,11 +94,13 @@ async def _check_no_task_lingers(baseline: int) -> None:
 
 
 @asynccontextmanager
-async def _client(events: list[RetryEvent] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+async def _client(
+    events: list[RetryEvent] | None = None, buffer: int = 0
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client with one pooled connection and real waits between attempts."""
     inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1))
     hook = events.append if events is not None else None
-    transport = AsyncResilientTransport(inner, sleep=anyio.sleep, on_retry=hook)
+    transport = AsyncResilientTransport(inner, sleep=anyio.sleep, on_retry=hook, buffer=buffer)
     async with httpx.AsyncClient(
         transport=transport, timeout=httpx.Timeout(5.0, pool=FRESH)
     ) as client:
@@ -236,3 +238,22 @@ async def test_cancel_while_reading_streamed_body(style: str, server: LiveServer
             await _check_fresh_request(client, server)
     finally:
         server.state.gate.set()  # let the server's body generator finish
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(15)
+async def test_cancel_while_the_transport_buffers_a_body(style: str, server: LiveServer) -> None:
+    """A request cancelled while `buffer=` reads its 2xx body (the first chunk in, the rest
+    held back) unwinds at once and frees its connection."""
+    url = server.url("/stream-gated", chunks=80, size=65536)
+    before = server.sent("stream-gated")
+
+    def buffering() -> bool:
+        return server.sent("stream-gated") > before
+
+    try:
+        async with _client(buffer=10_000_000) as client:
+            await _cancel_when(style, lambda: client.get(url), buffering)
+            await _check_fresh_request(client, server)
+    finally:
+        server.state.gate.set()
