@@ -33,6 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _buffer import buffer_section
 from _common import FULL, QUICK, Scale, Section, Table
 from _imports import import_section
 from _loopback import outage_section, stream_section, throughput_section
@@ -68,6 +69,7 @@ SECTIONS: dict[str, Spec] = {
     "loopback": Spec("Loopback throughput", throughput_section, needs_server=True),
     "stream": Spec("Streaming memory", stream_section, needs_server=True),
     "outage": Spec("Outages", outage_section, needs_server=True),
+    "buffer": Spec("buffer=: memory and throughput", buffer_section, needs_server=True),
     "curve": Spec(
         "Outage curve: the retry budget by client rate (virtual clock)", outage_curve_section
     ),

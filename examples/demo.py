@@ -47,6 +47,7 @@ from httpx_resilience import (
     RetryPolicy,
     ServiceUnavailableError,
     StatusError,
+    StreamError,
     UnprocessableEntityError,
     ValidationError,
 )
@@ -162,6 +163,8 @@ class Handler(BaseHTTPRequestHandler):
     # /v1/jobs: the idempotency key of every attempt, and the jobs actually run, per key.
     job_keys: ClassVar[list[str]] = []
     jobs_run: ClassVar[dict[str, int]] = {}
+    # /v1/export: the series whose first answer was already cut off.
+    export_series: ClassVar[set[str]] = set()
 
     def do_GET(self) -> None:
         self.answer()
@@ -175,6 +178,9 @@ class Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         self.hits[path] = self.hits.get(path, 0) + 1
         route: Route
+        if path == "/v1/export":
+            self.export(query)
+            return
         if path == "/v1/jobs":
             route = self.job()
         elif path == "/v1/busy":
@@ -202,6 +208,23 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
+        self.wfile.write(body)
+
+    def export(self, query: str) -> None:
+        """A 200 of 200 KB whose first answer per `?series=` breaks off half-way: the server
+        hangs up mid-body, as a proxy restarting or a node dying would."""
+        body = b"".join(b"row %06d,ok\n" % i for i in range(16_000))
+        first = query not in self.export_series
+        self.export_series.add(query)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("x-request-id", f"req_{next(self.request_ids):04d}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if first:
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
     def job(self) -> Route:
@@ -490,10 +513,27 @@ def case_circuit_breaker(base_url: str) -> None:
     expect(err.retry_after is not None and err.retry_after > 29, f"retry_after {err.retry_after}")
 
 
+def case_broken_body(base_url: str) -> None:
+    retry = RetryPolicy(backoff=Backoff(initial=0.1, jitter="none"))
+    with httpx.Client(base_url=base_url, transport=ResilientTransport(retry=retry)) as client:
+        # By default the body is handed on unread: the cut reaches the caller's read.
+        err = raised(lambda: client.get("/v1/export?series=a"), StreamError)
+    expect(err.attempts == 1, f"attempts {err.attempts}")
+    transport = ResilientTransport(retry=retry, buffer=1_048_576)
+    with httpx.Client(base_url=base_url, transport=transport) as client:
+        response = client.get("/v1/export?series=b")
+    history = response.extensions["history"]
+    print(f"buffer=1 MiB: attempt 1 {history[0].error} ({history[0].request_id}), then ", end="")
+    print(f"attempt 2: {response.status_code}, {len(response.content):,} bytes whole")
+    expect(response.extensions["attempts"] == 2, f"attempts {response.extensions['attempts']}")
+    expect(response.content.count(b"\n") == 16_000, "the body is not whole")
+
+
 RETRY_CASES: list[tuple[str, Callable[[str], None]]] = [
     ("retries: a POST meets 503, 503, 200, one idempotency key throughout", case_retried_post),
     ("retries: Retry-After of a day is not slept, it is raised", case_long_retry_after),
     ("retries: a total deadline of 0.5 s across attempts and waits", case_deadline),
+    ("buffer=: a 200 cut off mid-body is retried, not handed on broken", case_broken_body),
     ("retry budget: a full outage costs the server 1.3 x, not 3 x", case_retry_budget),
     ("circuit breaker: 5 failures of 5, then CircuitOpenError, nothing sent", case_circuit_breaker),
 ]
