@@ -165,26 +165,24 @@ class SyncDriver:
                 if response is not None:
                     request_id, encoded = _note_request_id(call, response)
                     limit = read_limit(call, response)
-                    until = None
-                    if call.deadline is not None and (limit is not None or settings.buffer):
-                        # Read with what is left of the deadline, and stopped at it.
-                        shorten(call, self._clock)
-                        until = (self._clock, call.deadline)
-                    if limit is not None:
-                        body = read_prefix(response, limit, self._backend, until)
-                    elif settings.buffer and 200 <= response.status_code < 300:
-                        broken = _buffer(call, response, encoded, until, self._backend)
-                    if body is None and broken is None:
-                        if report.on_event is not None:
-                            report.attempt(call, change, response=response)
-                        return _hand_on(call, response, request_id, encoded, self._backend)
+                    if limit is None:
+                        if settings.buffer and 200 <= response.status_code < 300:
+                            broken = _buffer(call, response, encoded, self)
+                        if broken is None:
+                            if report.on_event is not None:
+                                report.attempt(call, change, response=response)
+                            return _hand_on(call, response, request_id, encoded, self._backend)
+                    else:
+                        body = read_prefix(
+                            response, limit, self._backend, _read_until(call, self._clock)
+                        )
                 decision: Decision
                 if broken is not None:
                     # The success body broke off while read for `buffer=`: the attempt failed.
+                    assert response is not None
                     outcome = broken
-                    status = response.status_code if response is not None else 0
                     decision = body_failure(
-                        call, broken, status, request_id, self._clock(), self._random
+                        call, broken, response.status_code, request_id, self._clock(), self._random
                     )
                 else:
                     deciding = call
@@ -267,16 +265,23 @@ class SyncDriver:
         self._transport.__exit__(exc_type, exc_value, traceback)
 
 
+def _read_until(call: Call, clock: Callable[[], float]) -> Deadline:
+    """Where a body read must stop: at the deadline, if there is one, with the attempt's
+    timeouts cut to what is left of it."""
+    if call.deadline is None:
+        return None
+    shorten(call, clock)
+    return (clock, call.deadline)
+
+
 def _buffer(
-    call: Call,
-    response: httpx.Response,
-    encoded: bool,
-    until: Deadline,
-    backend: Backend,
+    call: Call, response: httpx.Response, encoded: bool, driver: SyncDriver
 ) -> Exception | None:
     """Read a success body before it is handed on (`buffer=`): the failure that broke it off,
     if one did. A whole body that does not decode fails here too, as it would in the caller's
     read; one longer than the buffer is handed on streaming after the part read."""
+    backend = driver._backend
+    until = _read_until(call, driver._clock)
     try:
         chunks = buffer_body(response, call.settings.buffer, backend, until)
     except Exception as exc:
