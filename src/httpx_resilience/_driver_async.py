@@ -12,6 +12,7 @@ unasync`), and `make test` checks it is current: edit the async file only.
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -39,6 +40,7 @@ from ._errors_build import decodes
 from ._events import ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._hooks import answer_body_hooks  # async only
+from ._metrics import METRICS_MODULE
 from ._policies import (
     CircuitBreaker,
     ErrorPolicy,
@@ -115,6 +117,9 @@ class AsyncDriver:
         call = start(request, self._settings, self._clock)
         settings, store, report = call.settings, self._store, self._reporter
         rules = settings.rules
+        # Whether the outcomes are reported: to a hook, or to metrics, which may be live once
+        # the application imported OpenTelemetry's metrics API (one dict lookup otherwise).
+        tells = report.on_event is not None or METRICS_MODULE in sys.modules
         host = call.host or ""
         spent = False  # whether the coming retry spent the host's budget
         last: APIError | None = None  # the error of the attempt before, through the wait
@@ -170,7 +175,7 @@ class AsyncDriver:
                         if settings.buffer and 200 <= response.status_code < 300:
                             broken = await _buffer(call, response, encoded, self)
                         if broken is None:
-                            if report.on_event is not None:
+                            if tells:
                                 await report.attempt(call, change, response=response)
                             return _hand_on(call, response, request_id, encoded, self._backend)
                     else:
@@ -200,7 +205,7 @@ class AsyncDriver:
                 if decision is None or (isinstance(decision, GiveUp) and decision.hand_on):
                     # Whole: its stream replays what was read before the unread rest.
                     assert response is not None
-                    if report.on_event is not None:
+                    if tells:
                         await report.outcome(call, change, response, decision)
                     return _hand_on(call, response, request_id, encoded, self._backend, decision)
                 if response is not None:
@@ -209,7 +214,7 @@ class AsyncDriver:
                     closing = response
                     response = None
                     await aclose_response(closing)
-                if report.on_event is not None:
+                if tells:
                     await report.outcome(call, change, outcome, decision)
                 if isinstance(decision, Retry):
                     # The response itself is closed: the hooks get its error's copy, with the

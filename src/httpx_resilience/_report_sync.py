@@ -1,6 +1,7 @@
 # Generated from _report_async.py by tools/unasync.py: do not edit; edit _report_async.py and run
 # `make unasync`.
-"""What a transport tells the world: its log lines, and its `on_retry` and `on_event` hooks.
+"""What a transport tells the world: its log lines, its `on_retry` and `on_event` hooks, and its
+OpenTelemetry metrics (`_metrics`), recorded from the same events.
 
 On the async transport a hook may be an `async def` function, which it awaits. The sync
 `Reporter` in `_report_sync.py` is generated from this file by `tools/unasync.py` (`make
@@ -19,6 +20,7 @@ from ._decide import Decision, GiveUp, attempt_error
 from ._errors import APIError
 from ._events import EventHook, ResilienceEvent, RetryEvent, logger
 from ._hooks import unawaited
+from ._metrics import live
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -27,8 +29,13 @@ __all__ = ["Reporter"]
 
 
 class Reporter:
-    """A transport's log lines and hooks. Events are built only when a hook listens; a hook
-    that raises is logged by its type and ignored."""
+    """A transport's log lines, hooks and metrics. Events are built only when a hook listens,
+    and recorded only while metrics are live; a hook that raises is logged by its type and
+    ignored.
+
+    The driver calls `attempt` and `outcome` only when `on_event` is set or metrics may be live
+    (the application imported them): the success path pays nothing more otherwise.
+    """
 
     __slots__ = ("on_event", "on_retry")
 
@@ -49,7 +56,10 @@ class Reporter:
         response: httpx.Response | None = None,
         error: APIError | None = None,
     ) -> None:
-        """Tell `on_event` of `kind`, after `attempt` attempts of `call`."""
+        """Record `kind`, after `attempt` attempts of `call`, and tell `on_event` of it."""
+        meters = live()
+        if meters is not None:
+            meters.record(kind, call.request, attempt, reason, response, error)
         hook = self.on_event
         if hook is None:
             return
@@ -81,10 +91,9 @@ class Reporter:
         error: APIError | None = None,
     ) -> None:
         """An attempt finished; then what its outcome did to the host's circuit, if anything."""
-        if self.on_event is not None:
-            self.event("attempt", call, call.attempt, response=response, error=error)
-            if change is not None:
-                self.event(f"circuit_{change}", call, call.attempt)
+        self.event("attempt", call, call.attempt, response=response, error=error)
+        if change is not None:
+            self.event(f"circuit_{change}", call, call.attempt)
 
     def outcome(
         self,
