@@ -123,8 +123,12 @@ def test_httpx2_transport_builds_httpx2_default() -> None:
 
 
 def test_httpx2_module_exports_its_transports() -> None:
-    """`httpx_resilience.httpx2` exports exactly its two transports, under its own name."""
-    assert sorted(resilience2.__all__) == ["AsyncResilientTransport", "ResilientTransport"]
+    """`httpx_resilience.httpx2` exports exactly its two transports and the FaultTransport twin, under its own name."""
+    assert sorted(resilience2.__all__) == [
+        "AsyncResilientTransport",
+        "FaultTransport",
+        "ResilientTransport",
+    ]
     for name in resilience2.__all__:
         assert getattr(resilience2, name).__module__ == "httpx_resilience.httpx2"
     assert resilience2.ResilientTransport is not httpx_resilience.ResilientTransport

@@ -12,6 +12,9 @@ package of the requests, responses and inner transport differs::
         http_client=httpx2.Client(transport=ResilientTransport()),
     )
 
+`FaultTransport` is the httpx2 twin of `httpx_resilience.testing.FaultTransport`, for tests:
+it wraps httpx2 transports, and its responses and exceptions are httpx2's.
+
 Needs the `httpx2` extra: `pip install 'httpx-resilience[httpx2]'`.
 """
 
@@ -27,8 +30,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
 
 from ._backend import Backend, register
 from ._transport import AsyncDriver, SyncDriver
+from .testing import _FaultDriver
 
-__all__ = ["AsyncResilientTransport", "ResilientTransport"]
+__all__ = ["AsyncResilientTransport", "FaultTransport", "ResilientTransport"]
 
 _BACKEND: Backend = register(httpx2)
 
@@ -42,5 +46,12 @@ class ResilientTransport(SyncDriver, httpx2.BaseTransport):  # type: ignore[misc
 
 class AsyncResilientTransport(AsyncDriver, httpx2.AsyncBaseTransport):  # type: ignore[misc]
     """The async twin of `ResilientTransport` for httpx2; runs under asyncio and trio alike."""
+
+    _backend = _BACKEND
+
+
+class FaultTransport(_FaultDriver, httpx2.BaseTransport, httpx2.AsyncBaseTransport):  # type: ignore[misc]
+    """`httpx_resilience.testing.FaultTransport` for httpx2: it wraps httpx2 transports (or a
+    handler, or answers 200), and its responses and exceptions are httpx2's own."""
 
     _backend = _BACKEND
