@@ -160,6 +160,17 @@ def test_connect_error_raises_the_package_class_without_sending(mode: str, hx: F
     assert handle.seen == []  # type: ignore[attr-defined]
 
 
+def test_disconnect_raises_before_headers(mode: str, hx: Flavour) -> None:
+    """Fault.disconnect raises the package's own RemoteProtocolError after the request was sent
+    (its body read), before any response; the inner transport is not called."""
+    handle = handler_of(hx.httpx)
+    out = fetch(mode, fault_transport(hx, handle, faults=[Fault.disconnect()]), hx.httpx)
+    assert type(out.error) is hx.httpx.RemoteProtocolError
+    assert "injected by FaultTransport" in str(out.error)
+    assert out.response is None
+    assert handle.seen == []  # type: ignore[attr-defined]
+
+
 def test_read_timeout_raises_before_headers(mode: str, hx: Flavour) -> None:
     """Fault.read_timeout raises the package's own ReadTimeout before any response; the inner transport is not called."""
     handle = handler_of(hx.httpx)

@@ -66,9 +66,9 @@ def no_wait() -> Iterator[None]:
 
 # --- Faults ------------------------------------------------------------------------------------
 
-_KINDS = ("status", "connect_error", "read_timeout", "reset", "slow")
+_KINDS = ("status", "connect_error", "disconnect", "read_timeout", "reset", "slow")
 # Faults that answer in place of the inner transport, which never sees the request.
-_IN_PLACE = frozenset({"status", "connect_error", "read_timeout"})
+_IN_PLACE = frozenset({"status", "connect_error", "disconnect", "read_timeout"})
 _TAG = "(injected by FaultTransport)"
 
 _HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
@@ -117,6 +117,8 @@ class Fault:
     - `Fault.status(503, headers={"Retry-After": "1"}, json={...})`: that answer, in place of
       the inner transport's (which never sees the request); `content=` bytes or str, or `json=`.
     - `Fault.connect_error()`: the package's `ConnectError`; nothing was sent.
+    - `Fault.disconnect()`: the package's `RemoteProtocolError` before any response header, as
+      when a server closes a kept-alive connection the request was just sent on.
     - `Fault.read_timeout()`: the package's `ReadTimeout` before any response header; the
       request was sent (its body is read) but the inner transport never sees it.
     - `Fault.reset(after=100)`: the inner transport's response, whose body raises the package's
@@ -194,6 +196,12 @@ class Fault:
     def connect_error(cls) -> Fault:
         """Raise the package's `ConnectError`: the request never left."""
         return cls("connect_error")
+
+    @classmethod
+    def disconnect(cls) -> Fault:
+        """Raise the package's `RemoteProtocolError` before any response header: the server
+        hung up after the request was sent."""
+        return cls("disconnect")
 
     @classmethod
     def read_timeout(cls) -> Fault:
@@ -535,6 +543,10 @@ class _FaultDriver:
         module = self._backend.module
         if fault.kind == "connect_error":
             raise module.ConnectError(f"connection refused {_TAG}", request=request)
+        if fault.kind == "disconnect":
+            raise module.RemoteProtocolError(
+                f"server disconnected without sending a response {_TAG}", request=request
+            )
         if fault.kind == "read_timeout":
             raise module.ReadTimeout(f"timed out waiting for the response {_TAG}", request=request)
         return self._own_answer(fault, request)

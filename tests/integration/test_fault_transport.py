@@ -195,3 +195,29 @@ def test_a_seeded_rate_gives_the_same_run_twice(run: Runner, server: LiveServer)
         assert len(outcomes) == 12
 
     run(scenario)
+
+
+def test_a_disconnect_is_retried_for_a_get_not_for_a_keyless_post(
+    run: Runner, server: LiveServer
+) -> None:
+    """A scripted disconnect before the answer is retried for a GET; a POST without a key may
+    have run, so it is raised, typed, after one attempt."""
+
+    async def scenario() -> None:
+        from httpx_resilience import IdempotencyPolicy, ProtocolError
+
+        faults = fault_transport(run, run.http_transport(), faults=[Fault.disconnect()])
+        async with run.client(run.transport(faults)) as client:
+            response = await client.get(server.url("/echo"))
+        assert response.status_code == 200
+        assert [r.error for r in response.extensions["history"]] == ["ProtocolError"]
+
+        faults = fault_transport(run, run.http_transport(), faults=[Fault.disconnect()])
+        keyless = run.transport(faults, idempotency=IdempotencyPolicy(enabled=False))
+        async with run.client(keyless) as client:
+            with pytest.raises(ProtocolError) as excinfo:
+                await client.post(server.url("/echo"), content=b"once")
+        assert excinfo.value.attempts == 1
+        assert len(faults.calls) == 1
+
+    run(scenario)

@@ -26,7 +26,9 @@ from httpx_resilience import (
     from_response,
 )
 from httpx_resilience.httpx2 import AsyncResilientTransport as AsyncTransport2
+from httpx_resilience.httpx2 import FaultTransport as FaultTransport2
 from httpx_resilience.httpx2 import ResilientTransport as Transport2
+from httpx_resilience.testing import Fault, FaultTransport
 
 
 class EngineError(APIError):
@@ -96,3 +98,15 @@ retry_collections = RetryPolicy(retry_statuses=range(500, 600), retry_methods=("
 error_collections = ErrorPolicy(pass_statuses=[401, 403], redact_names=["x-tenant-pin"])
 keys_collection = IdempotencyPolicy(methods=["POST"])
 breaker_collection = CircuitBreaker(failure_statuses=range(500, 600))
+
+
+# buffer= and the fault transport, as the README shows them.
+buffered: ResilientTransport = ResilientTransport(buffer=1_048_576)
+faulty: FaultTransport = FaultTransport(
+    httpx.MockTransport(lambda request: httpx.Response(200)),
+    faults=[Fault.status(503, headers={"Retry-After": "1"}), None, Fault.disconnect()],
+)
+seeded: FaultTransport2 = FaultTransport2(faults=[Fault.read_timeout()], rate=0.1, seed=7)
+fault_seen: list[Fault | None] = [call.fault for call in faulty.calls]
+with httpx.Client(transport=ResilientTransport(faulty, buffer=0)) as faulty_client:
+    faulty_client.get("https://api.example.com", extensions={"resilience": {"buffer": 0}})
