@@ -36,7 +36,7 @@ from ._decide import (
     refused,
 )
 from ._errors import APIError
-from ._errors_build import decodes
+from ._errors_build import DECODE_FACTOR, decodes
 from ._events import ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._hooks import answer_body_hooks  # async only
@@ -163,30 +163,35 @@ class AsyncDriver:
                     outcome = response = await self._transport.handle_async_request(request)
                 except Exception as exc:
                     outcome = exc
-                change = None
-                if rules.watches:
-                    change = await store.after(host, rules, *outcome_of(outcome, rules), probe)
                 body = request_id = broken = None
-                encoded = False
+                encoded = hand_on = False
                 if response is not None:
                     request_id, encoded = _note_request_id(call, response)
                     limit = read_limit(call, response)
-                    if limit is None:
-                        if settings.buffer and 200 <= response.status_code < 300:
-                            broken = await _buffer(call, response, encoded, self)
-                        if broken is None:
-                            if tells:
-                                await report.attempt(call, change, response=response)
-                            return _hand_on(call, response, request_id, encoded, self._backend)
+                    if settings.buffer and 200 <= response.status_code < 300:
+                        broken, body = await _buffer(call, response, encoded, limit, self)
+                        hand_on = broken is None and limit is None
+                    elif limit is None:
+                        hand_on = True
                     else:
                         body = await aread_prefix(
                             response, limit, self._backend, _read_until(call, self._clock)
                         )
+                    if broken is not None:
+                        # The success body broke off while read for `buffer=`: the attempt
+                        # failed, as the host's state counts it too.
+                        outcome = broken
+                change = None
+                if rules.watches:
+                    change = await store.after(host, rules, *outcome_of(outcome, rules), probe)
+                if hand_on:
+                    assert response is not None
+                    if tells:
+                        await report.attempt(call, change, response=response)
+                    return _hand_on(call, response, request_id, encoded, self._backend)
                 decision: Decision
                 if broken is not None:
-                    # The success body broke off while read for `buffer=`: the attempt failed.
                     assert response is not None
-                    outcome = broken
                     decision = body_failure(
                         call, broken, response.status_code, request_id, self._clock(), self._random
                     )
@@ -283,27 +288,36 @@ def _read_until(call: Call, clock: Callable[[], float]) -> Deadline:
 
 
 async def _buffer(
-    call: Call, response: httpx.Response, encoded: bool, driver: AsyncDriver
-) -> Exception | None:
+    call: Call, response: httpx.Response, encoded: bool, limit: int | None, driver: AsyncDriver
+) -> tuple[Exception | None, tuple[bytes, bool] | None]:
     """Read a success body before it is handed on (`buffer=`): the failure that broke it off,
-    if one did. A whole body that does not decode fails here too, as it would in the caller's
-    read; one longer than the buffer is handed on streaming after the part read."""
+    if one did, and for `classify` (`limit`, the cap it reads) the body as `decide` takes it.
+
+    A whole body that does not decode fails here too, as it would in the caller's read; one
+    longer than the buffer is handed on streaming after the part read.
+    """
     backend = driver._backend
+    buffer = call.settings.buffer
     until = _read_until(call, driver._clock)
     try:
-        chunks = await abuffer_body(response, call.settings.buffer, backend, until)
+        pieces = await abuffer_body(response, max(buffer, limit or 0), backend, until)
     except Exception as exc:
-        return exc
+        return exc, None
     if (
-        chunks is not None
+        pieces is not None
         and encoded
-        and not decodes(chunks, response.headers.get("content-encoding"))
+        and not decodes(pieces, response.headers, DECODE_FACTOR * buffer)
     ):
         error: Exception = backend.module.DecodingError(
             "the body does not decode as its Content-Encoding says", request=call.request
         )
-        return error
-    return None
+        return error, None
+    if limit is None:
+        return None, None
+    # What `classify` looks at: a body over its cap is no document, and is not joined.
+    if pieces is None or sum(map(len, pieces)) > limit:
+        return None, (b"", False)
+    return None, (b"".join(pieces), True)
 
 
 def _note_request_id(call: Call, response: httpx.Response) -> tuple[str | None, bool]:

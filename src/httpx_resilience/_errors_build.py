@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ._settings import Settings
 
 __all__ = [
+    "DECODE_FACTOR",
     "body_response",
     "carried_settings",
     "circuit_open_error",
@@ -105,16 +106,25 @@ def decode_content(raw: bytes, content_encoding: str | None, limit: int) -> byte
     return bytes(out)
 
 
-def decodes(chunks: list[bytes], content_encoding: str | None) -> bool:
-    """Whether a whole body (its `chunks`) is what its `Content-Encoding` claims: every coding
-    of the chain undone to the end, piece by piece, the output let go as it comes.
+# How much `buffer=`'s check of a whole body may decode, per byte of the buffer: enough for the
+# usual ratios of compressed JSON or text; past it, a bomb would cost its full size in CPU (in an
+# event loop, blocked), so the rest is left to the caller's read, as a body over the buffer is.
+DECODE_FACTOR = 8
+# The codings httpx itself undoes: any other it hands on as it is, and so is not checked.
+_HTTPX_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 
-    True for a chain this module cannot undo safely here: only httpx's own decoder, in the
-    caller's read, can tell then.
+
+def decodes(chunks: list[bytes], headers: Any, limit: int) -> bool:
+    """Whether a whole body (its `chunks`) is what its `Content-Encoding` claims: every coding
+    of the chain undone, piece by piece, the output let go as it comes.
+
+    True for what only the caller's read can tell: a chain with a coding httpx does not undo
+    or this module cannot undo safely here, a zstd window over RFC 9659's bound, and a body that
+    decodes to more than `limit` bytes without failing by then.
     """
-    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    codings = [c.strip().lower() for c in headers.get_list("content-encoding", split_commas=True)]
     codings = [c for c in codings if c not in ("", "identity")]
-    if len(codings) > _MAX_CODINGS:
+    if len(codings) > _MAX_CODINGS or not _HTTPX_CODINGS.issuperset(codings):
         return True
     pieces: Iterator[bytes] = iter(chunks)
     stages: list[Generator[bytes, None, None]] = []
@@ -124,11 +134,15 @@ def decodes(chunks: list[bytes], content_encoding: str | None) -> bool:
             return True
         pieces = decoder(pieces)
         stages.append(pieces)
+    out = 0
     try:
-        for _ in pieces:
-            pass
-    except Exception:
-        return False
+        for piece in pieces:
+            out += len(piece)
+            if out > limit:
+                return True
+    except Exception as exc:
+        # A window over the bound is refused here, not by httpx: not the body's fault.
+        return "too much memory" in str(exc)
     finally:
         for stage in stages:
             stage.close()

@@ -391,30 +391,62 @@ async def aread_prefix(
     return data, False
 
 
+# Chunks shorter than this are gathered into pieces at least this long: a body that comes a
+# few bytes at a time, kept as a list of tiny bytes objects, would cost tens of times its size.
+GATHER = 16_384
+
+
+class _Pieces:
+    """A body's chunks as they were read, the short ones gathered."""
+
+    __slots__ = ("list", "pending", "size")
+
+    def __init__(self) -> None:
+        self.list: list[bytes] = []
+        self.pending = bytearray()
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if not self.pending and len(chunk) >= GATHER:
+            self.list.append(chunk)
+            return
+        self.pending += chunk
+        if len(self.pending) >= GATHER:
+            self.list.append(bytes(self.pending))
+            self.pending = bytearray()
+
+    def done(self) -> list[bytes]:
+        if self.pending:
+            self.list.append(bytes(self.pending))
+            self.pending = bytearray()
+        return self.list
+
+
 def buffer_body(
     response: httpx.Response, limit: int, backend: Backend, until: Deadline = None
 ) -> list[bytes] | None:
-    """Read `response`'s body, up to `limit` bytes, before it is handed on: its chunks when
+    """Read `response`'s body, up to `limit` bytes, before it is handed on: its pieces when
     that was all of it (its connection is then back in the pool), else None.
 
     A failure on the way is raised, for the attempt to fail as any other would; the response
     is then the caller's to close. A body longer than `limit`, or one still coming when
-    `until` passes, is left as it is after the chunks read, which its stream replays first.
-    The chunks are kept as they came: joined, the body would be held twice.
+    `until` passes, is left as it is after the pieces read, which its stream replays first.
+    The pieces are kept as they came (the short ones gathered): joined, the body would be held
+    twice.
     """
     upstream: httpx.SyncByteStream = response.stream  # type: ignore[assignment]
-    chunks: list[bytes] = []
-    size = 0
+    pieces = _Pieces()
     iterator = iter(upstream)
     for chunk in iterator:
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit or _passed(until):
-            response.stream = backend.sync_replay(chunks, iterator, upstream)
+        pieces.add(chunk)
+        if pieces.size > limit or _passed(until):
+            response.stream = backend.sync_replay(pieces.done(), iterator, upstream)
             return None
     upstream.close()
-    response.stream = backend.sync_replay(chunks, None, backend.byte_stream(b""))
-    return chunks
+    whole = pieces.done()
+    response.stream = backend.sync_replay(whole, None, backend.byte_stream(b""))
+    return whole
 
 
 async def abuffer_body(
@@ -422,18 +454,17 @@ async def abuffer_body(
 ) -> list[bytes] | None:
     """The async twin of `buffer_body`."""
     upstream: httpx.AsyncByteStream = response.stream  # type: ignore[assignment]
-    chunks: list[bytes] = []
-    size = 0
+    pieces = _Pieces()
     iterator: AsyncIterator[bytes] = upstream.__aiter__()
     async for chunk in iterator:
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit or _passed(until):
-            response.stream = backend.async_replay(chunks, iterator, upstream)
+        pieces.add(chunk)
+        if pieces.size > limit or _passed(until):
+            response.stream = backend.async_replay(pieces.done(), iterator, upstream)
             return None
     await upstream.aclose()
-    response.stream = backend.async_replay(chunks, None, backend.byte_stream(b""))
-    return chunks
+    whole = pieces.done()
+    response.stream = backend.async_replay(whole, None, backend.byte_stream(b""))
+    return whole
 
 
 def close_response(response: httpx.Response) -> None:

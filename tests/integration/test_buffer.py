@@ -6,10 +6,15 @@ the first N requests of an id, in every mode (sync, asyncio, trio) and through h
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from httpx_resilience import (
     Backoff,
+    CircuitBreaker,
+    CircuitOpenError,
+    ErrorPolicy,
     IdempotencyPolicy,
     RetryEvent,
     RetryPolicy,
@@ -219,5 +224,48 @@ def test_per_request_override_turns_it_off_and_on(run: Runner, server: LiveServe
             )
             assert response.content == expected_body(on, 2)
         assert (SCRIPTS.get(off).seen, SCRIPTS.get(on).seen) == (1, 2)
+
+    run(scenario)
+
+
+def test_classify_does_not_turn_the_buffer_off(run: Runner, server: LiveServer) -> None:
+    """With an `ErrorPolicy(classify=...)` too, a cut-off body is still retried, and the
+    hook still sees the whole body of the attempt that succeeded."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        seen: list[int] = []
+
+        def classify(response: Any) -> None:
+            seen.append(len(response.content))
+
+        transport = run.transport(retry=FAST, buffer=MIB, errors=ErrorPolicy(classify=classify))
+        async with run.client(transport, timeout=5) as client:
+            response = await client.get(server.url(f"/broken-body/{sid}", fail=1, size=4000))
+        assert response.content == expected_body(sid, 2, 4000)
+        assert response.extensions["attempts"] == 2
+        assert seen == [4000]
+
+    run(scenario)
+
+
+def test_broken_bodies_count_for_the_circuit_breaker(run: Runner, server: LiveServer) -> None:
+    """A body that breaks off while buffered is a failed attempt for the host's circuit too:
+    two of them open it, and the third call is refused without being sent."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        transport = run.transport(
+            retry=RetryPolicy(max_attempts=1),
+            buffer=MIB,
+            breaker=CircuitBreaker(min_calls=2, failure_ratio=0.5, open_for=60),
+        )
+        async with run.client(transport, timeout=5) as client:
+            for _ in range(2):
+                with pytest.raises(StreamError):
+                    await client.get(server.url(f"/broken-body/{sid}", fail=9))
+            with pytest.raises(CircuitOpenError):
+                await client.get(server.url(f"/broken-body/{sid}", fail=9))
+        assert SCRIPTS.get(sid).seen == 2
 
     run(scenario)
