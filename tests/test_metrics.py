@@ -424,3 +424,93 @@ def test_metrics_import_nothing_until_the_application_does() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "2", "1"]
+
+
+def test_stacked_transports_count_each_attempt_once(reader: InMemoryMetricReader) -> None:
+    """A resilient transport over another: the attempts the inner one made are counted once,
+    and a request it gave up on is one give-up, with its own reason."""
+    inner = ResilientTransport(answers(503, 200))
+    assert get(ResilientTransport(inner)).status_code == 200
+    found = points(reader)
+    assert sum(value for value, _ in found["httpx_resilience.attempts"]) == 2
+    failing = ResilientTransport(ResilientTransport(answers(503, 503, 503)))
+    with pytest.raises(ServiceUnavailableError):
+        get(failing)
+    found = points(reader)
+    assert sum(value for value, _ in found["httpx_resilience.attempts"]) == 5
+    [(count, attributes)] = found["httpx_resilience.give_ups"]
+    assert count == 1
+    assert attributes["httpx_resilience.give_up.reason"] == "attempts_exhausted"
+
+
+def test_a_2xx_classify_calls_failed_carries_its_error_type(reader: InMemoryMetricReader) -> None:
+    """An attempt whose 200 `classify` made an error is recorded with that error's type."""
+    from httpx_resilience import APIError, ErrorPolicy
+
+    class EngineError(APIError):
+        pass
+
+    errors = ErrorPolicy(classify=lambda response: EngineError)
+    with pytest.raises(EngineError):
+        get(ResilientTransport(answers(200), errors=errors))
+    [(_, attributes)] = points(reader)["httpx_resilience.attempts"]
+    assert attributes["error.type"] == "EngineError"
+    assert attributes["http.response.status_code"] == 200
+
+
+def test_a_retry_the_deadline_refuses_after_the_hooks_is_not_counted(
+    reader: InMemoryMetricReader,
+) -> None:
+    """on_retry using up the deadline: the retry never happens, so it is not counted; the
+    give-up says deadline."""
+    clock = FakeClock()
+
+    def slow_hook(event: object) -> None:
+        clock.now += 10
+
+    transport = ResilientTransport(
+        answers(503, 200), retry=RetryPolicy(timeout=5), on_retry=slow_hook
+    )
+    transport._clock = clock
+    with pytest.raises(ServiceUnavailableError):
+        get(transport)
+    found = points(reader)
+    assert "httpx_resilience.retries" not in found
+    [(_, attributes)] = found["httpx_resilience.give_ups"]
+    assert attributes["httpx_resilience.give_up.reason"] == "deadline"
+
+
+def test_a_meter_without_gauges_still_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """opentelemetry-api before 1.23 has no synchronous gauge: the counters still count, and
+    a circuit's change records nothing rather than failing."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    meter = provider.get_meter("httpx_resilience")
+    old = types.SimpleNamespace(**{name: getattr(meter, name) for name in ("create_counter",)})
+    monkeypatch.setattr(_metrics, "_made", _metrics.Instruments(old))
+    breaker = CircuitBreaker(min_calls=1, failure_ratio=0.5)
+    transport = ResilientTransport(answers(503), breaker=breaker, retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(ServiceUnavailableError):
+        get(transport)
+    found = points(reader)
+    assert sum(value for value, _ in found["httpx_resilience.attempts"]) == 1
+    provider.shutdown()
+
+
+def test_get_meter_calling_back_into_a_transport_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A `get_meter` that sends a request through a resilient transport (a log handler doing
+    so) returns, unrecorded, instead of waiting for the lock it holds."""
+    monkeypatch.setattr(_metrics, "_made", None)
+    monkeypatch.setattr(_metrics, "_broken", False)
+    sent: list[int] = []
+
+    def get_meter(name: str, version: str) -> Any:
+        sent.append(get(ResilientTransport(answers(200))).status_code)
+        return MeterProvider(shutdown_on_exit=False).get_meter(name)
+
+    fake = types.SimpleNamespace(get_meter=get_meter)
+    monkeypatch.setitem(sys.modules, _metrics.METRICS_MODULE, fake)
+    assert _metrics.live() is not None
+    assert sent == [200]

@@ -244,6 +244,8 @@ class AsyncDriver:
                         decision = refused(decision, "deadline")
                 if isinstance(decision, GiveUp):
                     raise await report.give_up(call, decision.error, decision.reason, call.attempt)
+                if tells:
+                    await report.retrying(event, call)
                 call = call.next(decision.record)
                 delay = decision.delay
                 if call.deadline is not None:

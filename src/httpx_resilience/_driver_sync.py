@@ -241,6 +241,8 @@ class SyncDriver:
                         decision = refused(decision, "deadline")
                 if isinstance(decision, GiveUp):
                     raise report.give_up(call, decision.error, decision.reason, call.attempt)
+                if tells:
+                    report.retrying(event, call)
                 call = call.next(decision.record)
                 delay = decision.delay
                 if call.deadline is not None:

@@ -82,10 +82,17 @@ class Instruments:
             unit="{request}",
             description="Attempts not made because the host's circuit was open.",
         )
-        self.state = meter.create_gauge(
-            "httpx_resilience.circuit.state",
-            unit="{state}",
-            description="The host's circuit, as last changed: 0 closed, 1 half-open, 2 open.",
+        # Synchronous gauges came with opentelemetry-api 1.23: without one, the counters still
+        # count.
+        create_gauge = getattr(meter, "create_gauge", None)
+        self.state = (
+            None
+            if create_gauge is None
+            else create_gauge(
+                "httpx_resilience.circuit.state",
+                unit="{state}",
+                description="The host's circuit, as last changed: 0 closed, 1 half-open, 2 open.",
+            )
         )
 
     def record(
@@ -112,10 +119,13 @@ class Instruments:
         response: httpx.Response | None,
         error: APIError | None,
     ) -> None:
+        if _counted_below(kind, response, error):
+            return
         attributes = _server(request.url)
         state = _STATES.get(kind)
         if state is not None:
-            self.state.set(state, attributes)
+            if self.state is not None:
+                self.state.set(state, attributes)
             return
         method = request.method
         attributes["http.request.method"] = method if method in _METHODS else "_OTHER"
@@ -139,8 +149,28 @@ class Instruments:
         elif kind == "give_up":
             attributes["httpx_resilience.give_up.reason"] = _REASONS.get(reason or "", "_OTHER")
             self.give_ups.add(1, attributes)
+            if error is not None:
+                # A resilient transport stacked above gets this error as its attempt's
+                # outcome: counted here, it must not be counted there again.
+                setattr(error, _COUNTED, True)
         elif kind == "budget_refused":
             self.refusals.add(1, attributes)
+
+
+# Set on an error once its give-up is recorded.
+_COUNTED = "_httpx_resilience_counted"
+
+
+def _counted_below(kind: str, response: httpx.Response | None, error: APIError | None) -> bool:
+    """Whether a resilient transport stacked below already recorded this outcome: its error
+    was given up there, or its response handed on from there (which then carries its
+    `attempts`; this transport's own are set after the event). The attempts the transport
+    below made are its to count; the one this transport made of them would count them twice."""
+    if kind not in ("attempt", "give_up"):
+        return False
+    if error is not None and getattr(error, _COUNTED, False):
+        return True
+    return kind == "attempt" and response is not None and "attempts" in response.extensions
 
 
 def _server(url: httpx.URL) -> dict[str, Any]:
@@ -166,12 +196,14 @@ def _error_type(status: int | None, error: APIError | None) -> str | None:
         if not isinstance(exc, APIError) or cause is None:
             break
         exc = cause
-    return type(exc).__qualname__
+    return type(exc).__name__
 
 
-_lock = threading.Lock()
+# Reentrant: see `_making`.
+_lock = threading.RLock()
 _made: Instruments | None = None
 _broken = False
+_making = False
 
 
 def live() -> Instruments | None:
@@ -184,15 +216,22 @@ def live() -> Instruments | None:
 
 
 def _make(metrics: Any) -> Instruments | None:
-    global _made, _broken
+    global _made, _broken, _making
     with _lock:
+        if _making:
+            # Called again from inside `get_meter`, in this thread: a log handler that sends
+            # what the SDK logged through a resilient transport. Not recorded, not deadlocked.
+            return None
         if _made is None and not _broken:
             get_meter = getattr(metrics, "get_meter", None)
             if get_meter is None:  # still being imported, in another thread
                 return None
+            _making = True
             try:
                 _made = Instruments(get_meter("httpx_resilience", __version__))
             except Exception:  # a broken metrics setup must not fail the request
                 _broken = True
                 logger.debug("could not make the OpenTelemetry instruments", exc_info=True)
+            finally:
+                _making = False
         return _made

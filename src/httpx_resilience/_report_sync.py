@@ -112,14 +112,18 @@ class Reporter:
             assert decision is not None  # an exception is never handed on
             self.attempt(call, change, error=attempt_error(decision))
         elif outcome.is_closed and decision is not None and decision.error.response is not None:
-            self.attempt(call, change, response=decision.error.response)
+            # A success status `classify` called a failure comes with its error: the status
+            # alone would not say so.
+            error = decision.error if outcome.status_code < 400 else None
+            self.attempt(call, change, response=decision.error.response, error=error)
         else:
             self.attempt(call, change, response=outcome)
         if isinstance(decision, GiveUp) and decision.reason == "retry_budget":
             self.event("budget_refused", call, call.attempt, error=decision.error)
 
     def retry(self, event: RetryEvent, call: Call) -> None:
-        """A retry will follow: log it, and tell both hooks."""
+        """A retry is due: log it, and tell `on_retry`. `retrying` tells the rest once the
+        deadline let it go ahead."""
         error = event.error
         max_attempts = call.settings.retry.max_attempts
         logger.info(
@@ -138,6 +142,9 @@ class Reporter:
                 # A metrics or logging hook must not turn a retry into a failure. Logged by its
                 # type only: its message may quote the request or response it was given.
                 logger.warning("on_retry hook raised %s; the retry goes ahead", type(exc).__name__)
+
+    def retrying(self, event: RetryEvent, call: Call) -> None:
+        """The retry goes ahead: its "retry" event (and metric)."""
         self.event(
             "retry",
             call,
@@ -145,7 +152,7 @@ class Reporter:
             delay=event.delay,
             reason=event.reason,
             response=event.response,
-            error=error,
+            error=event.error,
         )
 
     def give_up(self, call: Call, error: APIError, reason: str, made: int) -> APIError:
