@@ -7,9 +7,11 @@ is seen as the wrapped package makes it, without a resilient transport in betwee
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -514,8 +516,8 @@ def test_bad_fault_is_refused(make: Callable[[], Any], message: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"faults": 503}, "must be a Fault or a list of Faults"),
-        ({"faults": "503"}, "must be a Fault or a list of Faults"),
+        ({"faults": 503}, "must be a Fault or a list or tuple of Faults"),
+        ({"faults": "503"}, "must be a Fault or a list or tuple of Faults"),
         ({"faults": [503]}, r"\[0\] is 503 \(int\), not a Fault or None: use Fault.status\(503\)"),
         ({"faults": [Fault.status(503), "reset"]}, r"\[1\] is 'reset' \(str\)"),
         ({"faults": Fault.status(503), "rate": 1.5}, "rate=...\\) must be a share"),
@@ -601,3 +603,95 @@ def test_a_request_of_the_other_package_is_refused() -> None:
     """An httpx2 request given to the httpx FaultTransport is a ConfigurationError, not a confusing failure later."""
     with pytest.raises(ConfigurationError, match=r"serves httpx, got an httpx2\.Request"):
         FaultTransport().handle_request(httpx2.Request("GET", URL))  # type: ignore[arg-type]
+
+
+def test_an_endless_iterator_is_refused_not_read() -> None:
+    """faults= must be a list or tuple: an endless iterator is refused at once, never read."""
+    with pytest.raises(ConfigurationError, match="list or tuple"):
+        FaultTransport(faults=itertools.cycle([Fault.status(503)]))
+
+
+def test_none_is_refused_with_a_rate() -> None:
+    """With rate=, a None in faults= would lower the rate silently: refused."""
+    with pytest.raises(ConfigurationError, match="every item"):
+        FaultTransport(faults=[Fault.status(503), None], rate=1.0, seed=1)
+
+
+def test_an_async_match_is_refused() -> None:
+    """An async match= would never be awaited (its coroutine is always true): refused."""
+
+    async def match(request: httpx.Request) -> bool:
+        return False
+
+    with pytest.raises(ConfigurationError, match="async"):
+        FaultTransport(faults=[Fault.status(503)], match=match)
+
+
+def test_a_match_returning_an_awaitable_fails_the_request() -> None:
+    """A match= that is not async but returns a coroutine fails with ConfigurationError."""
+
+    async def later() -> bool:
+        return False
+
+    transport = FaultTransport(faults=[Fault.status(503)], match=lambda request: later())
+    with httpx.Client(transport=transport) as client, pytest.raises(ConfigurationError):
+        client.get(URL)
+
+
+def test_unserialisable_json_is_a_configuration_error() -> None:
+    """json= that json.dumps refuses is a ConfigurationError naming json=."""
+    with pytest.raises(ConfigurationError, match="json="):
+        Fault.status(500, json={"when": object()})
+
+
+def test_repeated_header_names_are_kept() -> None:
+    """Two Set-Cookie lines stay two, in the answer and in the repr."""
+    headers = httpx.Headers([("set-cookie", "a=1"), ("set-cookie", "b=2")])
+    fault = Fault.status(200, headers=headers)
+    assert "('set-cookie', 'a=1'), ('set-cookie', 'b=2')" in repr(fault)
+    with httpx.Client(transport=FaultTransport(faults=[fault])) as client:
+        response = client.get(URL)
+    assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+    assert dict(response.cookies) == {"a": "1", "b": "2"}
+
+
+def test_calls_keep_the_request_as_it_was_sent() -> None:
+    """An auth flow sends the same request object again with a new header: the record of the
+    first send keeps the header it had then."""
+
+    class Refreshing(httpx.Auth):
+        def auth_flow(self, request: httpx.Request) -> Any:
+            request.headers["authorization"] = "Bearer old"
+            response = yield request
+            if response.status_code == 401:
+                request.headers["authorization"] = "Bearer new"
+                yield request
+
+    transport = FaultTransport(faults=[Fault.status(401)])
+    with httpx.Client(transport=transport, auth=Refreshing()) as client:
+        assert client.post(URL, content=b"body").status_code == 200
+    sent = [call.request.headers["authorization"] for call in transport.calls]
+    assert sent == ["Bearer old", "Bearer new"]
+    assert transport.calls[0].request.content == b"body"
+
+
+@pytest.mark.parametrize("kind", ["reset", "slow"])
+def test_own_answers_read_the_request_body(kind: str) -> None:
+    """reset/slow with status= answer in place: the request's body is read and recorded."""
+    fault = (
+        Fault.reset(2, status=503, content=b"abcdef")
+        if kind == "reset"
+        else Fault.slow(0, status=200, content=b"ok")
+    )
+    transport = FaultTransport(faults=[fault])
+
+    def body() -> Iterator[bytes]:
+        yield b"streamed"
+
+    with (
+        httpx.Client(transport=transport) as client,
+        client.stream("POST", URL, content=body()) as response,
+        contextlib.suppress(httpx.ReadError),
+    ):
+        response.read()
+    assert transport.calls[0].request.content == b"streamed"

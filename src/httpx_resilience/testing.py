@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -40,7 +40,7 @@ import httpx
 from ._backend import HTTPX, Backend
 from ._errors import ConfigurationError
 from ._policies import is_number
-from ._waits import set_no_wait
+from ._waits import discard, is_async_callable, set_no_wait
 
 __all__ = ["Fault", "FaultCall", "FaultTransport", "no_wait"]
 
@@ -81,7 +81,11 @@ def _fault_error(message: str) -> ConfigurationError:
 def _headers_of(headers: _HeadersArg) -> tuple[tuple[str, str], ...]:
     if headers is None:
         return ()
-    pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+    multi_items = getattr(headers, "multi_items", None)  # httpx.Headers: repeated names kept
+    if multi_items is not None:
+        pairs = list(multi_items())
+    else:
+        pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
     for pair in pairs:
         if not (
             isinstance(pair, tuple)
@@ -102,7 +106,10 @@ def _content_of(
             raise _fault_error("give content= or json=, not both")
         if not any(name.lower() == "content-type" for name, _ in headers):
             headers = (*headers, ("content-type", "application/json"))
-        return jsonlib.dumps(json).encode(), headers
+        try:
+            return jsonlib.dumps(json).encode(), headers
+        except (TypeError, ValueError) as exc:
+            raise _fault_error(f"json= must be JSON-serialisable: {exc}") from None
     if isinstance(content, str):
         return content.encode(), headers
     if not isinstance(content, bytes):
@@ -264,7 +271,11 @@ class Fault:
         if self.kind in ("reset", "slow") and self.status_code is not None:
             args.append(f"status={self.status_code}")
         if self.headers:
-            args.append(f"headers={dict(self.headers)!r}")
+            names = [name.lower() for name, _ in self.headers]
+            shown: object = (
+                dict(self.headers) if len(set(names)) == len(names) else list(self.headers)
+            )
+            args.append(f"headers={shown!r}")
         if self.content:
             args.append(f"content={self.content!r}")
         return f"Fault.{self.kind}({', '.join(args)})"
@@ -276,6 +287,35 @@ class FaultCall:
 
     request: httpx.Request
     fault: Fault | None
+    # The request object itself, which an auth flow may send again changed; `request` is a
+    # copy of it as it was.
+    sent: httpx.Request | None = field(default=None, repr=False, compare=False)
+
+
+def _answers_itself(fault: Fault | None) -> bool:
+    """Whether `fault` answers in place of the inner transport after the request was sent
+    (its body read), rather than before it left or by way of the inner transport."""
+    return (
+        fault is not None
+        and fault.kind != "connect_error"
+        and (fault.kind in _IN_PLACE or fault.status_code is not None)
+    )
+
+
+def _snapshot(request: httpx.Request) -> httpx.Request:
+    """`request` as it is now: an auth flow sends the same object again with new headers, and
+    the record must keep what went the first time. The body's stream is shared (what it held
+    is read once, by whoever sends it)."""
+    copy = type(request)(
+        request.method,
+        request.url,
+        headers=request.headers.copy(),
+        stream=request.stream,
+        extensions=dict(request.extensions),
+    )
+    if hasattr(request, "_content"):
+        copy._content = request.content  # already read: the record can show it
+    return copy
 
 
 # --- Bodies ------------------------------------------------------------------------------------
@@ -428,10 +468,12 @@ def _body_class(backend: Backend) -> type[_FaultBody]:
 def _plan(faults: Any) -> list[Fault | None]:
     if isinstance(faults, Fault):
         return [faults]
-    if isinstance(faults, (str, bytes, Mapping)) or not isinstance(faults, Iterable):
+    if isinstance(faults, (str, bytes, Mapping)) or not isinstance(faults, (list, tuple)):
+        # A list or a tuple, not any iterable: an endless one (itertools.cycle) would be read
+        # for ever; `cycle=True` repeats a list.
         raise ConfigurationError(
-            f"FaultTransport(faults=...) must be a Fault or a list of Faults (None: pass "
-            f"through), got {type(faults).__name__}"
+            f"FaultTransport(faults=...) must be a Fault or a list or tuple of Faults (None: "
+            f"pass through; cycle=True repeats it), got {type(faults).__name__}"
         )
     plan = list(faults)
     for index, fault in enumerate(plan):
@@ -471,6 +513,11 @@ class _FaultDriver:
             )
         if rate is not None and cycle:
             raise ConfigurationError(f"{name}: give cycle=True or rate=, not both")
+        if rate is not None and any(fault is None for fault in plan):
+            raise ConfigurationError(
+                f"{name}: with rate=, every item of faults= must be a Fault (the rate already "
+                "says how many requests pass through)"
+            )
         if (cycle or rate is not None) and not any(fault is not None for fault in plan):
             raise ConfigurationError(
                 f"{name}: cycle=True and rate= need at least one Fault in faults="
@@ -484,6 +531,11 @@ class _FaultDriver:
         if match is not None and not callable(match):
             raise ConfigurationError(
                 f"{name}(match=...) must be a function of the request, got {match!r}"
+            )
+        if match is not None and is_async_callable(match):
+            raise ConfigurationError(
+                f"{name}(match=...) must be a plain function returning a bool; an async one "
+                "would never be awaited"
             )
         self._transport, self._handler = self._inner_of(transport, name)
         self._plan = plan
@@ -521,6 +573,14 @@ class _FaultDriver:
             f"a handler function (request -> response), got {what}{hint}"
         )
 
+    def _noted(self, request: httpx.Request) -> None:
+        """The body of `request`, now read, on its record too."""
+        with self._lock:
+            for call in reversed(self.calls):
+                if call.sent is request:
+                    call.request._content = request.content
+                    return
+
     def _pick(self, request: httpx.Request) -> Fault | None:
         """The fault this request gets, recorded with it."""
         if not isinstance(request, self._backend.request):
@@ -529,13 +589,17 @@ class _FaultDriver:
                 f"{type(request).__module__}.Request"
             )
         fault: Fault | None = None
+        matched = self._match is None or self._match(request)
+        if inspect.isawaitable(matched):
+            discard(matched)
+            raise ConfigurationError("FaultTransport(match=...) returned an awaitable, not a bool")
         with self._lock:
-            if self._match is None or self._match(request):
+            if matched:
                 if self._rate is None:
                     fault = next(self._next, None)
                 elif self._random.random() < self._rate:
                     fault = self._random.choice(self._plan)
-            self.calls.append(FaultCall(request, fault))
+            self.calls.append(FaultCall(_snapshot(request), fault, request))
         return fault
 
     def _in_place(self, fault: Fault, request: httpx.Request) -> httpx.Response:
@@ -581,9 +645,10 @@ class _FaultDriver:
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         fault = self._pick(request)
+        if _answers_itself(fault):
+            request.read()  # it was sent: a test may look at its body
+            self._noted(request)
         if fault is not None and fault.kind in _IN_PLACE:
-            if fault.kind != "connect_error":
-                request.read()  # it was sent: a test may look at its body
             return self._in_place(fault, request)
         if fault is not None and fault.status_code is not None:
             response = self._own_answer(fault, request)
@@ -645,9 +710,10 @@ class _FaultDriver:
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         fault = self._pick(request)
+        if _answers_itself(fault):
+            await request.aread()
+            self._noted(request)
         if fault is not None and fault.kind in _IN_PLACE:
-            if fault.kind != "connect_error":
-                await request.aread()
             return self._in_place(fault, request)
         if fault is not None and fault.status_code is not None:
             response = self._own_answer(fault, request)
