@@ -1088,10 +1088,12 @@ def test_first_try_success_commands(rule: Rules, names: list[str]) -> None:
     ids=repr,
 )
 def test_breaker_hears_each_attempt(outcome: int | Exception, failed: bool) -> None:
-    """With a breaker, each Send is followed at once by After(failed) by status or raised error."""
+    """With a breaker, each Send is followed by After(failed) by status or raised error, once
+    the body the decision needs is read (a body that breaks off counts as a failure)."""
     sent = respond(outcome) if isinstance(outcome, int) else outcome
     run = drive([sent], settings=with_rules(BREAKER, retry=RetryPolicy(max_attempts=1)))
-    assert run.names[:3] == ["Before", "Send", "After"]
+    read = ["ReadBody"] if isinstance(outcome, int) and outcome >= 400 else []
+    assert run.names[: 3 + len(read)] == ["Before", "Send", *read, "After"]
     assert run.of(After) == [After(failed, None, False)]
 
 
@@ -1100,7 +1102,7 @@ def test_breaker_hears_every_attempt_of_a_retried_request() -> None:
     run = drive([respond(503), respond(200)], settings=with_rules(BREAKER))
     assert run.response.status_code == 200
     assert run.names == [
-        "Before", "Send", "After", "ReadBody", "Close", "OnRetry", "Sleep", "Before", "Send", "After",
+        "Before", "Send", "ReadBody", "After", "Close", "OnRetry", "Sleep", "Before", "Send", "After",
     ]  # fmt: skip
     assert run.of(Before) == [Before(True), Before(False)]
     assert run.of(After) == [After(True, None, False), After(False, None, False)]
@@ -1268,7 +1270,7 @@ def test_pace_at_a_retry_follows_the_backoff() -> None:
         verdicts=[CLEAR, Verdict(pace=1.5)],
     )
     assert run.names == [
-        "Before", "Send", "After", "ReadBody", "Close", "OnRetry", "Sleep", "Before", "Sleep", "Send",
+        "Before", "Send", "ReadBody", "After", "Close", "OnRetry", "Sleep", "Before", "Sleep", "Send",
         "After",
     ]  # fmt: skip
     assert [s.delay for s in run.of(Sleep)] == [0.25, 1.5]
