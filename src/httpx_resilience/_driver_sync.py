@@ -13,6 +13,7 @@ unasync`), and `make test` checks it is current: edit the async file only.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from ._decide import (
     admit,
     decide,
     expired,
+    patience,
     read_limit,
     refused,
 )
@@ -38,6 +40,7 @@ from ._errors import APIError
 from ._events import ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._policies import (
+    AdaptiveThrottle,
     CircuitBreaker,
     ErrorPolicy,
     IdempotencyPolicy,
@@ -76,12 +79,13 @@ class SyncDriver:
         budget: RetryBudget | None = RetryBudget(),  # noqa: B008
         breaker: CircuitBreaker | None = None,
         pacing: bool = False,
+        throttle: AdaptiveThrottle | None = None,
         state: State | None = None,
         on_event: Callable[[ResilienceEvent], Any] | None = None,
         **transport_kwargs: Any,
     ) -> None:
         backend = self._backend
-        rules = rules_of(budget, breaker, pacing)
+        rules = rules_of(budget, breaker, pacing, throttle)
         hooks = {"on_retry": on_retry, "on_event": on_event}
         self._settings = settings_of(
             retry, idempotency, request_ids, errors, hooks, backend, rules, asynchronous=False
@@ -113,10 +117,15 @@ class SyncDriver:
             while True:
                 probe = False
                 pace = 0.0
+                admitted = 0.0  # when the throttle admitted the attempt
                 if call.host is not None and (call.attempt == 1 or rules.watches):
-                    # An open circuit stops the attempt, a spent rate-limit window delays it;
-                    # the budget counts each logical request once.
-                    verdict = store.before(host, rules, call.attempt == 1, spent)
+                    # An open circuit stops the attempt, a spent rate-limit window or the
+                    # throttle's bucket delays it; the budget counts each logical request once.
+                    patient = math.inf
+                    if rules.throttle is not None:
+                        admitted = self._clock()
+                        patient = patience(call, admitted)
+                    verdict = store.before(host, rules, call.attempt == 1, spent, patient)
                     if verdict is not CLEAR:
                         if verdict.change is not None:
                             report.event(f"circuit_{verdict.change}", call, call.attempt - 1)
@@ -130,7 +139,8 @@ class SyncDriver:
                             )
                         probe = verdict.probe
                         if pace:
-                            report.event("paced", call, call.attempt - 1, delay=pace)
+                            reason = "throttle" if verdict.throttled else None
+                            report.event("paced", call, call.attempt - 1, delay=pace, reason=reason)
                             self._sleep(pace)
                 if call.attempt > 1 or settings.prepares:
                     if call.deadline is not None and (call.attempt > 1 or pace):
@@ -147,7 +157,10 @@ class SyncDriver:
                     outcome = exc
                 change = None
                 if rules.watches:
-                    change = store.after(host, rules, *outcome_of(outcome, rules), probe)
+                    failed, pause, throttled = outcome_of(outcome, rules)
+                    # The throttle cuts once for the attempts it admitted before a cut.
+                    age = 0.0 if throttled is None else self._clock() - admitted
+                    change = store.after(host, rules, failed, pause, probe, throttled, age)
                 body = request_id = None
                 encoded = False
                 if response is not None:
