@@ -536,7 +536,8 @@ class CircuitBreaker(Policy):
 
 
 # The answers of a host that is shedding load: "too many requests", and "unavailable", which
-# many gateways and rate limiters send instead (botocore counts both as throttling too).
+# many gateways and rate limiters send instead (S3's "SlowDown", which botocore's adaptive
+# mode counts as throttling, is a 503).
 DEFAULT_THROTTLE_STATUSES = frozenset({429, 503})
 
 

@@ -27,6 +27,11 @@ Where this departs from botocore, and why:
   the first bucket is over (and then cuts a burst throttled at once to the floor, 0.5/s).
   A client throttled within its first second is cut from what it sent in it: at worst too
   low, which the curve then makes up.
+* botocore's callers wait on one condition, all woken to compete whenever a token may be
+  due; here each reserves its own, so they go out `1 / rate` apart and the wait is one sleep
+  (the transport's, so `no_wait()` and the deadline apply).
+* The bucket earns the limit's integral over the time gone by (`earned`), where botocore's
+  fills at the rate set at the last answer: the curve moves between answers too.
 * When a cut lowers the rate, the tokens already reserved keep the moments they are due at
   (their callers were told): the next caller's is due after the last of them, at the new
   rate. Counted in tokens at the new rate instead, the debt would stall the host for the
