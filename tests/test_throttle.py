@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import pickle
+import re
 from typing import Any
 
 import anyio
@@ -121,17 +122,22 @@ def test_a_policy_is_a_value() -> None:
         policy.replace(cut_to=2)
 
 
+@pytest.mark.parametrize("make", [hr.ResilientTransport, hr.AsyncResilientTransport])
 @pytest.mark.parametrize(
     ("value", "hint"),
-    [(True, "throttle=AdaptiveThrottle() turns it on"), (0.7, "got 0.7"), ("on", "got 'on'")],
+    [
+        (True, r"\(throttle=AdaptiveThrottle\(\) turns it on\)"),
+        (0.7, "got 0.7"),
+        ("on", "got 'on'"),
+    ],
 )
-def test_the_transports_refuse_what_is_no_throttle(mode: str, value: object, hint: str) -> None:
-    """`throttle=` takes an AdaptiveThrottle or None, on every transport."""
-    make = hr.ResilientTransport if mode == "sync" else hr.AsyncResilientTransport
-    with pytest.raises(ConfigurationError, match="throttle must be an AdaptiveThrottle or None"):
+def test_the_transports_refuse_what_is_no_throttle(make: Any, value: object, hint: str) -> None:
+    """`throttle=` takes an AdaptiveThrottle or None; anything else is named in the error."""
+    with pytest.raises(
+        ConfigurationError, match="throttle must be an AdaptiveThrottle or None"
+    ) as info:
         make(throttle=value)
-    with pytest.raises(ConfigurationError, match=hint.replace("(", r"\(").replace(")", r"\)")):
-        make(throttle=value)
+    assert re.search(hint, str(info.value))
 
 
 def test_the_httpx2_transports_take_it_too() -> None:
@@ -173,6 +179,23 @@ def test_the_curve_is_monotonic_and_never_below_the_floor() -> None:
     rates = [limit_rate(2.5, zero, t / 10, policy) for t in range(200)]
     assert rates == sorted(rates)
     assert min(rates) == 2.0
+
+
+@pytest.mark.parametrize(
+    ("w_max", "start", "end"),
+    [(20.0, 0.0, 1.0), (20.0, 0.5, 6.0), (0.3, 0.0, 3.0), (2.0, 0.0, 2.0), (500.0, 1.0, 30.0)],
+)
+def test_the_bucket_earns_the_integral_of_the_limit(w_max: float, start: float, end: float) -> None:
+    """Tokens earned over a span are the limit's integral over it, the floor included (checked
+    against a fine Riemann sum)."""
+    policy = AdaptiveThrottle(min_rate=1.0)
+    zero = zero_point(w_max, policy)
+    steps = 20_000
+    width = (end - start) / steps
+    riemann = sum(
+        limit_rate(w_max, zero, start + (i + 0.5) * width, policy) * width for i in range(steps)
+    )
+    assert earned(w_max, zero, start, end, policy) == pytest.approx(riemann, rel=1e-6)
 
 
 def test_the_meter_reads_the_answers_of_the_last_second() -> None:
@@ -596,20 +619,3 @@ def test_no_wait_skips_the_default_sleep(mode: str) -> None:
     paced = [e for e in events if e.kind == "paced"]
     assert len(paced) >= 3
     assert all(e.reason == "throttle" and e.delay > 0 for e in paced)
-
-
-@pytest.mark.parametrize(
-    ("w_max", "start", "end"),
-    [(20.0, 0.0, 1.0), (20.0, 0.5, 6.0), (0.3, 0.0, 3.0), (2.0, 0.0, 2.0), (500.0, 1.0, 30.0)],
-)
-def test_the_bucket_earns_the_integral_of_the_limit(w_max: float, start: float, end: float) -> None:
-    """Tokens earned over a span are the limit's integral over it, the floor included (checked
-    against a fine Riemann sum)."""
-    policy = AdaptiveThrottle(min_rate=1.0)
-    zero = zero_point(w_max, policy)
-    steps = 20_000
-    width = (end - start) / steps
-    riemann = sum(
-        limit_rate(w_max, zero, start + (i + 0.5) * width, policy) * width for i in range(steps)
-    )
-    assert earned(w_max, zero, start, end, policy) == pytest.approx(riemann, rel=1e-6)
