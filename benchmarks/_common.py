@@ -270,6 +270,7 @@ class Scale:
     outage_requests: int  # logical requests per variant and outage
     curve_seconds: float  # simulated length of each outage of the outage curve
     curve_rates: tuple[int, ...]  # the client's requests per second, one outage each
+    throttle_seconds: float  # how long the callers of each throttle variant keep calling
     import_runs: int  # fresh interpreters per module
 
 
@@ -297,6 +298,7 @@ FULL = Scale(
     outage_requests=1000,
     curve_seconds=60.0,
     curve_rates=(1, 2, 5, 10, 20, 50, 100),
+    throttle_seconds=10.0,
     import_runs=21,
 )
 QUICK = Scale(
@@ -319,5 +321,6 @@ QUICK = Scale(
     # three rates the issue quotes: the cost grows with the rate, ~1.5 s for these.
     curve_seconds=60.0,
     curve_rates=(1, 10, 20),
+    throttle_seconds=1.5,
     import_runs=3,
 )

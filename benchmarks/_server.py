@@ -10,7 +10,11 @@ Routes (paths starting with `/_` are control routes, never counted):
 - `GET /stream?bytes=N`: N bytes streamed in 64 KiB chunks, with a Content-Length.
 - `GET /outage/full`: always a 503 with a small JSON error body and no Retry-After.
 - `GET /outage/20`: every 5th attempt since the last reset is that 503, the rest a 200.
-- `GET /_stats`: `{"attempts": n, "connections": m}` since the last reset.
+- `GET /limited?rate=N`: N requests a second (a token bucket holding a second's worth, full at
+  the last reset): a small JSON 200 within it, beyond it a bare 429 (no Retry-After, no
+  rate-limit header).
+- `GET /_stats`: `{"attempts": n, "connections": m, "limited_ok": a, "limited_429": b}` since
+  the last reset.
 - `POST /_reset`: zero the counters.
 
 Run as a script it binds 127.0.0.1 on a free port, prints `PORT <n>`, and serves until its
@@ -36,6 +40,7 @@ OK_BODY = json.dumps({"ok": True, "id": 42, "name": "benchmark"}).encode()
 OUTAGE_BODY = json.dumps(
     {"error": {"message": "the service is overloaded", "type": "service_unavailable"}}
 ).encode()
+LIMITED_BODY = json.dumps({"error": {"message": "too many requests"}}).encode()
 JSON_HEADERS = {"content-type": "application/json"}
 
 
@@ -49,14 +54,16 @@ def _build_app() -> object:
 
     class Counters:
         def __init__(self) -> None:
-            self.attempts = 0
-            self.clients: set[tuple[str, int]] = set()
-            self.outage_20 = 0
+            self.reset()
 
         def reset(self) -> None:
             self.attempts = 0
-            self.clients = set()
+            self.clients: set[tuple[str, int]] = set()
             self.outage_20 = 0
+            self.limited_ok = 0
+            self.limited_429 = 0
+            # `/limited`'s bucket: None until its first request, which finds it full.
+            self.bucket: tuple[float, float] | None = None  # (tokens, as of when)
 
     counters = Counters()
 
@@ -111,8 +118,27 @@ def _build_app() -> object:
             return unavailable()
         return Response(OK_BODY, headers=JSON_HEADERS)
 
+    async def limited(request: Request) -> Response:
+        # One event loop, no await in here: the bucket needs no lock.
+        rate = float(request.query_params.get("rate", "50"))
+        now = time.monotonic()
+        tokens, then = counters.bucket if counters.bucket is not None else (rate, now)
+        tokens = min(rate, tokens + (now - then) * rate)
+        if tokens >= 1:
+            counters.bucket = (tokens - 1, now)
+            counters.limited_ok += 1
+            return Response(OK_BODY, headers=JSON_HEADERS)
+        counters.bucket = (tokens, now)
+        counters.limited_429 += 1
+        return Response(LIMITED_BODY, status_code=429, headers=JSON_HEADERS)
+
     async def stats(request: Request) -> Response:
-        body = {"attempts": counters.attempts, "connections": len(counters.clients)}
+        body = {
+            "attempts": counters.attempts,
+            "connections": len(counters.clients),
+            "limited_ok": counters.limited_ok,
+            "limited_429": counters.limited_429,
+        }
         return Response(json.dumps(body), headers=JSON_HEADERS)
 
     async def reset(request: Request) -> Response:
@@ -125,6 +151,7 @@ def _build_app() -> object:
             Route("/stream", stream),
             Route("/outage/full", outage_full),
             Route("/outage/20", outage_20),
+            Route("/limited", limited),
             Route("/_stats", stats),
             Route("/_reset", reset, methods=["POST"]),
         ]
@@ -229,6 +256,12 @@ class ServerProcess:
         assert self._control is not None
         data = self._control.get("/_stats").json()
         return int(data["attempts"]), int(data["connections"])
+
+    def limited(self) -> tuple[int, int]:
+        """(200s, 429s) `/limited` answered since the last reset."""
+        assert self._control is not None
+        data = self._control.get("/_stats").json()
+        return int(data["limited_ok"]), int(data["limited_429"])
 
     def reset(self) -> None:
         assert self._control is not None

@@ -9,6 +9,8 @@ Variants, compared within one run, interleaved round by round: the bare inner tr
 pass-through wrapper (one extra call: the floor), httpx-resilience with its default policies,
 and httpx-retries' `RetryTransport` with its default `Retry()`. The `curve` section
 (`outage_curve.py`) simulates a 60 s outage on a virtual clock: attempts per request by rate.
+The `throttle` section (`throttle.py`) sends from 50 callers at once to a server that allows
+50 requests a second and answers a bare 429 beyond, with `AdaptiveThrottle` off and on.
 
 Prints a Markdown table per section and writes `benchmarks/results/latest.md`, `latest.json`
 and `overhead.png` (`quick.*` and `quick-overhead.png` under `--quick`, so a smoke run never
@@ -48,6 +50,7 @@ from _report import (
 )
 from _server import ServerProcess
 from outage_curve import outage_curve_section
+from throttle import throttle_section
 
 import httpx_resilience
 
@@ -72,6 +75,11 @@ SECTIONS: dict[str, Spec] = {
     "buffer": Spec("buffer=: memory and throughput", buffer_section, needs_server=True),
     "curve": Spec(
         "Outage curve: the retry budget by client rate (virtual clock)", outage_curve_section
+    ),
+    "throttle": Spec(
+        "Adaptive throttling: a rate-limited server, the throttle off and on",
+        throttle_section,
+        needs_server=True,
     ),
     "import": Spec("Import time", import_section),
 }

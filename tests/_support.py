@@ -215,6 +215,9 @@ class Before:
 
     first: bool
     refund: bool = False
+    # How long the attempt would wait for the throttle's token (not compared: infinite unless
+    # the throttle is on).
+    patience: float = dataclasses.field(default=0.0, compare=False)
 
 
 @dataclasses.dataclass
@@ -224,6 +227,8 @@ class After:
     failed: bool | None
     pause: float | None
     probe: bool
+    throttled: bool | None = None
+    took: float = 0.0
 
 
 @dataclasses.dataclass
@@ -348,14 +353,23 @@ class _Store:
         self._changes = iter(changes)
         self._spends = iter(spends)
 
-    def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
-        self._run.note(Before(first, refund))
+    def before(
+        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = 0.0
+    ) -> Verdict:
+        self._run.note(Before(first, refund, patience))
         return next(self._verdicts, CLEAR)
 
     def after(
-        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+        self,
+        host: str,
+        rules: Rules,
+        failed: bool | None,
+        pause: float | None,
+        probe: bool,
+        throttled: bool | None = None,
+        took: float = 0.0,
     ) -> str | None:
-        self._run.note(After(failed, pause, probe))
+        self._run.note(After(failed, pause, probe, throttled, took))
         return next(self._changes, None)
 
     def spend(self, host: str, rules: Rules) -> bool:

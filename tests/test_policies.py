@@ -347,6 +347,7 @@ def test_set_literals_are_kept_as_frozensets() -> None:
     assert isinstance(hr.IdempotencyPolicy(methods={"post"}).methods, frozenset)
     assert isinstance(ErrorPolicy(redact_names={"x-pin"}).redact_names, frozenset)
     assert isinstance(hr.CircuitBreaker(failure_statuses={503}).failure_statuses, frozenset)
+    assert isinstance(hr.AdaptiveThrottle(statuses={429}).statuses, frozenset)
 
 
 # --- policies as values: pickle, deepcopy, asdict (break-it round 3) ------------------------------
@@ -359,6 +360,7 @@ EVERY_POLICY = [
     hr.Backoff(jitter=0.5),
     hr.RetryBudget(ratio=0.2),
     hr.CircuitBreaker(open_for=10.0),
+    hr.AdaptiveThrottle(statuses={429}, min_rate=1.0),
 ]
 
 

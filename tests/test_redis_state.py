@@ -35,9 +35,10 @@ from redis.retry import Retry
 import _redis_server
 from _redis_server import RedisServer, free_port, redis_server
 from httpx_resilience._errors import ConfigurationError
-from httpx_resilience._policies import CircuitBreaker, RetryBudget
+from httpx_resilience._policies import AdaptiveThrottle, CircuitBreaker, RetryBudget
 from httpx_resilience._redis import MAX_TTL, RedisState
 from httpx_resilience._state import MAX_PAUSE, SLOTS, MemoryState, Rules, Verdict
+from httpx_resilience._throttle import earned, limit_rate, zero_point
 
 HOST = "https://api.example.com:443"
 # How far the two states' answers may drift apart (they are asked a moment apart), and how far
@@ -106,6 +107,16 @@ def _spend(expected: bool) -> tuple[Any, ...]:
 
 def _sleep(seconds: float) -> tuple[Any, ...]:
     return ("sleep", seconds)
+
+
+def _take(patience: float = math.inf, **expected: Any) -> tuple[Any, ...]:
+    """A first attempt asks, that would wait up to `patience` for the throttle's token."""
+    return ("take", patience, Verdict(**expected))
+
+
+def _answer(throttled: bool, age: float = 0.0) -> tuple[Any, ...]:
+    """The host answered an attempt admitted `age` seconds ago, throttling it or not."""
+    return ("answer", throttled, age, None)
 
 
 # reserve = 0.1 * 30 = 3 retries; then half the requests.
@@ -243,6 +254,45 @@ SLOT_REFUND_STEPS = [
     _spend(False),
 ]
 
+THROTTLE = Rules(budget=None, breaker=None, pacing=False, throttle=AdaptiveThrottle())
+# Cut from 10 answers a second: 7 a second; then from the limit (about 7), to 0.7 of it.
+SECOND = 0.7 * 7
+THROTTLE_STEPS = [
+    _take(),  # no limit before the host throttles
+    *[_answer(False)] * 9,
+    _take(),
+    _answer(True),  # 10 answers in the second: cut to 7 a second
+    _take(pace=1 / 7, throttled=True),  # an empty bucket: the first token is 1/7 s off
+    _take(pace=2 / 7, throttled=True),  # reserved one after the other
+    _take(patience=0.1),  # 3/7 s is more than it would wait: nothing reserved
+    _take(pace=3 / 7, throttled=True),
+    _answer(True, age=10.0),  # admitted before the cut: no second cut
+    _take(pace=4 / 7, throttled=True),
+    _answer(True),  # admitted since: cut again, from the limit
+    # The tokens reserved keep their moments; the next one is a token at the new rate later.
+    _take(pace=4 / 7 + 1 / SECOND, throttled=True),
+    _take(pace=4 / 7 + 2 / SECOND, throttled=True),
+]
+
+# One answer, throttled: 0.7 a second; K = cbrt(0.75) s until the curve is back at 1 a second,
+# by when the bucket has earned more than the one token it must hold to lift the limit.
+_ONE = AdaptiveThrottle()
+_K = zero_point(1.0, _ONE)
+LIFT_WAIT = 0.5
+LIFT_STEPS = [
+    _answer(True),
+    _take(patience=0.0),  # a token 1/0.7 s off: not reserved
+    _sleep(LIFT_WAIT),
+    # Not lifted yet: the token is what is left of one at the rate then.
+    _take(
+        pace=(1 - earned(1.0, _K, 0, LIFT_WAIT, _ONE)) / limit_rate(1.0, _K, LIFT_WAIT, _ONE),
+        throttled=True,
+    ),
+    _sleep(1.6),  # past K, and the bucket has earned back its token and one more
+    _take(),  # lifted
+    _take(),
+]
+
 SCENARIOS = {
     "refund": (REFUND, REFUND_STEPS),
     "slot_refund": (SLOT_REFUND, SLOT_REFUND_STEPS),
@@ -250,6 +300,8 @@ SCENARIOS = {
     "sliding": (SLIDING, SLIDING_STEPS),
     "breaker": (BREAKER, BREAKER_STEPS),
     "pacing": (PACING, PACING_STEPS),
+    "throttle": (THROTTLE, THROTTLE_STEPS),
+    "lift": (THROTTLE, LIFT_STEPS),
 }
 
 
@@ -266,6 +318,7 @@ def _check(step: Sequence[Any], got: Any, mine: Any) -> None:
         assert isinstance(got, Verdict)
         for other, within in ((mine, AGREE), (expected, NEAR)):
             assert (got.probe, got.change) == (other.probe, other.change), (step, got, other)
+            assert got.throttled == other.throttled, (step, got, other)
             assert _close(got.open_for, other.open_for, within), (step, got, other)
             assert _close(got.pace, other.pace, within), (step, got, other)
     else:
@@ -278,6 +331,10 @@ def _call(store: Any, rules: Rules, step: Sequence[Any], host: str = HOST) -> An
         return store.before(host, rules, step[1], step[2])
     if kind == "after":
         return store.after(host, rules, step[1], step[2], step[3])
+    if kind == "take":
+        return store.before(host, rules, True, False, step[1])
+    if kind == "answer":
+        return store.after(host, rules, None, None, False, step[1], step[2])
     return store.spend(host, rules)
 
 
@@ -351,6 +408,92 @@ def test_agrees_with_memory_on_random_sequences(client: Any, prefix: str) -> Non
     assert {None, "open", "closed"} <= seen["after"]
     # (A lost probe replaced: BREAKER_STEPS. Here a paced probe's lease outlasts the run.)
     assert {(True, "half_open", True), (False, None, True)} <= seen["before"]
+
+
+def test_agrees_with_memory_on_random_sequences_with_a_throttle(client: Any, prefix: str) -> None:
+    """Hundreds of random steps with the throttle, the breaker and pacing over two hosts: the
+    same verdicts, the same waits for tokens, the same circuit changes."""
+    rules = Rules(
+        budget=RetryBudget(ratio=0.3, window=60, min_per_second=0.05),
+        breaker=CircuitBreaker(failure_ratio=0.4, min_calls=5, window=60, open_for=1e-6),
+        pacing=True,
+        throttle=AdaptiveThrottle(growth=5.0),
+    )
+    store = RedisState(client, prefix=prefix).sync_store()
+    memory = MemoryState().sync_store()
+    rng = random.Random(20250611)
+    paces: set[tuple[bool, bool]] = set()
+    for _ in range(600):
+        host = rng.choice(["https://a.example:443", "http://b.example:8080"])
+        kind = rng.choice(["before", "after", "after", "spend"])
+        if kind == "before":
+            patience = rng.choice([0.0, 0.5, 5.0, math.inf])
+            step: tuple[Any, ...] = ("take", patience, None)
+            if rng.random() < 0.3:
+                step = ("before", rng.random() < 0.7, rng.random() < 0.2, None)
+        elif kind == "after":
+            args = (
+                rng.choice([None, False, True]),
+                rng.choice([None, None, 0.05]),
+                rng.random() < 0.3,
+                rng.choice([None, False, True, True]),
+                rng.choice([0.0, 0.0, 100.0]),  # admitted now, or long before any cut
+            )
+            assert store.after(host, rules, *args) == memory.after(host, rules, *args), args
+            if rng.random() < 0.05:
+                time.sleep(0.02)
+            continue
+        else:
+            step = ("spend", None)
+        got, mine = _call(store, rules, step, host), _call(memory, rules, step, host)
+        if isinstance(got, Verdict):
+            assert (got.probe, got.change, got.throttled) == (
+                mine.probe,
+                mine.change,
+                mine.throttled,
+            ), (step, got, mine)
+            assert _close(got.open_for, mine.open_for, AGREE), (step, got, mine)
+            assert _close(got.pace, mine.pace, AGREE), (step, got, mine)
+            paces.add((got.throttled, got.pace > 0))
+        else:
+            assert got == mine, (step, got, mine)
+    # Waits for tokens, waits for a pause, and no wait at all all came up.
+    assert {(True, True), (False, True), (False, False)} <= paces
+
+
+def test_a_throttled_hosts_key_lives_until_its_limit_would_be_lifted(
+    client: Any, prefix: str
+) -> None:
+    """With tokens reserved some 15 s ahead, the key outlives its windows for as long."""
+    store = RedisState(client, prefix=prefix, ttl_slack=0.1).sync_store()
+    for throttled in [False] * 19 + [True]:  # cut to 14 a second
+        store.after(HOST, THROTTLE, None, None, False, throttled, 0.0)
+    assert 0 < client.pttl(f"{prefix}:{HOST}") <= 3_100  # 3 * the meter's 1 s + 0.1 s
+    for _ in range(200):
+        store.before(HOST, THROTTLE, True)
+    assert 14_000 < client.pttl(f"{prefix}:{HOST}") <= 16_000
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tm", b"garbage"), ("tt", b"nan"), ("tc", b""), ("tk", b"-1"), ("tf", b"1e400")],
+)
+def test_an_unreadable_limit_is_dropped(
+    client: Any, prefix: str, caplog: pytest.LogCaptureFixture, field: str, value: bytes
+) -> None:
+    """A limit the scripts cannot read limits nothing, breaks nothing, and is replaced at the
+    next throttling answer."""
+    caplog.set_level(logging.WARNING, logger="httpx_resilience")
+    store = RedisState(client, prefix=prefix).sync_store()
+    key = f"{prefix}:{HOST}"
+    store.after(HOST, THROTTLE, None, None, False, True, 0.0)
+    assert client.hexists(key, "tm")
+    client.hset(key, field, value)
+    assert store.before(HOST, THROTTLE, True) == Verdict()
+    assert not client.hexists(key, "tm")
+    store.after(HOST, THROTTLE, None, None, False, True, 0.0)
+    assert store.before(HOST, THROTTLE, True).throttled
+    assert not _warnings(caplog)
 
 
 def test_states_share_by_prefix(client: Any, prefix: str) -> None:
@@ -875,6 +1018,8 @@ def test_nothing_to_do_sends_nothing(prefix: str) -> None:
         assert store.before(HOST, off, True) == Verdict()
         assert store.before(HOST, budget_only, False) == Verdict()  # nothing to deposit
         assert store.after(HOST, budget_only, True, 5.0, False) is None
+        # The throttle hears answers only: a transport error tells it nothing.
+        assert store.after(HOST, THROTTLE, None, None, False, None, 0.0) is None
         assert store.spend(HOST, off) is True
         assert state._warned_at is None  # no call was made, so none failed
     finally:

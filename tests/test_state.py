@@ -65,9 +65,12 @@ NOW = 1_700_000_000.0
 
 
 def rules(
-    budget: RetryBudget | None = None, breaker: CircuitBreaker | None = None, pacing: bool = False
+    budget: RetryBudget | None = None,
+    breaker: CircuitBreaker | None = None,
+    pacing: bool = False,
+    throttle: hr.AdaptiveThrottle | None = None,
 ) -> Rules:
-    return Rules(budget=budget, breaker=breaker, pacing=pacing)
+    return Rules(budget=budget, breaker=breaker, pacing=pacing, throttle=throttle)
 
 
 # --- The policies -------------------------------------------------------------------------------
@@ -922,36 +925,57 @@ def test_pause_of_never_raises(
 
 
 ALL = rules(RetryBudget(), CircuitBreaker(), pacing=True)
+THROTTLE = rules(throttle=hr.AdaptiveThrottle())
+ALL_AND_THROTTLE = rules(
+    RetryBudget(), CircuitBreaker(), pacing=True, throttle=hr.AdaptiveThrottle()
+)
 
 
 @pytest.mark.parametrize(
     ("outcome", "rule", "expected"),
     [
-        (httpx.Response(200), ALL, (False, None)),
-        (httpx.Response(503), ALL, (True, None)),
-        (httpx.Response(429, headers={"Retry-After": "3"}), ALL, (True, 3.0)),
+        (httpx.Response(200), ALL, (False, None, None)),
+        (httpx.Response(503), ALL, (True, None, None)),
+        (httpx.Response(429, headers={"Retry-After": "3"}), ALL, (True, 3.0, None)),
         (
             httpx.Response(429, headers={"Retry-After": "3"}),
             rules(breaker=CircuitBreaker()),
-            (True, None),
+            (True, None, None),
         ),
-        (httpx.Response(429, headers={"Retry-After": "3"}), PACING, (None, 3.0)),
-        (httpx.ConnectError("refused"), ALL, (True, None)),
-        (httpx.ConnectError("refused"), PACING, (None, None)),
-        (hr.NetworkError("from below", phase="read"), ALL, (True, None)),
-        (hr.RequestTooLargeError("our own"), ALL, (None, None)),
-        (hr.CircuitOpenError("a breaker below"), ALL, (None, None)),
+        (httpx.Response(429, headers={"Retry-After": "3"}), PACING, (None, 3.0, None)),
+        (httpx.ConnectError("refused"), ALL, (True, None, None)),
+        (httpx.ConnectError("refused"), PACING, (None, None, None)),
+        (hr.NetworkError("from below", phase="read"), ALL, (True, None, None)),
+        (hr.RequestTooLargeError("our own"), ALL, (None, None, None)),
+        (hr.CircuitOpenError("a breaker below"), ALL, (None, None, None)),
         # A resilient transport stacked below raised the status it gave up on.
-        (hr.ServiceUnavailableError("below", status_code=503), ALL, (True, None)),
-        (hr.NotFoundError("below", status_code=404), ALL, (False, None)),
-        (hr.StatusError("no status"), ALL, (None, None)),
+        (hr.ServiceUnavailableError("below", status_code=503), ALL, (True, None, None)),
+        (hr.NotFoundError("below", status_code=404), ALL, (False, None, None)),
+        (hr.StatusError("no status"), ALL, (None, None, None)),
+        # The throttle counts every answer of the host: throttled, or not.
+        (httpx.Response(429), THROTTLE, (None, None, True)),
+        (httpx.Response(503), THROTTLE, (None, None, True)),
+        (httpx.Response(500), THROTTLE, (None, None, False)),
+        (httpx.Response(200), THROTTLE, (None, None, False)),
+        (
+            httpx.Response(500),
+            rules(throttle=hr.AdaptiveThrottle(statuses={500})),
+            (None, None, True),
+        ),
+        (httpx.Response(429, headers={"Retry-After": "3"}), ALL_AND_THROTTLE, (True, 3.0, True)),
+        (hr.RateLimitError("below", status_code=429), THROTTLE, (None, None, True)),
+        (hr.NotFoundError("below", status_code=404), THROTTLE, (None, None, False)),
+        (httpx.ConnectError("refused"), ALL_AND_THROTTLE, (True, None, None)),
+        (httpx.ReadTimeout("slow"), THROTTLE, (None, None, None)),
+        (hr.CircuitOpenError("a breaker below"), THROTTLE, (None, None, None)),
     ],
     ids=repr,
 )
 def test_outcome_of(
-    outcome: object, rule: Rules, expected: tuple[bool | None, float | None]
+    outcome: object, rule: Rules, expected: tuple[bool | None, float | None, bool | None]
 ) -> None:
-    """(failed, pause): statuses and transport errors count; our own refusals are not the host's doing."""
+    """(failed, pause, throttled): statuses and transport errors count; our own refusals are not
+    the host's doing, and only an answer of the host says whether it throttled."""
     assert outcome_of(outcome, rule) == expected
 
 

@@ -36,6 +36,7 @@ from ._errors_build import from_response
 from ._events import ResilienceEvent, RetryEvent
 from ._policies import (
     IDEMPOTENT_METHODS,
+    AdaptiveThrottle,
     Backoff,
     CircuitBreaker,
     ErrorPolicy,
@@ -53,6 +54,7 @@ from ._version import __version__
 __all__ = [
     "IDEMPOTENT_METHODS",
     "APIError",
+    "AdaptiveThrottle",
     "AsyncResilientTransport",
     "AttemptRecord",
     "AuthenticationError",

@@ -2,7 +2,8 @@
 
 The drivers do the I/O and ask here, in this order:
 
-1. `admit`: the host's state answered before the attempt; may it go, and after what pause?
+1. `admit`: the host's state answered before the attempt (told `patience`, how long the
+   attempt may wait); may it go, and after what pause?
 2. `read_limit`: a response came; may it be handed on as it is, or must (part of) its body be
    read first, to build an error or to let `ErrorPolicy.classify` look at it?
 3. `decide`: what the attempt's outcome (a response and the body read, or an exception) means:
@@ -85,6 +86,7 @@ __all__ = [
     "expired",
     "mark_refused",
     "may_resend",
+    "patience",
     "read_limit",
     "readable_of",
     "refused",
@@ -156,6 +158,15 @@ def admit(call: Call, verdict: Verdict, now: float) -> tuple[float, GiveUp | Non
     ):
         return pace, None
     return 0.0, None
+
+
+def patience(call: Call, now: float) -> float:
+    """The longest `admit` lets the attempt due wait before it goes: the throttle reserves a
+    token only for an attempt that will wait for it."""
+    wait = call.settings.retry.max_retry_after
+    if call.deadline is not None:
+        wait = min(wait, call.deadline - now)
+    return wait
 
 
 def read_limit(call: Call, response: httpx.Response) -> int | None:

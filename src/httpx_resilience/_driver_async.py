@@ -11,6 +11,7 @@ unasync`), and `make test` checks it is current: edit the async file only.
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -32,6 +33,7 @@ from ._decide import (
     body_failure,
     decide,
     expired,
+    patience,
     read_limit,
     refused,
 )
@@ -42,6 +44,7 @@ from ._headers import scan_response_headers
 from ._hooks import answer_body_hooks  # async only
 from ._metrics import METRICS_MODULE
 from ._policies import (
+    AdaptiveThrottle,
     CircuitBreaker,
     ErrorPolicy,
     IdempotencyPolicy,
@@ -80,13 +83,14 @@ class AsyncDriver:
         budget: RetryBudget | None = RetryBudget(),  # noqa: B008
         breaker: CircuitBreaker | None = None,
         pacing: bool = False,
+        throttle: AdaptiveThrottle | None = None,
         state: State | None = None,
         on_event: Callable[[ResilienceEvent], Any] | None = None,
         buffer: int = 0,
         **transport_kwargs: Any,
     ) -> None:
         backend = self._backend
-        rules = rules_of(budget, breaker, pacing)
+        rules = rules_of(budget, breaker, pacing, throttle)
         hooks = {"on_retry": on_retry, "on_event": on_event}
         self._settings = settings_of(
             retry,
@@ -129,10 +133,15 @@ class AsyncDriver:
             while True:
                 probe = False
                 pace = 0.0
+                admitted = 0.0  # when the throttle admitted the attempt
                 if call.host is not None and (call.attempt == 1 or rules.watches):
-                    # An open circuit stops the attempt, a spent rate-limit window delays it;
-                    # the budget counts each logical request once.
-                    verdict = await store.before(host, rules, call.attempt == 1, spent)
+                    # An open circuit stops the attempt, a spent rate-limit window or the
+                    # throttle's bucket delays it; the budget counts each logical request once.
+                    patient = math.inf
+                    if rules.throttle is not None:
+                        admitted = self._clock()
+                        patient = patience(call, admitted)
+                    verdict = await store.before(host, rules, call.attempt == 1, spent, patient)
                     if verdict is not CLEAR:
                         if verdict.change is not None:
                             await report.event(f"circuit_{verdict.change}", call, call.attempt - 1)
@@ -146,7 +155,10 @@ class AsyncDriver:
                             )
                         probe = verdict.probe
                         if pace:
-                            await report.event("paced", call, call.attempt - 1, delay=pace)
+                            reason = "throttle" if verdict.throttled else None
+                            await report.event(
+                                "paced", call, call.attempt - 1, delay=pace, reason=reason
+                            )
                             await self._sleep(pace)
                 if call.attempt > 1 or settings.prepares:
                     if call.deadline is not None and (call.attempt > 1 or pace):
@@ -183,7 +195,10 @@ class AsyncDriver:
                         outcome = broken
                 change = None
                 if rules.watches:
-                    change = await store.after(host, rules, *outcome_of(outcome, rules), probe)
+                    failed, pause, throttled = outcome_of(outcome, rules)
+                    # The throttle cuts once for the attempts it admitted before a cut.
+                    age = 0.0 if throttled is None else self._clock() - admitted
+                    change = await store.after(host, rules, failed, pause, probe, throttled, age)
                 if hand_on:
                     assert response is not None
                     if tells:

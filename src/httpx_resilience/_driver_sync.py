@@ -13,6 +13,7 @@ unasync`), and `make test` checks it is current: edit the async file only.
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -34,6 +35,7 @@ from ._decide import (
     body_failure,
     decide,
     expired,
+    patience,
     read_limit,
     refused,
 )
@@ -43,6 +45,7 @@ from ._events import ResilienceEvent, RetryEvent
 from ._headers import scan_response_headers
 from ._metrics import METRICS_MODULE
 from ._policies import (
+    AdaptiveThrottle,
     CircuitBreaker,
     ErrorPolicy,
     IdempotencyPolicy,
@@ -81,13 +84,14 @@ class SyncDriver:
         budget: RetryBudget | None = RetryBudget(),  # noqa: B008
         breaker: CircuitBreaker | None = None,
         pacing: bool = False,
+        throttle: AdaptiveThrottle | None = None,
         state: State | None = None,
         on_event: Callable[[ResilienceEvent], Any] | None = None,
         buffer: int = 0,
         **transport_kwargs: Any,
     ) -> None:
         backend = self._backend
-        rules = rules_of(budget, breaker, pacing)
+        rules = rules_of(budget, breaker, pacing, throttle)
         hooks = {"on_retry": on_retry, "on_event": on_event}
         self._settings = settings_of(
             retry,
@@ -130,10 +134,15 @@ class SyncDriver:
             while True:
                 probe = False
                 pace = 0.0
+                admitted = 0.0  # when the throttle admitted the attempt
                 if call.host is not None and (call.attempt == 1 or rules.watches):
-                    # An open circuit stops the attempt, a spent rate-limit window delays it;
-                    # the budget counts each logical request once.
-                    verdict = store.before(host, rules, call.attempt == 1, spent)
+                    # An open circuit stops the attempt, a spent rate-limit window or the
+                    # throttle's bucket delays it; the budget counts each logical request once.
+                    patient = math.inf
+                    if rules.throttle is not None:
+                        admitted = self._clock()
+                        patient = patience(call, admitted)
+                    verdict = store.before(host, rules, call.attempt == 1, spent, patient)
                     if verdict is not CLEAR:
                         if verdict.change is not None:
                             report.event(f"circuit_{verdict.change}", call, call.attempt - 1)
@@ -147,7 +156,8 @@ class SyncDriver:
                             )
                         probe = verdict.probe
                         if pace:
-                            report.event("paced", call, call.attempt - 1, delay=pace)
+                            reason = "throttle" if verdict.throttled else None
+                            report.event("paced", call, call.attempt - 1, delay=pace, reason=reason)
                             self._sleep(pace)
                 if call.attempt > 1 or settings.prepares:
                     if call.deadline is not None and (call.attempt > 1 or pace):
@@ -182,7 +192,10 @@ class SyncDriver:
                         outcome = broken
                 change = None
                 if rules.watches:
-                    change = store.after(host, rules, *outcome_of(outcome, rules), probe)
+                    failed, pause, throttled = outcome_of(outcome, rules)
+                    # The throttle cuts once for the attempts it admitted before a cut.
+                    age = 0.0 if throttled is None else self._clock() - admitted
+                    change = store.after(host, rules, failed, pause, probe, throttled, age)
                 if hand_on:
                     assert response is not None
                     if tells:

@@ -33,7 +33,9 @@ class ResilienceEvent:
       ("not retryable", "attempts exhausted", "retry_budget", "deadline", "retry_after",
       "circuit_open").
     * "budget_refused": the retry budget refused the retry that would have followed.
-    * "paced": the request waits `delay` seconds for the host's rate-limit window to reopen.
+    * "paced": the request waits `delay` seconds before its attempt: for the host's rate-limit
+      window to reopen (`reason` None), or, with `reason` "throttle", for the token of the
+      host's adaptive throttle (`AdaptiveThrottle`) that it reserved.
     * "circuit_open", "circuit_half_open", "circuit_closed": the host's circuit changed state.
     * "circuit_rejected": an attempt was not made because the circuit is open.
 

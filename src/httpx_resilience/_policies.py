@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_FAILURE_STATUSES",
     "DEFAULT_REQUEST_ID_HEADERS",
+    "DEFAULT_THROTTLE_STATUSES",
     "IDEMPOTENT_METHODS",
+    "AdaptiveThrottle",
     "Backoff",
     "CircuitBreaker",
     "ErrorPolicy",
@@ -531,3 +533,68 @@ class CircuitBreaker(Policy):
         statuses = self.failure_statuses
         check(is_statuses(statuses), name, "failure_statuses must be a set of HTTP statuses")
         object.__setattr__(self, "failure_statuses", frozenset(statuses))
+
+
+# The answers of a host that is shedding load: "too many requests", and "unavailable", which
+# many gateways and rate limiters send instead (S3's "SlowDown", which botocore's adaptive
+# mode counts as throttling, is a 503).
+DEFAULT_THROTTLE_STATUSES = frozenset({429, 503})
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveThrottle(Policy):
+    """Send to a host no faster than it answers without throttling: a per-host send rate that
+    adapts, botocore's adaptive retry mode (its CUBIC-shaped token bucket, with its constants).
+
+    Until a host first answers with one of `statuses` (whether or not it says when to come
+    back), requests to it are not limited. Then its rate is cut to `cut_to` times the rate the
+    client was sending at, and grows back along a cubic curve (`growth` requests per second per
+    second cubed) for as long as no throttling answer comes: slowly near the rate that was
+    throttled, faster past it; never below `min_rate` requests per second. Once it is back
+    above the rate that was throttled and holds nothing back (its bucket has saved up a
+    second's worth of that rate), the limit is lifted. Each attempt takes a token from the
+    host's bucket; with none left it waits for its own, reserved, through the transport's
+    sleep (`no_wait()` skips it), unless that is further off than
+    `RetryPolicy.max_retry_after` or the deadline: then it goes at once.
+    """
+
+    # Any set of statuses (a literal `{429}` too); kept as a frozenset.
+    statuses: Collection[int] = DEFAULT_THROTTLE_STATUSES
+    cut_to: float = 0.7
+    growth: float = 0.4
+    min_rate: float = 0.5
+
+    def __post_init__(self) -> None:
+        name = "AdaptiveThrottle"
+        materialise(self, "statuses")
+        check_error_statuses(
+            self.statuses, name, "statuses", "a host throttles with an error status"
+        )
+        check(
+            bool(self.statuses),
+            name,
+            "statuses must name at least one status (throttle=None turns the throttle off)",
+        )
+        check(
+            is_number(self.cut_to) and 0 < self.cut_to < 1,
+            name,
+            "cut_to must be the share of the send rate kept on a throttling answer, in (0, 1)",
+        )
+        check(
+            is_number(self.growth) and 0 < self.growth <= MAX_GROWTH,
+            name,
+            f"growth must be requests per second per second cubed, in (0, {MAX_GROWTH:g}]",
+        )
+        check(
+            is_number(self.min_rate) and MIN_RATE_FLOOR <= self.min_rate <= MAX_RATE,
+            name,
+            f"min_rate must be requests per second, from {MIN_RATE_FLOOR:g} to {MAX_RATE:g}",
+        )
+        object.__setattr__(self, "statuses", frozenset(self.statuses))
+
+
+# Bounds that keep the rate arithmetic finite and meaningful: a floor under one request a day
+# is a host never called again, and a rate past a million a second is no limit at all.
+MIN_RATE_FLOOR = 1 / MAX_WAIT
+MAX_RATE = 1e6
+MAX_GROWTH = 1e6

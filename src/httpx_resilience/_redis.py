@@ -12,11 +12,17 @@ only durations cross the wire. One hash per host, `{prefix}:{host}`:
   stale slots are deleted when a new slot is opened; a value that cannot be read counts
   nothing (it never makes a script fail);
 * `circuit`, `reopens`: the breaker's state and its deadline (server time, seconds);
-* `paused`: when the host's rate-limit window reopens (server time, seconds).
+* `paused`: when the host's rate-limit window reopens (server time, seconds);
+* the throttle's (`_throttle.py`): `t:<slot>`, `"<answers> 0"` of one slot of its meter (the
+  host's answers of the last `METER_WINDOW`); once the host throttled, its limit: `tm` (the
+  rate that was cut, requests per second), `tk` (the curve's zero point, seconds), `tc` (when
+  it was cut), `tt` (the bucket's tokens, below zero for tokens reserved ahead), `tf` (as of
+  when) and `tl` (when it would be lifted at the latest with nothing more sent: the key is
+  kept until then). A limit that cannot be read is dropped.
 
 The key expires once the host has been idle for a few times its longest window (or
-`open_for`, or what is left of a pause, at most `MAX_PAUSE`), plus `ttl_slack`; never later
-than `MAX_TTL` after its last write.
+`open_for`, or what is left of a pause, at most `MAX_PAUSE`, or of the throttle's limit), plus
+`ttl_slack`; never later than `MAX_TTL` after its last write.
 
 `redis` is imported here only, and only when a `RedisState` is made: the package itself does
 not need it.
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING
 from ._errors import ConfigurationError
 from ._policies import is_number
 from ._state import CLEAR, MAX_PAUSE, SLOTS, AsyncStore, Rules, Store, Verdict
+from ._throttle import METER_WINDOW
 
 if TYPE_CHECKING:
     from redis import Redis, RedisCluster
@@ -58,10 +65,12 @@ MAX_TTL = 7 * 86_400.0
 _PRELUDE = f"""
 local MAX_PAUSE = {MAX_PAUSE!r}
 local MAX_TTL = {math.ceil(MAX_TTL * 1000)}
+local METER = {METER_WINDOW!r}
 """
 _PRELUDE += """
 local key = KEYS[1]
 local SLOTS = tonumber(ARGV[1])
+local METER_SLOT = METER / SLOTS
 local base_ttl = tonumber(ARGV[2])
 local slack = tonumber(ARGV[3])
 -- Redis < 5 replicates scripts verbatim unless told otherwise, and a verbatim replay of a
@@ -182,12 +191,118 @@ local function paused_for()
   return math.min(left, MAX_PAUSE)
 end
 
--- The key outlives its host's last write by base_ttl, or by what is left of a pause plus the
--- slack, and never by more than MAX_TTL; it is only ever lengthened, so rules with shorter
--- windows do not cut others' short.
+-- The throttle (_throttle.py, step for step). Its policy from ARGV[i], ARGV[i + 1],
+-- ARGV[i + 2]: cut_to, growth, min_rate; nil when it is off.
+local function throttle_at(i)
+  local cut_to = tonumber(ARGV[i])
+  if cut_to == nil then return nil end
+  return {cut_to = cut_to, growth = tonumber(ARGV[i + 1]), min_rate = tonumber(ARGV[i + 2])}
+end
+
+local function finite(x) return x ~= nil and x == x and x > -math.huge and x < math.huge end
+
+-- The client's send rate: the answers in the meter, over its window.
+local function measured()
+  local answers = window_sums('t', METER_SLOT)
+  return answers / METER
+end
+
+local function zero_point(wmax, th)
+  local scaled = wmax * (1 - th.cut_to) / th.growth
+  if scaled > 0 then return scaled ^ (1 / 3) end
+  return 0
+end
+
+local function limit_rate(lim, th)
+  local d = (now - lim.cut) - lim.zero
+  return math.max(th.min_rate, th.growth * d * d * d + lim.wmax)
+end
+
+local LIMIT_FIELDS = {'tm', 'tk', 'tc', 'tt', 'tf', 'tl'}
+
+local function clear_limit()
+  for _, field in ipairs(LIMIT_FIELDS) do
+    if h[field] ~= nil then
+      h[field] = nil
+      redis.call('HDEL', key, field)
+    end
+  end
+end
+
+-- The host's limit, or nil when it has none (one that cannot be read is dropped).
+local function limit_of()
+  if h['tm'] == nil then return nil end
+  local lim = {
+    wmax = tonumber(h['tm']), zero = tonumber(h['tk']), cut = tonumber(h['tc']),
+    tokens = tonumber(h['tt']), filled = tonumber(h['tf']),
+  }
+  if not (finite(lim.wmax) and finite(lim.zero) and finite(lim.cut) and finite(lim.tokens)
+      and finite(lim.filled) and lim.wmax >= 0 and lim.zero >= 0) then
+    clear_limit()
+    return nil
+  end
+  return lim
+end
+
+-- Saved with `rate`, the limit as of now: about when it would be lifted with nothing more
+-- sent (the curve back at wmax, the bucket refilled at no more than that rate).
+local function save_limit(lim, rate)
+  local refilled = lim.filled + math.max(math.max(1, lim.wmax) - lim.tokens, 0) / rate
+  set('tm', dur(lim.wmax))
+  set('tk', dur(lim.zero))
+  set('tc', stamp(lim.cut))
+  set('tt', dur(lim.tokens))
+  set('tf', stamp(lim.filled))
+  set('tl', stamp(math.max(lim.cut + lim.zero, refilled)))
+end
+
+local function cbrt(x)
+  if x < 0 then return -((-x) ^ (1 / 3)) end
+  return x ^ (1 / 3)
+end
+
+-- The tokens earned from s to e seconds after the cut: the limit's integral (the floor, then
+-- the curve once it has climbed past it).
+local function earned(lim, th, s, e)
+  local total = 0
+  local crosses = lim.zero + cbrt((th.min_rate - lim.wmax) / th.growth)
+  if s < crosses then
+    local u = math.min(e, crosses)
+    total = total + th.min_rate * (u - s)
+    s = u
+  end
+  if s < e then
+    local a, b = s - lim.zero, e - lim.zero
+    total = total + th.growth / 4 * (b * b * b * b - a * a * a * a) + lim.wmax * (e - s)
+  end
+  return total
+end
+
+-- Adds the tokens earned since the bucket was last filled, up to its capacity; the rate now.
+local function refill(lim, th)
+  local rate = limit_rate(lim, th)
+  if now > lim.filled then
+    local gained = earned(lim, th, lim.filled - lim.cut, now - lim.cut)
+    lim.tokens = math.min(math.max(1, rate), lim.tokens + gained)
+    lim.filled = now
+  end
+  return rate
+end
+
+-- What is left of the throttle's limit with nothing more sent.
+local function limit_left()
+  local left = (tonumber(h['tl']) or 0) - now
+  if not (left > 0) then return 0 end
+  return math.min(left, MAX_PAUSE)
+end
+
+-- The key outlives its host's last write by base_ttl, or by what is left of a pause or of
+-- the throttle's limit plus the slack, and never by more than MAX_TTL; it is only ever
+-- lengthened, so rules with shorter windows do not cut others' short.
 local function expire()
   if not dirty then return end
-  local want = math.max(base_ttl, math.ceil(paused_for() * 1000) + slack)
+  local held = math.max(paused_for(), limit_left())
+  local want = math.max(base_ttl, math.ceil(held * 1000) + slack)
   want = math.min(want, MAX_TTL)
   if redis.call('PTTL', key) < want then
     redis.call('PEXPIRE', key, want)
@@ -197,34 +312,65 @@ end
 
 # ARGV[4]: '1' to deposit a request in the budget, 'r' to refund a retry the circuit stops,
 # '0' for neither; ARGV[5]: the budget's slot width;
-# ARGV[6]: '1' when pacing; ARGV[7]: the breaker's open_for ('' when there is no breaker).
-# Returns {open_for or '', pace, probe '0'/'1', change or ''}.
+# ARGV[6]: '1' when pacing; ARGV[7]: the breaker's open_for ('' when there is no breaker);
+# ARGV[8..10]: the throttle's cut_to, growth, min_rate ('' when it is off); ARGV[11]: how long
+# the attempt would wait for its token. Returns {open_for or '', pace, probe '0'/'1', change
+# or '', throttled '0'/'1'}.
 _BEFORE = (
     _PRELUDE
     + """
 local pacing = ARGV[6] == '1'
 local open_for = tonumber(ARGV[7])
-local result
-if open_for == nil and not pacing then
-  result = {'', '0', '0', ''}
-else
-  local pace = 0
-  if pacing then pace = paused_for() end
+local th = throttle_at(8)
+local stopped = nil
+local pace, probe, change, throttled = 0, '0', '', '0'
+if pacing then pace = paused_for() end
+if open_for ~= nil then
   local circuit = h['circuit'] or 'closed'
-  if open_for == nil or circuit == 'closed' then
-    result = {'', dur(pace), '0', ''}
-  else
+  if circuit ~= 'closed' then
     local left = (tonumber(h['reopens']) or 0) - now
     if left > 0 then
-      result = {dur(left), dur(pace), '0', ''}
+      stopped = left
     else
-      local change = ''
       if circuit == 'open' then change = 'half_open' end
       set('circuit', 'half_open')
-      set('reopens', stamp(now + pace + open_for))  -- the probe may wait out the pace first
-      result = {'', dur(pace), '1', change}
+      probe = '1'
     end
   end
+end
+if stopped == nil and th ~= nil then
+  -- The attempt takes a token, or reserves the next one if it would wait that long.
+  local lim = limit_of()
+  if lim ~= nil then
+    local rate = refill(lim, th)
+    if rate >= lim.wmax and lim.tokens >= math.max(1, lim.wmax) then
+      -- Back above the rate that was throttled, and holding nothing back: lifted.
+      clear_limit()
+    else
+      local wait = 0
+      if lim.tokens < 1 then
+        wait = (1 - lim.tokens) / rate
+        if wait > tonumber(ARGV[11]) then wait = nil end
+      end
+      if wait ~= nil then
+        lim.tokens = lim.tokens - 1
+        if wait > pace then
+          pace = wait
+          throttled = '1'
+        end
+      end
+      save_limit(lim, rate)
+    end
+  end
+end
+if probe == '1' then
+  set('reopens', stamp(now + pace + open_for))  -- the probe may wait out the pace first
+end
+local result
+if stopped ~= nil then
+  result = {dur(stopped), dur(pace), '0', '', '0'}
+else
+  result = {'', dur(pace), probe, change, throttled}
 end
 -- A request the open circuit stops never reaches the host: it earns the budget nothing, and
 -- a retry it stops gives back what it spent.
@@ -240,7 +386,9 @@ return result
 
 # ARGV[4]: the pause ('' for none); ARGV[5]: failed ('' when not counted, '0', '1');
 # ARGV[6]: probe '0'/'1'; ARGV[7]: open_for; ARGV[8]: the breaker's slot width;
-# ARGV[9]: min_calls; ARGV[10]: failure_ratio. Returns the change: '', 'open' or 'closed'.
+# ARGV[9]: min_calls; ARGV[10]: failure_ratio; ARGV[11]: throttled ('' when not counted, '0',
+# '1'); ARGV[12]: the seconds since the attempt was admitted; ARGV[13..15]: the throttle's
+# cut_to, growth, min_rate. Returns the change: '', 'open' or 'closed'.
 _AFTER = (
     _PRELUDE
     + """
@@ -249,6 +397,33 @@ local pause = tonumber(ARGV[4])
 if pause ~= nil then
   local reopens = now + math.min(pause, MAX_PAUSE)
   if reopens > (tonumber(h['paused']) or 0) then set('paused', stamp(reopens)) end
+end
+local th = throttle_at(13)
+if th ~= nil and ARGV[11] ~= '' then
+  window_add('t', METER_SLOT, 1, 0)
+  local lim = limit_of()
+  if ARGV[11] == '1' and (lim == nil or not (now - tonumber(ARGV[12]) < lim.cut)) then
+    -- A throttling answer to an attempt admitted since the last cut (earlier ones were
+    -- answered by it): the curve starts again from the rate sent at, or the limit if lower.
+    local rate = measured()
+    if lim == nil then
+      lim = {wmax = 0, zero = 0, cut = now, tokens = 0, filled = now}
+    else
+      rate = math.min(rate, limit_rate(lim, th))
+    end
+    local before = refill(lim, th)
+    lim.wmax = rate
+    lim.zero = zero_point(rate, th)
+    lim.cut = now
+    local limit = limit_rate(lim, th)
+    if lim.tokens < 0 then
+      -- Tokens reserved ahead keep the moments they are due at.
+      lim.tokens = lim.tokens * limit / before
+    else
+      lim.tokens = math.min(lim.tokens, math.max(1, limit))
+    end
+    save_limit(lim, limit)
+  end
 end
 local failed = ARGV[5]
 local open_for = tonumber(ARGV[7])
@@ -311,18 +486,27 @@ def _text(value: object) -> str:
 
 
 def _verdict(raw: Sequence[object]) -> Verdict:
-    open_for, pace, probe, change = (_text(part) for part in raw)
+    open_for, pace, probe, change, throttled = (_text(part) for part in raw)
     verdict = Verdict(
         open_for=float(open_for) if open_for else None,
         pace=float(pace),
         probe=probe == "1",
         change=change or None,
+        throttled=throttled == "1",
     )
     return CLEAR if verdict == CLEAR else verdict
 
 
 def _number(value: float) -> str:
     return repr(float(value))
+
+
+def _throttle_args(rules: Rules) -> list[str]:
+    """The throttle's policy as a script reads it: cut_to, growth, min_rate ('' when off)."""
+    throttle = rules.throttle
+    if throttle is None:
+        return ["", "", ""]
+    return [_number(throttle.cut_to), _number(throttle.growth), _number(throttle.min_rate)]
 
 
 class RedisState:
@@ -421,16 +605,20 @@ class RedisState:
             longest = rules.budget.window
         if rules.breaker is not None:
             longest = max(longest, rules.breaker.window, rules.breaker.open_for)
+        if rules.throttle is not None:
+            longest = max(longest, METER_WINDOW)
         slack = min(self._ttl_slack, MAX_TTL)
         # Bounded first (an absurd window would give an expiry Redis refuses), then rounded,
         # so that 3 * 0.2 s is 600 ms and not 601.
         base = math.ceil(round(min(TTL_FACTOR * longest + slack, MAX_TTL) * 1000, 6))
         return [str(SLOTS), str(max(base, 1)), str(math.ceil(round(slack * 1000, 6)))]
 
-    def _before_args(self, rules: Rules, first: bool, refund: bool) -> list[str] | None:
-        budget, breaker = rules.budget, rules.breaker
+    def _before_args(
+        self, rules: Rules, first: bool, refund: bool, patience: float
+    ) -> list[str] | None:
+        budget, breaker, throttle = rules.budget, rules.breaker, rules.throttle
         deposit = first and budget is not None
-        if not deposit and breaker is None and not rules.pacing:
+        if not deposit and breaker is None and not rules.pacing and throttle is None:
             return None
         budgeted = budget is not None
         return [
@@ -439,15 +627,25 @@ class RedisState:
             _number(budget.window / SLOTS) if budget is not None else "",
             "1" if rules.pacing else "0",
             _number(breaker.open_for) if breaker is not None else "",
+            *_throttle_args(rules),
+            # A wait of a day at most: Lua reads no infinity.
+            _number(min(max(patience, 0.0), MAX_PAUSE)),
         ]
 
     def _after_args(
-        self, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+        self,
+        rules: Rules,
+        failed: bool | None,
+        pause: float | None,
+        probe: bool,
+        throttled: bool | None,
+        age: float,
     ) -> list[str] | None:
         breaker = rules.breaker
         pause = pause if rules.pacing else None
         counted = breaker is not None and failed is not None
-        if pause is None and not counted:
+        answered = rules.throttle is not None and throttled is not None
+        if pause is None and not counted and not answered:
             return None
         args = [
             *self._common(rules),
@@ -456,13 +654,19 @@ class RedisState:
             "1" if probe else "0",
         ]
         if breaker is None:
-            return [*args, "", "", "", ""]
+            args += ["", "", "", ""]
+        else:
+            args += [
+                _number(breaker.open_for),
+                _number(breaker.window / SLOTS),
+                str(breaker.min_calls),
+                _number(breaker.failure_ratio),
+            ]
         return [
             *args,
-            _number(breaker.open_for),
-            _number(breaker.window / SLOTS),
-            str(breaker.min_calls),
-            _number(breaker.failure_ratio),
+            ("1" if throttled else "0") if answered else "",
+            _number(age) if math.isfinite(age) else "0.0",
+            *_throttle_args(rules),
         ]
 
     def _spend_args(self, rules: Rules) -> list[str] | None:
@@ -486,8 +690,8 @@ class RedisState:
         message = _CREDENTIALS.sub(r"\1[REDACTED]@", str(exc))
         logger.warning(
             "RedisState(prefix=%r): Redis failed (%s: %s); requests go on without the shared "
-            "retry budget, circuit breaker and pacing until it answers (next warning in %d s "
-            "at the earliest)",
+            "retry budget, circuit breaker, pacing and throttle until it answers (next warning "
+            "in %d s at the earliest)",
             self._prefix,
             type(exc).__name__,
             message,

@@ -6,6 +6,7 @@ and `make test` checks it is current: edit the async file only.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ._redis import _AFTER, _BEFORE, _SPEND, RedisState, _check_asyncio, _text, _verdict
@@ -31,14 +32,24 @@ class AsyncRedisStore:
         self._after = client.register_script(_AFTER)
         self._spend = client.register_script(_SPEND)
 
-    async def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
-        raw = await self._run(self._before, host, self._state._before_args(rules, first, refund))
+    async def before(
+        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+    ) -> Verdict:
+        args = self._state._before_args(rules, first, refund, patience)
+        raw = await self._run(self._before, host, args)
         return CLEAR if raw is _SKIPPED else _verdict(raw)
 
     async def after(
-        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+        self,
+        host: str,
+        rules: Rules,
+        failed: bool | None,
+        pause: float | None,
+        probe: bool,
+        throttled: bool | None = None,
+        age: float = 0.0,
     ) -> str | None:
-        args = self._state._after_args(rules, failed, pause, probe)
+        args = self._state._after_args(rules, failed, pause, probe, throttled, age)
         raw = await self._run(self._after, host, args)
         return None if raw is _SKIPPED else (_text(raw) or None)
 

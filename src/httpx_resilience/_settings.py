@@ -16,6 +16,7 @@ from ._backend import HTTPX, Backend
 from ._errors import ConfigurationError
 from ._hooks import check_hooks, has_body_hooks
 from ._policies import (
+    AdaptiveThrottle,
     CircuitBreaker,
     ErrorPolicy,
     IdempotencyPolicy,
@@ -47,7 +48,7 @@ class Settings:
     idempotency: IdempotencyPolicy = IdempotencyPolicy()  # noqa: RUF009
     # The package the transport serves: httpx, or httpx2.
     backend: Backend = HTTPX
-    # What the transport enforces per host: retry budget, circuit breaker, pacing.
+    # What the transport enforces per host: retry budget, circuit breaker, pacing, throttle.
     rules: Rules = NO_RULES
     # Whether the transport is the async one, which awaits async hooks.
     asynchronous: bool = False
@@ -197,7 +198,7 @@ def settings_of(
     )
 
 
-def rules_of(budget: object, breaker: object, pacing: object) -> Rules:
+def rules_of(budget: object, breaker: object, pacing: object, throttle: object = None) -> Rules:
     """The per-host rules a transport was given, checked."""
     if budget is not None and not isinstance(budget, RetryBudget):
         raise ConfigurationError(f"budget must be a RetryBudget or None, got {budget!r}")
@@ -205,7 +206,12 @@ def rules_of(budget: object, breaker: object, pacing: object) -> Rules:
         raise ConfigurationError(f"breaker must be a CircuitBreaker or None, got {breaker!r}")
     if not isinstance(pacing, bool):
         raise ConfigurationError(f"pacing must be a bool, got {pacing!r}")
-    return Rules(budget=budget, breaker=breaker, pacing=pacing)
+    if throttle is not None and not isinstance(throttle, AdaptiveThrottle):
+        hint = " (throttle=AdaptiveThrottle() turns it on)" if throttle is True else ""
+        raise ConfigurationError(
+            f"throttle must be an AdaptiveThrottle or None{hint}, got {throttle!r}"
+        )
+    return Rules(budget=budget, breaker=breaker, pacing=pacing, throttle=throttle)
 
 
 def state_of(state: object) -> State:

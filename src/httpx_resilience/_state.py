@@ -13,14 +13,17 @@ triples the load. The rules here bound that across all the requests to one host:
   circuit or opens it again. Polly's defaults.
 * Pacing (opt-in): when a response says the host's rate-limit window is spent, later requests
   to that host wait for it to reopen instead of being sent to be rejected.
+* `AdaptiveThrottle` (opt-in): once the host throttles (a 429 or 503, with or without a hint),
+  attempts to it take tokens from a bucket whose rate adapts, botocore's adaptive mode
+  (`_throttle.py`).
 
 Where the counts live is a `State`: `MemoryState` (one process, the default) or `RedisState`
 (a fleet of processes, `httpx-resilience[redis]`). A state answers three questions, each in
 one step (one lock, or one Lua script): `before` an attempt (deposit, may it go, how long to
 wait; a retry the circuit stops gets its budget back), `after` it (the breaker's count, the
-pacing pause), and `spend` (may this retry go). Times are passed as durations, never as
-clock readings: each state keeps its own clock, so processes on machines whose clocks
-disagree still share one view.
+pacing pause, the throttle's rate), and `spend` (may this retry go). Times are passed as
+durations, never as clock readings: each state keeps its own clock, so processes on machines
+whose clocks disagree still share one view.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import httpx
 from ._classify import classify_exception
 from ._errors import APIError, CircuitOpenError, StatusError, TransportError
 from ._headers import mentions_rate_limit, parse_rate_limit, parse_retry_after
-from ._policies import CircuitBreaker, RetryBudget
+from ._policies import AdaptiveThrottle, CircuitBreaker, RetryBudget
+from ._throttle import METER_WINDOW, Limit, measured_rate
 
 __all__ = [
     "CLEAR",
@@ -51,6 +55,7 @@ __all__ = [
     "Verdict",
     "host_key",
     "is_failure_status",
+    "is_throttling_status",
     "outcome_of",
     "pause_of",
 ]
@@ -70,12 +75,13 @@ class Rules:
     budget: RetryBudget | None
     breaker: CircuitBreaker | None
     pacing: bool
+    throttle: AdaptiveThrottle | None = None
     # Worked out once: every request asks.
     active: bool = field(init=False)  # anything on at all
     watches: bool = field(init=False)  # attempts' outcomes must be reported (`after`)
 
     def __post_init__(self) -> None:
-        watches = self.breaker is not None or self.pacing
+        watches = self.breaker is not None or self.pacing or self.throttle is not None
         object.__setattr__(self, "watches", watches)
         object.__setattr__(self, "active", watches or self.budget is not None)
 
@@ -84,15 +90,18 @@ class Verdict(NamedTuple):
     """A state's answer before an attempt.
 
     `open_for`: the circuit is open (or its probe is out) for this many more seconds, so the
-    attempt must not be made; `None` when it may. `pace`: seconds until the host's rate-limit
-    window reopens (0 when it is open). `probe`: this attempt is the half-open probe.
-    `change`: the breaker state this call moved the circuit to ("half_open"), if any.
+    attempt must not be made; `None` when it may. `pace`: seconds to wait before the attempt
+    (0 for none): until the host's rate-limit window reopens, or until the throttle's token
+    this attempt reserved is due, whichever is later. `probe`: this attempt is the half-open
+    probe. `change`: the breaker state this call moved the circuit to ("half_open"), if any.
+    `throttled`: the pace is the throttle's.
     """
 
     open_for: float | None = None
     pace: float = 0.0
     probe: bool = False
     change: str | None = None
+    throttled: bool = False
 
 
 CLEAR = Verdict()
@@ -102,26 +111,49 @@ NO_RULES = Rules(budget=None, breaker=None, pacing=False)
 
 
 class Store(Protocol):
-    """The synchronous face of a state, as the sync transport uses it."""
+    """The synchronous face of a state, as the sync transport uses it.
 
-    def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict: ...
+    `before`: `first` for a request's first attempt (the budget counts it), `refund` for a
+    retry that spent the budget, `patience` the longest this attempt would wait for the
+    throttle's token (it reserves none it would not wait for). `after`: the attempt's outcome
+    as `outcome_of` counts it, whether it was the probe, and `age`, the seconds since the
+    attempt asked `before` (the throttle cuts once for the attempts admitted before a cut).
+    """
+
+    def before(
+        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+    ) -> Verdict: ...
 
     def after(
-        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+        self,
+        host: str,
+        rules: Rules,
+        failed: bool | None,
+        pause: float | None,
+        probe: bool,
+        throttled: bool | None = None,
+        age: float = 0.0,
     ) -> str | None: ...
 
     def spend(self, host: str, rules: Rules) -> bool: ...
 
 
 class AsyncStore(Protocol):
-    """The asynchronous face of a state, as the async transport uses it."""
+    """The asynchronous face of a state, as the async transport uses it (see `Store`)."""
 
     async def before(
-        self, host: str, rules: Rules, first: bool, refund: bool = False
+        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
     ) -> Verdict: ...
 
     async def after(
-        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+        self,
+        host: str,
+        rules: Rules,
+        failed: bool | None,
+        pause: float | None,
+        probe: bool,
+        throttled: bool | None = None,
+        age: float = 0.0,
     ) -> str | None: ...
 
     async def spend(self, host: str, rules: Rules) -> bool: ...
@@ -195,7 +227,15 @@ class _Window:
 class _Host:
     """One host's counts in memory."""
 
-    __slots__ = ("budget", "calls", "circuit", "paused_until", "reopens_at")
+    __slots__ = (
+        "budget",
+        "calls",
+        "circuit",
+        "limit",
+        "meter",
+        "paused_until",
+        "reopens_at",
+    )
 
     def __init__(self) -> None:
         self.budget: _Window | None = None  # (requests, retries)
@@ -204,6 +244,15 @@ class _Host:
         # When open: when the probe may go; when half-open: when the probe's lease ends.
         self.reopens_at = 0.0
         self.paused_until = 0.0
+        # The throttle's: the host's answers of the last second (answers, 0), and its limit
+        # once the host throttled.
+        self.meter: _Window | None = None
+        self.limit: Limit | None = None
+
+    def measured(self, now: float) -> float:
+        """The client's send rate to the host, in requests per second."""
+        meter = self.meter
+        return 0.0 if meter is None else measured_rate(meter.sums(now)[0])
 
     def idle(self, now: float) -> bool:
         """Whether nothing here matters any more: forgetting the host changes no answer, or
@@ -215,10 +264,13 @@ class _Host:
             span = self.calls.length if self.calls is not None else 0.0
             if now < self.reopens_at + FORGET_FACTOR * span:
                 return False
+        limit = self.limit
         return (
             self.paused_until <= now
             and (self.budget is None or self.budget.empty(now))
             and (self.calls is None or self.calls.empty(now))
+            and (self.meter is None or self.meter.empty(now))
+            and (limit is None or now >= limit.lifts_by)
         )
 
 
@@ -273,7 +325,9 @@ class MemoryState:
             del hosts[host]
         self._sweep_at = max(2 * len(hosts), SWEEP_FROM)
 
-    def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
+    def before(
+        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+    ) -> Verdict:
         budget = rules.budget
         if first and not rules.watches and budget is not None:
             # The budget alone: a deposit, which every request makes, so it takes no lock.
@@ -299,6 +353,8 @@ class MemoryState:
                     if refund and not first and state.budget is not None:
                         state.budget.refund(now)
                     return verdict
+                if rules.throttle is not None and state.limit is not None:
+                    verdict = _reserve(state, now, rules.throttle, patience, verdict)
             if first and budget is not None:
                 window = state.budget
                 if window is None:
@@ -321,7 +377,14 @@ class MemoryState:
         return Verdict(pace=pace, probe=True, change=change)
 
     def after(
-        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+        self,
+        host: str,
+        rules: Rules,
+        failed: bool | None,
+        pause: float | None,
+        probe: bool,
+        throttled: bool | None = None,
+        age: float = 0.0,
     ) -> str | None:
         breaker = rules.breaker
         with self._lock:
@@ -329,6 +392,8 @@ class MemoryState:
             state = self._host(host, now)
             if pause is not None and rules.pacing:
                 state.paused_until = max(state.paused_until, now + min(pause, MAX_PAUSE))
+            if throttled is not None and rules.throttle is not None:
+                _answered(state, now, rules.throttle, throttled, age)
             if breaker is None or failed is None:
                 return None
             if probe:
@@ -371,6 +436,46 @@ class MemoryState:
             return True
 
 
+def _reserve(
+    state: _Host, now: float, throttle: AdaptiveThrottle, patience: float, verdict: Verdict
+) -> Verdict:
+    """`verdict` with the wait for the throttle's token, once the host has a limit (under the
+    lock): the attempt reserves its token, unless it would not wait that long."""
+    limit = state.limit
+    assert limit is not None
+    if limit.lifted(now, throttle):
+        state.limit = None
+        return verdict
+    wait = limit.reserve(now, throttle, patience)
+    if wait is None or wait <= verdict.pace:
+        return verdict
+    if verdict.probe:
+        state.reopens_at += wait - verdict.pace  # the probe's lease covers its wait too
+    return verdict._replace(pace=wait, throttled=True)
+
+
+def _answered(
+    state: _Host, now: float, throttle: AdaptiveThrottle, throttled: bool, age: float
+) -> None:
+    """The host answered an attempt admitted `age` seconds ago; `throttled` when it throttled
+    it (under the lock)."""
+    meter = state.meter
+    if meter is None:
+        meter = state.meter = _Window(METER_WINDOW)
+    meter.add(now, 1, 0)
+    limit = state.limit
+    if not throttled or (limit is not None and now - age < limit.cut_at):
+        # Admitted before the last cut, which answered the same overload.
+        return
+    measured = state.measured(now)
+    if limit is None:
+        limit = state.limit = Limit(now)
+        rate = measured
+    else:
+        rate = min(measured, limit.rate(now, throttle))
+    limit.cut(now, rate, throttle)
+
+
 class _AsyncMemory:
     """`MemoryState` for the async transport: no I/O, so no awaiting inside."""
 
@@ -379,13 +484,22 @@ class _AsyncMemory:
     def __init__(self, state: MemoryState) -> None:
         self._state = state
 
-    async def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
-        return self._state.before(host, rules, first, refund)
+    async def before(
+        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+    ) -> Verdict:
+        return self._state.before(host, rules, first, refund, patience)
 
     async def after(
-        self, host: str, rules: Rules, failed: bool | None, pause: float | None, probe: bool
+        self,
+        host: str,
+        rules: Rules,
+        failed: bool | None,
+        pause: float | None,
+        probe: bool,
+        throttled: bool | None = None,
+        age: float = 0.0,
     ) -> str | None:
-        return self._state.after(host, rules, failed, pause, probe)
+        return self._state.after(host, rules, failed, pause, probe, throttled, age)
 
     async def spend(self, host: str, rules: Rules) -> bool:
         return self._state.spend(host, rules)
@@ -422,6 +536,12 @@ def is_failure_status(status: int, rules: Rules) -> bool | None:
     return None if breaker is None else status in breaker.failure_statuses
 
 
+def is_throttling_status(status: int, rules: Rules) -> bool | None:
+    """Whether `status` says the host throttled the attempt (None when the throttle is off)."""
+    throttle = rules.throttle
+    return None if throttle is None else status in throttle.statuses
+
+
 def pause_of(response: httpx.Response, now: float | None = None) -> float | None:
     """How long the host asked not to be called again, if this response says its window is spent.
 
@@ -443,20 +563,28 @@ def pause_of(response: httpx.Response, now: float | None = None) -> float | None
     return None
 
 
-def outcome_of(outcome: object, rules: Rules) -> tuple[bool | None, float | None]:
-    """An attempt's outcome as the host's state counts it: (failed, pause)."""
+def outcome_of(outcome: object, rules: Rules) -> tuple[bool | None, float | None, bool | None]:
+    """An attempt's outcome as the host's state counts it: (failed, pause, throttled).
+
+    `failed` for the breaker, `pause` for pacing, `throttled` for the throttle: whether the
+    host answered, and throttled the attempt; None for what a rule that is off, or an attempt
+    the host never answered, leaves uncounted.
+    """
     if isinstance(outcome, BaseException):
         if isinstance(outcome, StatusError):
             # From a resilient transport stacked below: its last status is what counts.
             status = outcome.status_code
-            return (None if status is None else is_failure_status(status, rules)), None
+            if status is None:
+                return None, None, None
+            return is_failure_status(status, rules), None, is_throttling_status(status, rules)
         if isinstance(outcome, CircuitOpenError) or (
             isinstance(outcome, APIError) and not isinstance(outcome, TransportError)
         ):
-            return None, None  # nothing reached the host (a breaker below, a body too large)
+            return None, None, None  # nothing reached the host (a breaker below, a body too large)
         if rules.breaker is None or not classify_exception(outcome).host_fault:
-            return None, None  # or the caller's own mistake: an illegal header, a bad scheme
-        return True, None
+            return None, None, None  # or the caller's own mistake: an illegal header, a bad scheme
+        return True, None, None
     response: httpx.Response = outcome  # type: ignore[assignment]
-    failed = is_failure_status(response.status_code, rules)
-    return failed, pause_of(response) if rules.pacing else None
+    status = response.status_code
+    pause = pause_of(response) if rules.pacing else None
+    return is_failure_status(status, rules), pause, is_throttling_status(status, rules)

@@ -762,6 +762,36 @@ async def broken_body(request: Request) -> Response:
     return StreamingResponse(chunks(), headers=headers, media_type="application/octet-stream")
 
 
+class RateLimits:
+    """Per-id token buckets for `/allow/{id}`: each holds a second's worth, refilled at its rate."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # id -> (tokens, as of when)
+
+    def take(self, limit_id: str, rate: float) -> bool:
+        """Whether a request for `limit_id` is within `rate` a second (and count it if so)."""
+        now = time.monotonic()
+        with self.lock:
+            tokens, then = self._buckets.get(limit_id, (rate, now))
+            tokens = min(rate, tokens + (now - then) * rate)
+            allowed = tokens >= 1
+            self._buckets[limit_id] = (tokens - 1 if allowed else tokens, now)
+            return allowed
+
+
+RATE_LIMITS = RateLimits()
+
+
+async def allow(request: Request) -> Response:
+    """`/allow/{id}?rate=N`: N requests a second per id (a token bucket holding a second's
+    worth); beyond that a bare 429, without Retry-After or any rate-limit header."""
+    rate = float(request.query_params.get("rate", "10"))
+    if RATE_LIMITS.take(request.path_params["id"], rate):
+        return JSONResponse({"ok": True})
+    return JSONResponse({"error": {"message": "too many requests"}}, status_code=429)
+
+
 def retry_routes() -> list[Route]:
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
@@ -769,4 +799,5 @@ def retry_routes() -> list[Route]:
         Route("/flaky/{id}", flaky, methods=methods),
         Route("/once/{id}", once, methods=["POST"]),
         Route("/job/{id}", job),
+        Route("/allow/{id}", allow),
     ]

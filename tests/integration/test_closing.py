@@ -199,9 +199,11 @@ class SlowState:
         store, places = self.memory.sync_store(), self.places
 
         class Store:
-            def before(self, host: str, rules: Rules, first: bool, refund: bool = False) -> Verdict:
+            def before(
+                self, host: str, rules: Rules, first: bool, refund: bool = False, *rest: Any
+            ) -> Verdict:
                 places.sync("before")
-                return _paced(store.before(host, rules, first, refund), first)
+                return _paced(store.before(host, rules, first, refund, *rest), first)
 
             def after(self, host: str, rules: Rules, *args: Any) -> str | None:
                 places.sync("after")
@@ -218,10 +220,10 @@ class SlowState:
 
         class Store:
             async def before(
-                self, host: str, rules: Rules, first: bool, refund: bool = False
+                self, host: str, rules: Rules, first: bool, refund: bool = False, *rest: Any
             ) -> Verdict:
                 await places.async_("before")
-                return _paced(await store.before(host, rules, first, refund), first)
+                return _paced(await store.before(host, rules, first, refund, *rest), first)
 
             async def after(self, host: str, rules: Rules, *args: Any) -> str | None:
                 await places.async_("after")
