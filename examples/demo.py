@@ -19,7 +19,9 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
@@ -29,6 +31,7 @@ import httpx
 
 import httpx_resilience
 from httpx_resilience import (
+    AdaptiveThrottle,
     AuthenticationError,
     Backoff,
     CircuitBreaker,
@@ -165,6 +168,10 @@ class Handler(BaseHTTPRequestHandler):
     jobs_run: ClassVar[dict[str, int]] = {}
     # /v1/export: the series whose first answer was already cut off.
     export_series: ClassVar[set[str]] = set()
+    # /v1/limited: each series' token bucket (tokens, as of when) and the statuses it answered.
+    limit_lock: ClassVar[threading.Lock] = threading.Lock()
+    limit_buckets: ClassVar[dict[str, tuple[float, float]]] = {}
+    limit_answers: ClassVar[dict[str, list[int]]] = {}
 
     def do_GET(self) -> None:
         self.answer()
@@ -180,6 +187,9 @@ class Handler(BaseHTTPRequestHandler):
         route: Route
         if path == "/v1/export":
             self.export(query)
+            return
+        if path == "/v1/limited":
+            self.limited(query)
             return
         if path == "/v1/jobs":
             route = self.job()
@@ -225,6 +235,23 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
             return
+        self.wfile.write(body)
+
+    def limited(self, query: str) -> None:
+        """20 requests a second per `?series=` (a token bucket holding a second's worth); beyond
+        that a bare 429, with no Retry-After or rate-limit header to go by."""
+        now = time.monotonic()
+        with self.limit_lock:
+            tokens, then = self.limit_buckets.get(query, (LIMIT_RATE, now))
+            tokens = min(LIMIT_RATE, tokens + (now - then) * LIMIT_RATE)
+            allowed = tokens >= 1
+            self.limit_buckets[query] = (tokens - 1 if allowed else tokens, now)
+            self.limit_answers.setdefault(query, []).append(200 if allowed else 429)
+        body = b'{"ok": true}' if allowed else b'{"error": "too many requests"}'
+        self.send_response(200 if allowed else 429)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
         self.wfile.write(body)
 
     def job(self) -> Route:
@@ -529,11 +556,48 @@ def case_broken_body(base_url: str) -> None:
     expect(response.content.count(b"\n") == 16_000, "the body is not whole")
 
 
+LIMIT_RATE = 20.0
+
+
+def rush(base_url: str, series: str, throttle: AdaptiveThrottle | None) -> tuple[int, int]:
+    """10 threads send 60 GETs to a host allowing 20 a second: (calls that failed, 429s)."""
+    retry = RetryPolicy(backoff=Backoff(initial=0.05, max_delay=0.2))
+    transport = ResilientTransport(retry=retry, throttle=throttle)
+    failed = 0
+    with httpx.Client(base_url=base_url, transport=transport) as client:
+
+        def call(_: int) -> bool:
+            try:
+                client.get(f"/v1/limited?series={series}")
+            except RateLimitError:
+                return False
+            return True
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            failed = sum(not ok for ok in pool.map(call, range(60)))
+    return failed, Handler.limit_answers[f"series={series}"].count(429)
+
+
+def case_adaptive_throttle(base_url: str) -> None:
+    off = rush(base_url, "off", None)
+    on = rush(base_url, "on", AdaptiveThrottle())
+    sent = {name: len(Handler.limit_answers[f"series={name}"]) for name in ("off", "on")}
+    for name, (failed, refused) in (("throttle off", off), ("throttle on ", on)):
+        key = name.split()[1]
+        print(
+            f"{name}: {failed} of 60 calls failed; the server answered {refused} of "
+            f"{sent[key]} attempts with 429"
+        )
+    expect(on[0] < off[0], f"the throttle did not cut failures: {on[0]} vs {off[0]}")
+    expect(on[1] < off[1], f"the throttle did not cut 429s: {on[1]} vs {off[1]}")
+
+
 RETRY_CASES: list[tuple[str, Callable[[str], None]]] = [
     ("retries: a POST meets 503, 503, 200, one idempotency key throughout", case_retried_post),
     ("retries: Retry-After of a day is not slept, it is raised", case_long_retry_after),
     ("retries: a total deadline of 0.5 s across attempts and waits", case_deadline),
     ("buffer=: a 200 cut off mid-body is retried, not handed on broken", case_broken_body),
+    ("throttle=: 10 threads against a host allowing 20/s, bare 429s", case_adaptive_throttle),
     ("retry budget: a full outage costs the server 1.3 x, not 3 x", case_retry_budget),
     ("circuit breaker: 5 failures of 5, then CircuitOpenError, nothing sent", case_circuit_breaker),
 ]
