@@ -440,3 +440,39 @@ def drive(
     finally:
         run.done = True
     return run
+
+
+Points = dict[str, list[tuple[float, dict[str, Any]]]]
+
+
+def points(reader: Any) -> Points:
+    """Each instrument's data points in an OpenTelemetry in-memory reader: (value, attributes),
+    in a stable order."""
+    found: Points = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data is not None else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                listed = [(p.value, dict(p.attributes or {})) for p in metric.data.data_points]
+                found[metric.name] = sorted(listed, key=repr)
+    return found
+
+
+def run_fresh(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter that imports this checkout's package; its output's
+    words (it must exit 0)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parent.parent / "src"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()

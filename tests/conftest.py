@@ -60,3 +60,21 @@ def _no_waits() -> Iterator[None]:
     """Retries run without their waits in every test: the delays are still computed and checked."""
     with no_wait():
         yield
+
+
+@pytest.fixture
+def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An OpenTelemetry in-memory reader of the transport's instruments, made from this test's
+    own provider (the global one can be set once per process) and put where the transport
+    finds them."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from httpx_resilience import _metrics
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    instruments = _metrics.Instruments(provider.get_meter("httpx_resilience"))
+    monkeypatch.setattr(_metrics, "_made", instruments)
+    yield reader
+    provider.shutdown()

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
 import sys
 import types
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +19,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from _support import FakeClock
+from _support import FakeClock, points, run_fresh
 from httpx_resilience import (
     AsyncResilientTransport,
     CircuitBreaker,
@@ -41,30 +37,6 @@ from httpx_resilience.testing import no_wait
 URL = "https://api.example.com/v1/items"
 HOST = {"server.address": "api.example.com", "server.port": 443, "url.scheme": "https"}
 GET = {**HOST, "http.request.method": "GET"}
-Points = dict[str, list[tuple[float, dict[str, Any]]]]
-
-
-@pytest.fixture
-def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
-    """An in-memory reader of the transport's instruments, made from this test's provider."""
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    instruments = _metrics.Instruments(provider.get_meter("httpx_resilience"))
-    monkeypatch.setattr(_metrics, "_made", instruments)
-    yield reader
-    provider.shutdown()
-
-
-def points(reader: InMemoryMetricReader) -> Points:
-    """Each instrument's data points: (value, attributes), in a stable order."""
-    found: Points = {}
-    data = reader.get_metrics_data()
-    for resource in data.resource_metrics if data is not None else ():
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                listed = [(p.value, dict(p.attributes or {})) for p in metric.data.data_points]  # type: ignore[union-attr]
-                found[metric.name] = sorted(listed, key=repr)
-    return found
 
 
 def answers(*outcomes: int | Exception, headers: dict[str, str] | None = None) -> Any:
@@ -409,21 +381,7 @@ def test_metrics_import_nothing_until_the_application_does() -> None:
     """In a fresh interpreter: a retried request imports no opentelemetry module; once the
     application imported the API, instruments made before its provider was set forward to it:
     only the request after it is counted (2 attempts, 1 retry), under the library's meter."""
-    src = Path(__file__).resolve().parent.parent / "src"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _LAZY_METRICS],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "2", "1"]
+    assert run_fresh(_LAZY_METRICS) == ["True", "2", "1"]
 
 
 def test_stacked_transports_count_each_attempt_once(reader: InMemoryMetricReader) -> None:

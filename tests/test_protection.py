@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import httpx_resilience as hr
-from _support import FakeClock, Inner
+from _support import FakeClock, Inner, run_fresh
 from httpx_resilience import (
     APIError,
     AsyncResilientTransport,
@@ -1311,21 +1307,7 @@ print(untouched, span.attributes["http.request.resend_count"])
 def test_tracing_imports_nothing_until_the_application_does() -> None:
     """In a fresh interpreter: a retried request imports no opentelemetry module; once the
     application imported it, the next retried request in a span sets the resend count."""
-    src = Path(__file__).resolve().parent.parent / "src"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _LAZY_TRACING],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "1"]
+    assert run_fresh(_LAZY_TRACING) == ["True", "1"]
 
 
 # --- Configuration -------------------------------------------------------------------------

@@ -8,15 +8,13 @@ them (the global provider can be set once per process; tests/test_metrics.py sho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from _support import FakeClock
+from _support import FakeClock, Points, points
 from httpx_resilience import (
     CircuitBreaker,
     CircuitOpenError,
@@ -24,37 +22,11 @@ from httpx_resilience import (
     RetryBudget,
     RetryPolicy,
     ServiceUnavailableError,
-    _metrics,
 )
 from httpx_resilience.testing import no_wait
 
 from ._support import Runner
 from .conftest import LiveServer, new_id
-
-Points = dict[str, list[tuple[float, dict[str, Any]]]]
-
-
-@pytest.fixture
-def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
-    """An in-memory reader of the transport's instruments, made from this test's provider."""
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    instruments = _metrics.Instruments(provider.get_meter("httpx_resilience"))
-    monkeypatch.setattr(_metrics, "_made", instruments)
-    yield reader
-    provider.shutdown()
-
-
-def points(reader: InMemoryMetricReader) -> Points:
-    """Each instrument's data points: (value, attributes), in a stable order."""
-    found: Points = {}
-    data = reader.get_metrics_data()
-    for resource in data.resource_metrics if data is not None else ():
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                listed = [(p.value, dict(p.attributes or {})) for p in metric.data.data_points]  # type: ignore[union-attr]
-                found[metric.name] = sorted(listed, key=repr)
-    return found
 
 
 def total(found: Points, name: str) -> float:
