@@ -9,6 +9,7 @@ provider, and the API's proxies forwarding to one set later, are shown in fresh 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import types
@@ -472,3 +473,28 @@ def test_get_meter_calling_back_into_a_transport_does_not_deadlock(
     monkeypatch.setitem(sys.modules, _metrics.METRICS_MODULE, fake)
     assert _metrics.live() is not None
     assert sent == [200]
+
+
+@pytest.mark.parametrize("outer", ["buffer", "classify"])
+def test_stacked_over_a_reading_transport_counts_what_was_sent(reader: Any, outer: str) -> None:
+    """The outer transport reading the body (`buffer=` meeting a reset, which it retries;
+    `classify` calling the 200 a failure) still leaves the attempts to the inner one: as many
+    counted as were sent."""
+    from httpx_resilience import APIError, ErrorPolicy
+    from httpx_resilience.testing import Fault, FaultTransport
+
+    class JobFailed(APIError):
+        pass
+
+    if outer == "buffer":
+        kwargs: dict[str, Any] = {"buffer": 100_000}
+        faults: list[Fault | None] = [Fault.reset(10)]
+    else:
+        kwargs = {"errors": ErrorPolicy(classify=lambda response: JobFailed)}
+        faults = [None]
+    api = FaultTransport(lambda request: httpx.Response(200, content=b"x" * 1000), faults=faults)
+    transport = ResilientTransport(ResilientTransport(api), **kwargs)
+    with contextlib.suppress(JobFailed):
+        get(transport)
+    found = points(reader)
+    assert sum(value for value, _ in found["httpx_resilience.attempts"]) == len(api.calls)

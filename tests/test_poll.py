@@ -161,6 +161,19 @@ def test_default_interval_starts_near_one_second_and_grows(
     assert 1.35 <= second <= 1.65
 
 
+def test_decorrelated_jitter_grows_from_the_wait_before(
+    polling: Poller, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `jitter="decorrelated"` each wait is drawn up to 3 × the one before (here always
+    the top, with random() near 1): 3, 9, then capped at 20, not stuck near `initial`."""
+    import random
+
+    monkeypatch.setattr(random, "random", lambda: 0.999999)
+    backoff = hr.Backoff(initial=1.0, max_delay=20.0, jitter="decorrelated")
+    polling(Job(running=4), until=succeeded, timeout=600, interval=backoff)
+    assert [round(s, 3) for s in clock.sleeps] == [3.0, 9.0, 20.0, 20.0]
+
+
 def test_request_kwargs_and_method_reach_every_poll(polling: Poller, clock: FakeClock) -> None:
     """`method`, `params`, `headers` and `json` are sent with each poll."""
     handler = Job(running=1)

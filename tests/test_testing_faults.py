@@ -695,3 +695,15 @@ def test_own_answers_read_the_request_body(kind: str) -> None:
     ):
         response.read()
     assert transport.calls[0].request.content == b"streamed"
+
+
+def test_calls_repr_redacts_the_url() -> None:
+    """A record's repr shows the URL as the library's errors do: no password, no api_key."""
+    transport = FaultTransport(faults=[Fault.status(503)])
+    with httpx.Client(transport=transport) as client:
+        client.get("https://user:hunter2@api.example.com/v1?api_key=sk-live-123&page=2")
+    shown = repr(transport.calls)
+    assert "hunter2" not in shown
+    assert "sk-live-123" not in shown
+    assert "page=2" in shown
+    assert "Fault.status(503)" in shown

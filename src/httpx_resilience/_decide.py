@@ -54,6 +54,7 @@ from ._errors import (
     ConfigurationError,
     QuotaExceededError,
     RequestTimeoutError,
+    StreamError,
 )
 from ._errors_build import (
     body_response,
@@ -242,7 +243,16 @@ def body_failure(
     the caller's own read would have raised.
     """
     if isinstance(exc, APIError):
-        return GiveUp(exc, "not retryable")  # typed by a resilient transport stacked below
+        cause = exc.__cause__
+        if not (
+            isinstance(exc, StreamError)
+            and isinstance(cause, Exception)
+            and not isinstance(cause, APIError)
+        ):
+            return GiveUp(exc, "not retryable")  # typed by a resilient transport stacked below
+        # A body a transport stacked below handed on broke off: it left the retry to whoever
+        # reads the body, and this transport does.
+        exc = cause
     kind = classify_exception(exc)
     error = stream_error(exc, call, kind, status, request_id)
     error.__cause__, error.__suppress_context__ = exc, True

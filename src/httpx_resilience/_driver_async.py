@@ -69,6 +69,8 @@ class AsyncDriver:
     """
 
     _backend: ClassVar[Backend] = HTTPX
+    # What tells a resilient transport stacked above this one that it is.
+    _resilient: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -116,6 +118,7 @@ class AsyncDriver:
             backend.default_async_transport,
             backend.name,
         )
+        self._reporter.stacked = getattr(self._transport, "_resilient", False) is True
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = start(request, self._settings, self._clock)

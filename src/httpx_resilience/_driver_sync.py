@@ -70,6 +70,8 @@ class SyncDriver:
     """
 
     _backend: ClassVar[Backend] = HTTPX
+    # What tells a resilient transport stacked above this one that it is.
+    _resilient: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -117,6 +119,7 @@ class SyncDriver:
             backend.default_transport,
             backend.name,
         )
+        self._reporter.stacked = getattr(self._transport, "_resilient", False) is True
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = start(request, self._settings, self._clock)

@@ -162,7 +162,7 @@ _SETTINGS = Settings()
 class _Schedule:
     """The decisions of one poll loop: its clock, its count, and when to stop."""
 
-    __slots__ = ("_interval", "_skipped", "_started", "_timeout", "polls")
+    __slots__ = ("_interval", "_previous", "_skipped", "_started", "_timeout", "polls")
 
     def __init__(
         self, until: Until, timeout: float, interval: Backoff, method: str, name: str
@@ -183,6 +183,8 @@ class _Schedule:
         # never-finishing job flat out until the real deadline.
         self._skipped = 0.0
         self.polls = 0
+        # The wait before the last poll: decorrelated jitter grows from it.
+        self._previous: float | None = None
 
     def elapsed(self) -> float:
         """Seconds since the first poll, skipped waits included."""
@@ -201,7 +203,8 @@ class _Schedule:
         if hint is not None:
             delay = min(hint, self._interval.max_delay)
         else:
-            delay = self._interval.delay(self.polls - 1, random.random)
+            delay = self._interval.delay(self.polls - 1, random.random, self._previous)
+        self._previous = delay
         elapsed = self.elapsed()
         # `>=` first: with a wait of 0 (`Retry-After: 0`) a spent deadline must still stop.
         if elapsed >= self._timeout or elapsed + delay > self._timeout:

@@ -37,13 +37,19 @@ class Reporter:
     (the application imported them): the success path pays nothing more otherwise.
     """
 
-    __slots__ = ("on_event", "on_retry")
+    __slots__ = ("on_event", "on_retry", "stacked")
 
     def __init__(
-        self, on_retry: Callable[[RetryEvent], Any] | None, on_event: EventHook | None
+        self,
+        on_retry: Callable[[RetryEvent], Any] | None,
+        on_event: EventHook | None,
+        stacked: bool = False,
     ) -> None:
         self.on_retry = on_retry
         self.on_event = on_event
+        # Over another resilient transport, whose attempts are the ones sent: they are its to
+        # count, and this one's attempts (one per call to it) are not counted again.
+        self.stacked = stacked
 
     def event(
         self,
@@ -58,7 +64,7 @@ class Reporter:
     ) -> None:
         """Record `kind`, after `attempt` attempts of `call`, and tell `on_event` of it."""
         meters = live()
-        if meters is not None:
+        if meters is not None and not (self.stacked and kind == "attempt"):
             meters.record(kind, call.request, attempt, reason, response, error)
         hook = self.on_event
         if hook is None:

@@ -40,6 +40,7 @@ import httpx
 from ._backend import HTTPX, Backend
 from ._errors import ConfigurationError
 from ._policies import is_number
+from ._redact import request_repr
 from ._waits import discard, is_async_callable, set_no_wait
 
 __all__ = ["Fault", "FaultCall", "FaultTransport", "no_wait"]
@@ -281,7 +282,7 @@ class Fault:
         return f"Fault.{self.kind}({', '.join(args)})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FaultCall:
     """One request a `FaultTransport` handled, and the fault it got (None: passed through)."""
 
@@ -290,6 +291,10 @@ class FaultCall:
     # The request object itself, which an auth flow may send again changed; `request` is a
     # copy of it as it was.
     sent: httpx.Request | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        # httpx's own repr of the request shows its URL whole, password and api_key= too.
+        return f"FaultCall(request={request_repr(self.request)}, fault={self.fault!r})"
 
 
 def _answers_itself(fault: Fault | None) -> bool:

@@ -269,3 +269,21 @@ def test_broken_bodies_count_for_the_circuit_breaker(run: Runner, server: LiveSe
         assert SCRIPTS.get(sid).seen == 2
 
     run(scenario)
+
+
+def test_outer_buffer_retries_a_body_the_inner_transport_handed_on(
+    run: Runner, server: LiveServer
+) -> None:
+    """Stacked, with `buffer=` on the outer transport: a body the inner one handed on breaks
+    off while the outer reads it, and the outer retries it."""
+
+    async def scenario() -> None:
+        sid = new_id()
+        inner = run.transport(retry=FAST)
+        outer = run.transport(inner, retry=FAST, buffer=MIB)
+        async with run.client(outer, timeout=5) as client:
+            response = await client.get(server.url(f"/broken-body/{sid}", fail=1))
+        assert response.content == expected_body(sid, 2)
+        assert SCRIPTS.get(sid).seen == 2
+
+    run(scenario)
