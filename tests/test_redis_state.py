@@ -255,13 +255,13 @@ SLOT_REFUND_STEPS = [
 ]
 
 THROTTLE = Rules(budget=None, breaker=None, pacing=False, throttle=AdaptiveThrottle())
-# Cut from 10 answers a second: 7 a second; then from the limit (about 7), to 0.7 of it.
+# Cut from 10 attempts sent in a second: 7 a second; then from the limit (about 7, under the
+# attempts sent by then), to 0.7 of it.
 SECOND = 0.7 * 7
 THROTTLE_STEPS = [
-    _take(),  # no limit before the host throttles
+    *[_take()] * 10,  # no limit before the host throttles; each attempt counted as sent
     *[_answer(False)] * 9,
-    _take(),
-    _answer(True),  # 10 answers in the second: cut to 7 a second
+    _answer(True),  # 10 sent in the second: cut to 7 a second
     _take(pace=1 / 7, throttled=True),  # an empty bucket: the first token is 1/7 s off
     _take(pace=2 / 7, throttled=True),  # reserved one after the other
     _take(patience=0.1),  # 3/7 s is more than it would wait: nothing reserved
@@ -280,6 +280,7 @@ _ONE = AdaptiveThrottle()
 _K = zero_point(1.0, _ONE)
 LIFT_WAIT = 0.5
 LIFT_STEPS = [
+    _take(),  # one attempt sent
     _answer(True),
     _take(patience=0.0),  # a token 1/0.7 s off: not reserved
     _sleep(LIFT_WAIT),
@@ -466,7 +467,8 @@ def test_a_throttled_hosts_key_lives_until_its_limit_would_be_lifted(
 ) -> None:
     """With tokens reserved some 15 s ahead, the key outlives its windows for as long."""
     store = RedisState(client, prefix=prefix, ttl_slack=0.1).sync_store()
-    for throttled in [False] * 19 + [True]:  # cut to 14 a second
+    for throttled in [False] * 19 + [True]:  # 20 sent: cut to 14 a second
+        store.before(HOST, THROTTLE, True)
         store.after(HOST, THROTTLE, None, None, False, throttled, 0.0)
     assert 0 < client.pttl(f"{prefix}:{HOST}") <= 3_100  # 3 * the meter's 1 s + 0.1 s
     for _ in range(200):

@@ -20,7 +20,7 @@ import pytest
 import httpx_resilience as hr
 from _support import After, Before, FakeClock, Sleep, drive, make_settings, streamed
 from httpx_resilience import AdaptiveThrottle, ConfigurationError, MemoryState, RetryPolicy
-from httpx_resilience._state import CLEAR, Rules, Verdict
+from httpx_resilience._state import CLEAR, Rules, Verdict, _sending
 from httpx_resilience._throttle import (
     Limit,
     capacity,
@@ -39,8 +39,12 @@ RULES = Rules(budget=None, breaker=None, pacing=False, throttle=THROTTLE)
 def answer(
     state: MemoryState, count: int = 1, *, throttled: bool = False, age: float = 0.0
 ) -> None:
-    """Report `count` answers of HOST, admitted `age` seconds ago."""
+    """Report `count` answers of HOST to attempts sent `age` seconds ago, each first counted
+    as sent, as `before` counts it (without taking a token)."""
     for _ in range(count):
+        with state._lock:
+            now = state._clock()
+            _sending(state._host(HOST, now), now)
         state.after(HOST, RULES, None, None, False, throttled, age)
 
 
@@ -99,6 +103,8 @@ def test_defaults_are_botocores() -> None:
         ({"growth": 0}, "growth must be requests per second per second cubed"),
         ({"growth": math.inf}, "growth must be"),
         ({"growth": 1e7}, "growth must be"),
+        ({"growth": 1e-300}, "growth must be"),
+        ({"growth": 5e-324}, "growth must be"),
         ({"min_rate": 0}, "min_rate must be requests per second"),
         ({"min_rate": -1}, "min_rate must be"),
         ({"min_rate": 2e6}, "min_rate must be"),
@@ -247,6 +253,7 @@ def test_a_custom_cut_to(clock: FakeClock) -> None:
     state = MemoryState(clock=clock)
     rule = Rules(budget=None, breaker=None, pacing=False, throttle=AdaptiveThrottle(cut_to=0.5))
     for throttled in [False] * 9 + [True]:
+        state.before(HOST, rule, True)  # sent: counted in the meter
         state.after(HOST, rule, None, None, False, throttled, 0.0)
     assert state.before(HOST, rule, True).pace == pytest.approx(1 / 5)
 
@@ -619,3 +626,81 @@ def test_no_wait_skips_the_default_sleep(mode: str) -> None:
     paced = [e for e in events if e.kind == "paced"]
     assert len(paced) >= 3
     assert all(e.reason == "throttle" and e.delay > 0 for e in paced)
+
+
+# --- Break-it round 2: cold starts, queued attempts, cancelled waits --------------------------
+
+
+def test_a_burst_throttled_at_once_is_cut_from_what_was_sent(state: MemoryState) -> None:
+    """50 attempts go at once and the first answer is a 429: the cut starts from the 50 sent
+    in the last second (to 35 a second), not from the one answer back so far."""
+    for _ in range(50):
+        assert take(state) == CLEAR
+    state.after(HOST, RULES, None, None, False, True, 0.0)
+    assert take(state).pace == pytest.approx(1 / 35)
+
+
+def test_an_attempt_queued_across_a_cut_cuts_again_when_sent_after_it(clock: FakeClock) -> None:
+    """The transport counts an attempt from when it was sent, after its wait for a token: one
+    queued before a cut but sent after it, throttled, cuts again."""
+    state = MemoryState(clock=clock)
+    answer(state, 10, throttled=False)
+    answer(state, throttled=True)  # cut at t0, to 7 a second
+    for _ in range(20):
+        take(state)  # a queue: the next token is about 3 s off
+
+    def sleep(delay: float) -> None:
+        clock.advance(0.5)
+        answer(state, throttled=True)  # a second cut while the attempt below waits
+        clock.advance(delay - 0.5)
+
+    transport = hr.ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(429)),
+        throttle=THROTTLE,
+        state=state,
+        sleep=sleep,
+        retry=RetryPolicy(max_attempts=1, max_retry_after=60),
+    )
+    transport._clock = clock
+    with httpx.Client(transport=transport) as client:
+        second_cut = None
+
+        def record_cut() -> None:
+            nonlocal second_cut
+            limit = state._hosts[HOST].limit
+            assert limit is not None
+            second_cut = limit.cut_at
+
+        with pytest.raises(hr.RateLimitError):
+            client.get(URL)
+        record_cut()
+    # The attempt was sent (and answered) after the second cut: a third cut, at its answer.
+    assert second_cut == clock.now
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_cancelled_wait_gives_its_token_back(backend: str, clock: FakeClock) -> None:
+    """Callers cancelled while they wait for their tokens give them back: a caller after them
+    waits for a token at the rate, not behind the cancelled ones."""
+    state = MemoryState(clock=clock)
+    answer(state, 10)
+    answer(state, throttled=True)  # 7 a second, an empty bucket
+    transport = hr.AsyncResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        throttle=THROTTLE,
+        state=state,
+        retry=RetryPolicy(max_retry_after=600),
+        sleep=anyio.sleep,  # real waits, whatever the suite's no_wait()
+    )
+    transport._clock = clock
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            with anyio.move_on_after(0.05):
+                async with anyio.create_task_group() as group:
+                    for _ in range(30):
+                        group.start_soon(client.get, URL)
+
+    anyio.run(main, backend=backend)
+    # Nobody is queued any more: the next token is at most one at the rate away, not 30.
+    assert take(state).pace <= 1 / 7

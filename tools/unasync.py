@@ -25,6 +25,8 @@ FILES = [
 SUBSTITUTIONS = [
     # A line only the async side has (awaiting what an async hook returned) goes.
     (r"^[^\n]*# async only\n", ""),
+    # What is shielded from cancellation on the async side is a plain call on the sync side.
+    (r"\bawait _waits\.shielded\((.*)\)$", r"\1"),
     # What a hook returned: awaited when awaitable on the async side; on the sync side, which
     # cannot await, an awaitable is closed and reported.
     (r"\bawaited\b", "unawaited"),
@@ -43,6 +45,7 @@ SUBSTITUTIONS = [
     (r"\bAsyncRedis", "Redis"),
     (r"\n *_check_asyncio\(\)\n", "\n"),
     (r"\b_check_asyncio, ", ""),
+    (r"\n *_check_asyncio,\n", "\n"),
     (r" \(redis\.asyncio: asyncio only\)", ""),
     (r"\bAsyncDriver\b", "SyncDriver"),
     (r"\bAsyncResilientTransport\b", "ResilientTransport"),

@@ -162,7 +162,16 @@ class AsyncDriver:
                             await report.event(
                                 "paced", call, call.attempt - 1, delay=pace, reason=reason
                             )
-                            await self._sleep(pace)
+                            try:
+                                await self._sleep(pace)
+                            except BaseException:
+                                if verdict.throttled:
+                                    # The token it reserved goes back: the callers queued
+                                    # after it must not wait for an attempt never sent.
+                                    await _waits.shielded(store.give_back(host, rules))
+                                raise
+                            if rules.throttle is not None:
+                                admitted = self._clock()  # sent now: a cut counts from here
                 if call.attempt > 1 or settings.prepares:
                     if call.deadline is not None and (call.attempt > 1 or pace):
                         # A wait (a retry's, or a pause; or its hooks) that ran late must not

@@ -581,9 +581,10 @@ class AdaptiveThrottle(Policy):
             "cut_to must be the share of the send rate kept on a throttling answer, in (0, 1)",
         )
         check(
-            is_number(self.growth) and 0 < self.growth <= MAX_GROWTH,
+            is_number(self.growth) and MIN_GROWTH <= self.growth <= MAX_GROWTH,
             name,
-            f"growth must be requests per second per second cubed, in (0, {MAX_GROWTH:g}]",
+            "growth must be requests per second per second cubed, from "
+            f"{MIN_GROWTH:g} to {MAX_GROWTH:g}",
         )
         check(
             is_number(self.min_rate) and MIN_RATE_FLOOR <= self.min_rate <= MAX_RATE,
@@ -598,3 +599,6 @@ class AdaptiveThrottle(Policy):
 MIN_RATE_FLOOR = 1 / MAX_WAIT
 MAX_RATE = 1e6
 MAX_GROWTH = 1e6
+# Below this the curve takes days to come back (K grows as growth ** (-1/3)), and its
+# arithmetic overflows long before growth reaches 0.
+MIN_GROWTH = 1e-3

@@ -339,7 +339,9 @@ if open_for ~= nil then
   end
 end
 if stopped == nil and th ~= nil then
-  -- The attempt takes a token, or reserves the next one if it would wait that long.
+  -- The attempt is counted as it goes (the send rate a cut starts from), and takes a token,
+  -- or reserves the next one if it would wait that long.
+  window_add('t', METER_SLOT, 1, 0)
   local lim = limit_of()
   if lim ~= nil then
     local rate = refill(lim, th)
@@ -387,7 +389,7 @@ return result
 # ARGV[4]: the pause ('' for none); ARGV[5]: failed ('' when not counted, '0', '1');
 # ARGV[6]: probe '0'/'1'; ARGV[7]: open_for; ARGV[8]: the breaker's slot width;
 # ARGV[9]: min_calls; ARGV[10]: failure_ratio; ARGV[11]: throttled ('' when not counted, '0',
-# '1'); ARGV[12]: the seconds since the attempt was admitted; ARGV[13..15]: the throttle's
+# '1'); ARGV[12]: the seconds since the attempt was sent; ARGV[13..15]: the throttle's
 # cut_to, growth, min_rate. Returns the change: '', 'open' or 'closed'.
 _AFTER = (
     _PRELUDE
@@ -400,10 +402,9 @@ if pause ~= nil then
 end
 local th = throttle_at(13)
 if th ~= nil and ARGV[11] ~= '' then
-  window_add('t', METER_SLOT, 1, 0)
   local lim = limit_of()
   if ARGV[11] == '1' and (lim == nil or not (now - tonumber(ARGV[12]) < lim.cut)) then
-    -- A throttling answer to an attempt admitted since the last cut (earlier ones were
+    -- A throttling answer to an attempt sent since the last cut (earlier ones were
     -- answered by it): the curve starts again from the rate sent at, or the limit if lower.
     local rate = measured()
     if lim == nil then
@@ -457,6 +458,23 @@ if open_for ~= nil and failed ~= '' then
 end
 expire()
 return result
+"""
+)
+
+# ARGV[4..6]: the throttle's cut_to, growth, min_rate. A token reserved for an attempt whose
+# wait was cancelled goes back in the bucket. Returns nothing.
+_GIVE_BACK = (
+    _PRELUDE
+    + """
+local th = throttle_at(4)
+local lim = limit_of()
+if th ~= nil and lim ~= nil then
+  local rate = refill(lim, th)
+  lim.tokens = math.min(math.max(1, rate), lim.tokens + 1)
+  save_limit(lim, rate)
+end
+expire()
+return ''
 """
 )
 
@@ -631,6 +649,11 @@ class RedisState:
             # A wait of a day at most: Lua reads no infinity.
             _number(min(max(patience, 0.0), MAX_PAUSE)),
         ]
+
+    def _give_back_args(self, rules: Rules) -> list[str] | None:
+        if rules.throttle is None:
+            return None
+        return [*self._common(rules), *_throttle_args(rules)]
 
     def _after_args(
         self,

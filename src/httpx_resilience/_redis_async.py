@@ -9,7 +9,16 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ._redis import _AFTER, _BEFORE, _SPEND, RedisState, _check_asyncio, _text, _verdict
+from ._redis import (
+    _AFTER,
+    _BEFORE,
+    _GIVE_BACK,
+    _SPEND,
+    RedisState,
+    _check_asyncio,
+    _text,
+    _verdict,
+)
 from ._state import CLEAR, Rules, Verdict
 
 if TYPE_CHECKING:
@@ -24,13 +33,14 @@ _SKIPPED: Any = object()
 class AsyncRedisStore:
     """`RedisState` for the async transport (redis.asyncio: asyncio only)."""
 
-    __slots__ = ("_after", "_before", "_spend", "_state")
+    __slots__ = ("_after", "_before", "_give_back", "_spend", "_state")
 
     def __init__(self, state: RedisState, client: AsyncRedis | AsyncRedisCluster) -> None:
         self._state = state
         self._before = client.register_script(_BEFORE)
         self._after = client.register_script(_AFTER)
         self._spend = client.register_script(_SPEND)
+        self._give_back = client.register_script(_GIVE_BACK)
 
     async def before(
         self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
@@ -56,6 +66,9 @@ class AsyncRedisStore:
     async def spend(self, host: str, rules: Rules) -> bool:
         raw = await self._run(self._spend, host, self._state._spend_args(rules))
         return raw is _SKIPPED or int(raw) == 1
+
+    async def give_back(self, host: str, rules: Rules) -> None:
+        await self._run(self._give_back, host, self._state._give_back_args(rules))
 
     async def _run(self, script: Any, host: str, args: list[str] | None) -> Any:
         """Run `script` for `host`; `_SKIPPED` when the rules leave it nothing to do, or when

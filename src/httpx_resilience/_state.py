@@ -117,7 +117,7 @@ class Store(Protocol):
     retry that spent the budget, `patience` the longest this attempt would wait for the
     throttle's token (it reserves none it would not wait for). `after`: the attempt's outcome
     as `outcome_of` counts it, whether it was the probe, and `age`, the seconds since the
-    attempt asked `before` (the throttle cuts once for the attempts admitted before a cut).
+    attempt was sent (the throttle cuts once for the attempts sent before a cut).
     """
 
     def before(
@@ -136,6 +136,8 @@ class Store(Protocol):
     ) -> str | None: ...
 
     def spend(self, host: str, rules: Rules) -> bool: ...
+
+    def give_back(self, host: str, rules: Rules) -> None: ...
 
 
 class AsyncStore(Protocol):
@@ -157,6 +159,8 @@ class AsyncStore(Protocol):
     ) -> str | None: ...
 
     async def spend(self, host: str, rules: Rules) -> bool: ...
+
+    async def give_back(self, host: str, rules: Rules) -> None: ...
 
 
 class State(Protocol):
@@ -353,8 +357,10 @@ class MemoryState:
                     if refund and not first and state.budget is not None:
                         state.budget.refund(now)
                     return verdict
-                if rules.throttle is not None and state.limit is not None:
-                    verdict = _reserve(state, now, rules.throttle, patience, verdict)
+                if rules.throttle is not None:
+                    _sending(state, now)
+                    if state.limit is not None:
+                        verdict = _reserve(state, now, rules.throttle, patience, verdict)
             if first and budget is not None:
                 window = state.budget
                 if window is None:
@@ -419,6 +425,16 @@ class MemoryState:
                 return "open"
             return None
 
+    def give_back(self, host: str, rules: Rules) -> None:
+        throttle = rules.throttle
+        if throttle is None:
+            return
+        with self._lock:
+            now = self._clock()
+            state = self._hosts.get(host)
+            if state is not None and state.limit is not None:
+                state.limit.give_back(now, throttle)
+
     def spend(self, host: str, rules: Rules) -> bool:
         budget = rules.budget
         if budget is None:
@@ -454,18 +470,24 @@ def _reserve(
     return verdict._replace(pace=wait, throttled=True)
 
 
-def _answered(
-    state: _Host, now: float, throttle: AdaptiveThrottle, throttled: bool, age: float
-) -> None:
-    """The host answered an attempt admitted `age` seconds ago; `throttled` when it throttled
-    it (under the lock)."""
+def _sending(state: _Host, now: float) -> None:
+    """Count an attempt on its way to the host in the throttle's meter (under the lock): the
+    send rate a cut starts from. Counted as it goes, not as it is answered: a burst throttled
+    at once would otherwise be measured by its first answer alone."""
     meter = state.meter
     if meter is None:
         meter = state.meter = _Window(METER_WINDOW)
     meter.add(now, 1, 0)
+
+
+def _answered(
+    state: _Host, now: float, throttle: AdaptiveThrottle, throttled: bool, age: float
+) -> None:
+    """The host answered an attempt sent `age` seconds ago; `throttled` when it throttled it
+    (under the lock)."""
     limit = state.limit
     if not throttled or (limit is not None and now - age < limit.cut_at):
-        # Admitted before the last cut, which answered the same overload.
+        # Sent before the last cut, which answered the same overload.
         return
     measured = state.measured(now)
     if limit is None:
@@ -503,6 +525,9 @@ class _AsyncMemory:
 
     async def spend(self, host: str, rules: Rules) -> bool:
         return self._state.spend(host, rules)
+
+    async def give_back(self, host: str, rules: Rules) -> None:
+        self._state.give_back(host, rules)
 
 
 # At most this many keys are cached: a process that talks to very many hosts starts over.

@@ -22,11 +22,11 @@ The algorithm is botocore's adaptive retry mode (`botocore/retries/adaptive.py` 
 
 Where this departs from botocore, and why:
 
-* The send rate is measured as the answers of the last second (`METER_WINDOW`, ten slots of
-  0.1 s), rather than botocore's smoothed rate over half-second buckets, which reads 0 until
-  the first bucket is over (and then cuts a burst throttled at once to the floor, 0.5/s).
-  A client throttled within its first second is cut from what it sent in it: at worst too
-  low, which the curve then makes up.
+* The send rate is measured as the attempts sent in the last second (`METER_WINDOW`, ten
+  slots of 0.1 s; counted as each goes, in `before`), rather than botocore's smoothed rate
+  over half-second buckets, which reads 0 until the first bucket is over (and then cuts a
+  burst throttled at once to the floor, 0.5/s). Counted as they go, not as they are answered:
+  a burst throttled at once is cut from the burst, not from its first answer.
 * botocore's callers wait on one condition, all woken to compete whenever a token may be
   due; here each reserves its own, so they go out `1 / rate` apart and the wait is one sleep
   (the transport's, so `no_wait()` and the deadline apply).
@@ -36,8 +36,8 @@ Where this departs from botocore, and why:
   (their callers were told): the next caller's is due after the last of them, at the new
   rate. Counted in tokens at the new rate instead, the debt would stall the host for the
   difference.
-* A throttling answer to an attempt admitted (given its token) before the last cut does not
-  cut again: one cut per round trip, as TCP reduces its window once per window of losses
+* A throttling answer to an attempt sent (after its wait for a token) before the last cut
+  does not cut again: one cut per round trip, as TCP reduces its window once per window of losses
   (RFC 5681, RFC 9438). botocore cuts on each, so 50 callers throttled at once drive the rate
   to its floor in a few milliseconds.
 * botocore keeps the limit for good once a host throttled (and caps it at twice the measured
@@ -165,6 +165,13 @@ class Limit:
             self.tokens -= 1
         self._settle(rate)
         return wait
+
+    def give_back(self, now: float, policy: AdaptiveThrottle) -> None:
+        """A reserved token its attempt will not use (its wait was cancelled): back in the
+        bucket, so the callers after it are not held back for it."""
+        rate = self._refill(now, policy)
+        self.tokens = min(capacity(rate), self.tokens + 1)
+        self._settle(rate)
 
     def cut(self, now: float, rate: float, policy: AdaptiveThrottle) -> None:
         """A throttling answer: the curve starts again from `rate`, cut to `cut_to` of it."""

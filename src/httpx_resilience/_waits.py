@@ -17,6 +17,7 @@ __all__ = [
     "discard",
     "is_async_callable",
     "set_no_wait",
+    "shielded",
     "sleep",
     "sleep_of",
     "waits_skipped",
@@ -135,3 +136,13 @@ def async_sleep_of(given: Any) -> Callable[[float], Awaitable[None]]:
         await waited
 
     return checked
+
+
+async def shielded(awaitable: Awaitable[object]) -> None:
+    """`awaitable` awaited to its end even in a cancelled scope: what a cancellation must not
+    cut short (giving back what the cancelled attempt held). The sync driver calls the same
+    thing directly."""
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        await awaitable
