@@ -60,12 +60,19 @@ def throttle_at(state: MemoryState, answers: int) -> None:
 
 
 def rate_now(state: MemoryState) -> float:
-    """HOST's limit at this instant: the bucket drained, then the spacing of two reservations."""
-    for _ in range(10_000):
-        first = take(state).pace
-        if first > 0:
-            return 1 / (take(state).pace - first)
-    raise AssertionError("the host is not limited")
+    """HOST's limit at this instant."""
+    limit = state._hosts[HOST].limit
+    assert limit is not None, "the host is not limited"
+    return limit.rate(state._clock(), THROTTLE)
+
+
+def reserve_ahead(state: MemoryState, count: int) -> None:
+    """`count` callers reserve their tokens however far off (past the horizon, as waiting
+    callers asking again would keep doing): the bucket goes as deep below zero."""
+    limit = state._hosts[HOST].limit
+    assert limit is not None
+    for _ in range(count):
+        limit.reserve(state._clock(), THROTTLE, math.inf, math.inf)
 
 
 @pytest.fixture
@@ -220,11 +227,24 @@ def test_a_limit_reserves_ahead_and_spaces_the_tokens(clock: FakeClock) -> None:
     """From an empty bucket, tokens come every 1/rate; a wait past patience takes nothing."""
     limit = Limit(clock.now)
     limit.cut(clock.now, 20.0, THROTTLE)  # 14 a second
-    assert [limit.reserve(clock.now, THROTTLE, math.inf) for _ in range(3)] == pytest.approx(
-        [1 / 14, 2 / 14, 3 / 14]
-    )
-    assert limit.reserve(clock.now, THROTTLE, 0.2) is None
-    assert limit.reserve(clock.now, THROTTLE, 4 / 14 + 1e-9) == pytest.approx(4 / 14)
+    waits = [limit.reserve(clock.now, THROTTLE, math.inf) for _ in range(3)]
+    assert [wait for wait, _ in waits] == pytest.approx([1 / 14, 2 / 14, 3 / 14])
+    assert all(reserved for _, reserved in waits)
+    assert limit.reserve(clock.now, THROTTLE, 0.2) == (None, False)
+    wait, reserved = limit.reserve(clock.now, THROTTLE, 4 / 14 + 1e-9)
+    assert (wait, reserved) == (pytest.approx(4 / 14), True)
+
+
+def test_a_token_past_the_horizon_is_not_reserved(clock: FakeClock) -> None:
+    """A token due more than a second off is not taken: the caller is told to ask again in a
+    second, and the balance is as it was."""
+    limit = Limit(clock.now)
+    limit.cut(clock.now, 20.0, THROTTLE)  # 14 a second
+    for _ in range(14):
+        limit.reserve(clock.now, THROTTLE, math.inf)
+    before = limit.tokens
+    assert limit.reserve(clock.now, THROTTLE, math.inf) == (1.0, False)
+    assert limit.tokens == before
 
 
 # --- MemoryState ------------------------------------------------------------------------------
@@ -259,10 +279,17 @@ def test_a_custom_cut_to(clock: FakeClock) -> None:
 
 
 def test_fifty_callers_at_once_are_spread_out(state: MemoryState) -> None:
-    """Each caller reserves its own token: the waits are 1/r, 2/r, ... 50/r, not all alike."""
+    """Each caller reserves its own token, up to a second ahead: the waits are 1/r, 2/r, ...,
+    not all alike."""
     throttle_at(state, 20)
-    paces = [take(state).pace for _ in range(50)]
-    assert paces == pytest.approx([k / 14 for k in range(1, 51)])
+    verdicts = [take(state) for _ in range(50)]
+    # A second's worth reserve their tokens, 1/14 s apart; the rest ask again in a second.
+    reserved = [v for v in verdicts if not v.again]
+    assert len(reserved) in (13, 14)  # the 14th is due at the horizon itself
+    assert [v.pace for v in reserved] == pytest.approx(
+        [k / 14 for k in range(1, 15)][: len(reserved)]
+    )
+    assert all(v.again and v.pace == 1.0 for v in verdicts[len(reserved) :])
 
 
 def test_the_bucket_refills_up_to_a_seconds_worth(state: MemoryState, clock: FakeClock) -> None:
@@ -306,8 +333,7 @@ def test_the_rate_grows_back_along_the_curve(state: MemoryState, clock: FakeCloc
     """No throttling for K seconds: the limit is back at the rate that was cut (20 a second),
     and past it grows ever faster."""
     throttle_at(state, 20)
-    for _ in range(1000):  # callers waiting all along: the limit is never lifted
-        take(state)
+    reserve_ahead(state, 1000)  # callers waiting all along: the limit is never lifted
     zero = zero_point(20.0, THROTTLE)
     seen = []
     for at in (0.0, zero / 2, zero, zero + 1, zero + 2):
@@ -366,12 +392,11 @@ def test_a_limit_that_holds_requests_back_is_not_lifted(
 ) -> None:
     """Past K but with tokens still reserved ahead (callers waiting), the limit stays."""
     throttle_at(state, 20)
-    for _ in range(100):  # some 7 s of tokens reserved
-        take(state)
+    reserve_ahead(state, 100)  # some 7 s of tokens reserved
     clock.advance(zero_point(20.0, THROTTLE) + 0.5)
     verdict = take(state)
     assert verdict.throttled
-    assert verdict.pace > 1
+    assert verdict.again  # still more than a second's worth queued ahead
 
 
 def test_a_throttled_host_is_kept_until_its_limit_would_be_lifted(
@@ -422,8 +447,7 @@ def test_an_open_circuit_takes_no_token_and_the_probe_waits_within_its_lease(
     throttle_at(state, 20)
     assert state.after(HOST, rule, True, None, False) == "open"
     assert state.before(HOST, rule, True).open_for == pytest.approx(5.0)
-    for _ in range(200):  # 14 s of tokens reserved at 14 a second
-        take(state)
+    reserve_ahead(state, 200)  # 14 s of tokens reserved at 14 a second
     clock.advance(5.0)
     probe = state.before(HOST, rule, True)
     assert probe.probe
@@ -704,3 +728,27 @@ def test_a_cancelled_wait_gives_its_token_back(backend: str, clock: FakeClock) -
     anyio.run(main, backend=backend)
     # Nobody is queued any more: the next token is at most one at the rate away, not 30.
     assert take(state).pace <= 1 / 7
+
+
+def test_a_token_past_the_horizon_is_asked_for_again(clock: FakeClock) -> None:
+    """At 0.7 a second the first token is 1.43 s off: the attempt waits a second, asks
+    again, then reserves the token and goes, at the rate the curve has grown to by then."""
+    state = MemoryState(clock=clock)
+    answer(state, throttled=True)  # one sent, throttled: 0.7 a second, an empty bucket
+    events: list[hr.ResilienceEvent] = []
+    transport = hr.ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        throttle=THROTTLE,
+        state=state,
+        sleep=clock.advance,
+        on_event=events.append,
+    )
+    transport._clock = clock
+    with httpx.Client(transport=transport) as client:
+        assert client.get(URL).status_code == 200
+    first, second = (e.delay for e in events if e.kind == "paced")
+    assert first == 1.0
+    # What was left of the token, at the rate the curve had grown to meanwhile: less than the
+    # 0.43 s it would be at 0.7 a second.
+    assert 0 < second < 1 / 0.7 - 1.0
+    assert all(e.reason == "throttle" for e in events if e.kind == "paced")

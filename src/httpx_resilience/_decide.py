@@ -161,10 +161,11 @@ def admit(call: Call, verdict: Verdict, now: float) -> tuple[float, GiveUp | Non
     return 0.0, None
 
 
-def patience(call: Call, now: float) -> float:
-    """The longest `admit` lets the attempt due wait before it goes: the throttle reserves a
-    token only for an attempt that will wait for it."""
-    wait = call.settings.retry.max_retry_after
+def patience(call: Call, now: float, waited: float = 0.0) -> float:
+    """The longest `admit` lets the attempt due wait before it goes, after `waited` seconds
+    it already waited for the throttle: the throttle reserves a token only for an attempt
+    that will wait for it."""
+    wait = call.settings.retry.max_retry_after - waited
     if call.deadline is not None:
         wait = min(wait, call.deadline - now)
     return wait

@@ -136,42 +136,50 @@ class AsyncDriver:
             while True:
                 probe = False
                 pace = 0.0
-                admitted = 0.0  # when the throttle admitted the attempt
-                if call.host is not None and (call.attempt == 1 or rules.watches):
+                admitted = 0.0  # when the attempt was let go, for the throttle
+                queued = 0.0  # how long it waited for the throttle's say-so, asking again
+                while call.host is not None and (call.attempt == 1 or rules.watches):
                     # An open circuit stops the attempt, a spent rate-limit window or the
                     # throttle's bucket delays it; the budget counts each logical request once.
                     patient = math.inf
                     if rules.throttle is not None:
                         admitted = self._clock()
-                        patient = patience(call, admitted)
-                    verdict = await store.before(host, rules, call.attempt == 1, spent, patient)
-                    if verdict is not CLEAR:
-                        if verdict.change is not None:
-                            await report.event(f"circuit_{verdict.change}", call, call.attempt - 1)
-                        pace, refusal = admit(call, verdict, self._clock())
-                        if refusal is not None:
-                            await report.event(
-                                "circuit_rejected", call, call.attempt - 1, error=refusal.error
-                            )
-                            raise await report.give_up(
-                                call, refusal.error, refusal.reason, call.attempt - 1
-                            )
-                        probe = verdict.probe
-                        if pace:
-                            reason = "throttle" if verdict.throttled else None
-                            await report.event(
-                                "paced", call, call.attempt - 1, delay=pace, reason=reason
-                            )
-                            try:
-                                await self._sleep(pace)
-                            except BaseException:
-                                if verdict.throttled:
-                                    # The token it reserved goes back: the callers queued
-                                    # after it must not wait for an attempt never sent.
-                                    await _waits.shielded(store.give_back(host, rules))
-                                raise
-                            if rules.throttle is not None:
-                                admitted = self._clock()  # sent now: a cut counts from here
+                        patient = patience(call, admitted, queued)
+                    first = call.attempt == 1 and not queued
+                    verdict = await store.before(host, rules, first, spent, patient)
+                    if verdict is CLEAR:
+                        break
+                    if verdict.change is not None:
+                        await report.event(f"circuit_{verdict.change}", call, call.attempt - 1)
+                    pace, refusal = admit(call, verdict, self._clock())
+                    if refusal is not None:
+                        await report.event(
+                            "circuit_rejected", call, call.attempt - 1, error=refusal.error
+                        )
+                        raise await report.give_up(
+                            call, refusal.error, refusal.reason, call.attempt - 1
+                        )
+                    probe = verdict.probe
+                    if pace:
+                        reason = "throttle" if verdict.throttled else None
+                        await report.event(
+                            "paced", call, call.attempt - 1, delay=pace, reason=reason
+                        )
+                        try:
+                            await self._sleep(pace)
+                        except BaseException:
+                            if verdict.throttled and not verdict.again:
+                                # The token it reserved goes back: the callers queued after
+                                # it must not wait for an attempt never sent.
+                                await _waits.shielded(store.give_back(host, rules))
+                            raise
+                        if rules.throttle is not None:
+                            admitted = self._clock()  # sent now: a cut counts from here
+                    if not (verdict.again and pace):
+                        break
+                    # The throttle's token was further off than it reserves ahead: ask
+                    # again, at the rate of the moment.
+                    queued += pace
                 if call.attempt > 1 or settings.prepares:
                     if call.deadline is not None and (call.attempt > 1 or pace):
                         # A wait (a retry's, or a pause; or its hooks) that ran late must not

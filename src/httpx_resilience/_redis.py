@@ -13,8 +13,8 @@ only durations cross the wire. One hash per host, `{prefix}:{host}`:
   nothing (it never makes a script fail);
 * `circuit`, `reopens`: the breaker's state and its deadline (server time, seconds);
 * `paused`: when the host's rate-limit window reopens (server time, seconds);
-* the throttle's (`_throttle.py`): `t:<slot>`, `"<answers> 0"` of one slot of its meter (the
-  host's answers of the last `METER_WINDOW`); once the host throttled, its limit: `tm` (the
+* the throttle's (`_throttle.py`): `t:<slot>`, `"<attempts> 0"` of one slot of its meter (the
+  host's attempts of the last `METER_WINDOW`); once the host throttled, its limit: `tm` (the
   rate that was cut, requests per second), `tk` (the curve's zero point, seconds), `tc` (when
   it was cut), `tt` (the bucket's tokens, below zero for tokens reserved ahead), `tf` (as of
   when) and `tl` (when it would be lifted at the latest with nothing more sent: the key is
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from ._errors import ConfigurationError
 from ._policies import is_number
 from ._state import CLEAR, MAX_PAUSE, SLOTS, AsyncStore, Rules, Store, Verdict
-from ._throttle import METER_WINDOW
+from ._throttle import HORIZON, METER_WINDOW
 
 if TYPE_CHECKING:
     from redis import Redis, RedisCluster
@@ -66,6 +66,7 @@ _PRELUDE = f"""
 local MAX_PAUSE = {MAX_PAUSE!r}
 local MAX_TTL = {math.ceil(MAX_TTL * 1000)}
 local METER = {METER_WINDOW!r}
+local HORIZON = {HORIZON!r}
 """
 _PRELUDE += """
 local key = KEYS[1]
@@ -315,7 +316,7 @@ end
 # ARGV[6]: '1' when pacing; ARGV[7]: the breaker's open_for ('' when there is no breaker);
 # ARGV[8..10]: the throttle's cut_to, growth, min_rate ('' when it is off); ARGV[11]: how long
 # the attempt would wait for its token. Returns {open_for or '', pace, probe '0'/'1', change
-# or '', throttled '0'/'1'}.
+# or '', throttled '0'/'1', again '0'/'1'}.
 _BEFORE = (
     _PRELUDE
     + """
@@ -323,7 +324,7 @@ local pacing = ARGV[6] == '1'
 local open_for = tonumber(ARGV[7])
 local th = throttle_at(8)
 local stopped = nil
-local pace, probe, change, throttled = 0, '0', '', '0'
+local pace, probe, change, throttled, again = 0, '0', '', '0', '0'
 if pacing then pace = paused_for() end
 if open_for ~= nil then
   local circuit = h['circuit'] or 'closed'
@@ -349,16 +350,20 @@ if stopped == nil and th ~= nil then
       -- Back above the rate that was throttled, and holding nothing back: lifted.
       clear_limit()
     else
-      local wait = 0
-      if lim.tokens < 1 then
-        wait = (1 - lim.tokens) / rate
-        if wait > tonumber(ARGV[11]) then wait = nil end
-      end
-      if wait ~= nil then
-        lim.tokens = lim.tokens - 1
-        if wait > pace then
-          pace = wait
+      local due = 0
+      if lim.tokens < 1 then due = (1 - lim.tokens) / rate end
+      if due <= tonumber(ARGV[11]) then
+        if due > HORIZON and probe ~= '1' then
+          -- Further off than tokens are reserved ahead: nothing taken, ask again after.
+          again = '1'
           throttled = '1'
+          pace = math.max(pace, HORIZON)
+        else
+          lim.tokens = lim.tokens - 1
+          if due > pace then
+            pace = due
+            throttled = '1'
+          end
         end
       end
       save_limit(lim, rate)
@@ -370,9 +375,9 @@ if probe == '1' then
 end
 local result
 if stopped ~= nil then
-  result = {dur(stopped), dur(pace), '0', '', '0'}
+  result = {dur(stopped), dur(pace), '0', '', '0', '0'}
 else
-  result = {'', dur(pace), probe, change, throttled}
+  result = {'', dur(pace), probe, change, throttled, again}
 end
 -- A request the open circuit stops never reaches the host: it earns the budget nothing, and
 -- a retry it stops gives back what it spent.
@@ -504,13 +509,14 @@ def _text(value: object) -> str:
 
 
 def _verdict(raw: Sequence[object]) -> Verdict:
-    open_for, pace, probe, change, throttled = (_text(part) for part in raw)
+    open_for, pace, probe, change, throttled, again = (_text(part) for part in raw)
     verdict = Verdict(
         open_for=float(open_for) if open_for else None,
         pace=float(pace),
         probe=probe == "1",
         change=change or None,
         throttled=throttled == "1",
+        again=again == "1",
     )
     return CLEAR if verdict == CLEAR else verdict
 

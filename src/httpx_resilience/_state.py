@@ -41,7 +41,7 @@ from ._classify import classify_exception
 from ._errors import APIError, CircuitOpenError, StatusError, TransportError
 from ._headers import mentions_rate_limit, parse_rate_limit, parse_retry_after
 from ._policies import AdaptiveThrottle, CircuitBreaker, RetryBudget
-from ._throttle import METER_WINDOW, Limit, measured_rate
+from ._throttle import HORIZON, METER_WINDOW, Limit, measured_rate
 
 __all__ = [
     "CLEAR",
@@ -94,7 +94,8 @@ class Verdict(NamedTuple):
     (0 for none): until the host's rate-limit window reopens, or until the throttle's token
     this attempt reserved is due, whichever is later. `probe`: this attempt is the half-open
     probe. `change`: the breaker state this call moved the circuit to ("half_open"), if any.
-    `throttled`: the pace is the throttle's.
+    `throttled`: the pace is the throttle's. `again`: the throttle's token is further off than
+    it reserves ahead (`HORIZON`): none was reserved, and the attempt asks again after `pace`.
     """
 
     open_for: float | None = None
@@ -102,6 +103,7 @@ class Verdict(NamedTuple):
     probe: bool = False
     change: str | None = None
     throttled: bool = False
+    again: bool = False
 
 
 CLEAR = Verdict()
@@ -462,8 +464,14 @@ def _reserve(
     if limit.lifted(now, throttle):
         state.limit = None
         return verdict
-    wait = limit.reserve(now, throttle, patience)
-    if wait is None or wait <= verdict.pace:
+    # The probe reserves however far off its token is: asking again, it would find its own
+    # lease out and the circuit closed to it.
+    wait, reserved = limit.reserve(now, throttle, patience, math.inf if verdict.probe else HORIZON)
+    if wait is None:
+        return verdict
+    if not reserved:
+        return verdict._replace(pace=max(verdict.pace, wait), throttled=True, again=True)
+    if wait <= verdict.pace:
         return verdict
     if verdict.probe:
         state.reopens_at += wait - verdict.pace  # the probe's lease covers its wait too

@@ -56,6 +56,7 @@ import math
 from ._policies import AdaptiveThrottle
 
 __all__ = [
+    "HORIZON",
     "METER_WINDOW",
     "Limit",
     "capacity",
@@ -65,8 +66,12 @@ __all__ = [
     "zero_point",
 ]
 
-# The send rate is measured over the answers of the last second.
+# The send rate is measured over the attempts of the last second.
 METER_WINDOW = 1.0
+# How far ahead an attempt reserves its token: one due later asks again after this long
+# instead. A caller told a long wait at a low rate would sleep it out though the rate grew
+# meanwhile, and be overtaken by later ones; asking again, it goes at the rate of the moment.
+HORIZON = 1.0
 
 
 def measured_rate(answers: int) -> float:
@@ -152,19 +157,24 @@ class Limit:
         rate = self._refill(now, policy)
         return rate >= self.w_max and self.tokens >= capacity(self.w_max)
 
-    def reserve(self, now: float, policy: AdaptiveThrottle, patience: float) -> float | None:
-        """Take a token: the seconds until it is due (0 for one at hand), or None when that is
-        longer than `patience`, and nothing was taken. The wait is at the rate now: the curve
-        only grows, so the token is never due later than that."""
+    def reserve(
+        self, now: float, policy: AdaptiveThrottle, patience: float, horizon: float = HORIZON
+    ) -> tuple[float | None, bool]:
+        """Take a token: (the seconds until it is due, 0 for one at hand; True). A token further
+        off than `patience` is not taken: (None, False). One further off than `horizon` is not
+        taken either: (`horizon`, False), the time after which to ask again. The wait is at
+        the rate now: the curve only grows, so the token is never due later than that."""
         rate = self._refill(now, policy)
-        wait: float | None = 0.0
-        if self.tokens < 1:
-            due = (1 - self.tokens) / rate
-            wait = due if due <= patience else None
-        if wait is not None:
+        due = 0.0 if self.tokens >= 1 else (1 - self.tokens) / rate
+        reserved = due <= patience and due <= horizon
+        if reserved:
             self.tokens -= 1
         self._settle(rate)
-        return wait
+        if due > patience:
+            return None, False
+        if due > horizon:
+            return horizon, False
+        return due, True
 
     def give_back(self, now: float, policy: AdaptiveThrottle) -> None:
         """A reserved token its attempt will not use (its wait was cancelled): back in the
