@@ -354,7 +354,13 @@ class _Store:
         self._spends = iter(spends)
 
     def before(
-        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = 0.0
+        self,
+        host: str,
+        rules: Rules,
+        first: bool,
+        refund: bool = False,
+        patience: float = 0.0,
+        ahead: float = 1.0,
     ) -> Verdict:
         self._run.note(Before(first, refund, patience))
         return next(self._verdicts, CLEAR)

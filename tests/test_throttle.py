@@ -752,3 +752,88 @@ def test_a_token_past_the_horizon_is_asked_for_again(clock: FakeClock) -> None:
     # 0.43 s it would be at 0.7 a second.
     assert 0 < second < 1 / 0.7 - 1.0
     assert all(e.reason == "throttle" for e in events if e.kind == "paced")
+
+
+# --- Break-it round 3: who goes first, tokens given back, no_wait() -----------------------------
+
+
+def test_a_caller_that_waited_may_reserve_further_ahead(state: MemoryState) -> None:
+    """A newcomer whose token is more than a second off asks again; a caller that already
+    waited a second (`ahead=2`) reserves it: those who waited are not overtaken for ever."""
+    answer(state, 10)
+    answer(state, throttled=True)  # 7 a second, an empty bucket
+    reserve_ahead(state, 9)  # the next token is 10/7 s off
+    newcomer = state.before(HOST, RULES, True, False, math.inf, 1.0)
+    assert newcomer.again
+    assert not newcomer.reserved
+    waited = state.before(HOST, RULES, True, False, math.inf, 2.0)
+    assert not waited.again
+    assert waited.reserved
+    assert 1.0 < waited.pace <= 10 / 7
+
+
+def test_a_token_taken_under_a_longer_pause_is_marked_reserved(state: MemoryState) -> None:
+    """With pacing, a rate-limit pause longer than the token's wait is what is slept: the token
+    taken is still marked, so a cancelled wait gives it back."""
+    rules = Rules(budget=None, breaker=None, pacing=True, throttle=THROTTLE)
+    answer(state, 10)
+    answer(state, throttled=True)
+    state.after(HOST, rules, None, 30.0, False)  # the host asked for 30 s
+    verdict = state.before(HOST, rules, True)
+    assert verdict.pace == pytest.approx(30.0)
+    assert not verdict.throttled
+    assert verdict.reserved
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_caller_cancelled_in_its_paced_hook_gives_its_token_back(
+    backend: str, clock: FakeClock
+) -> None:
+    """An async on_event hook awaited for the "paced" event, cancelled there: the token goes
+    back all the same."""
+    state = MemoryState(clock=clock)
+    answer(state, 10)
+    answer(state, throttled=True)
+
+    async def slow_hook(event: hr.ResilienceEvent) -> None:
+        if event.kind == "paced":
+            await anyio.sleep(5)
+
+    transport = hr.AsyncResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        throttle=THROTTLE,
+        state=state,
+        on_event=slow_hook,
+        sleep=anyio.sleep,
+    )
+    transport._clock = clock
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            with anyio.move_on_after(0.05):
+                async with anyio.create_task_group() as group:
+                    for _ in range(5):
+                        group.start_soon(client.get, URL)
+
+    anyio.run(main, backend=backend)
+    assert take(state).pace <= 1 / 7
+
+
+def test_under_no_wait_an_attempt_asks_once(clock: FakeClock) -> None:
+    """With the waits skipped, a caller told to ask again goes instead: one "paced" event per
+    attempt, not one per second of max_retry_after."""
+    from httpx_resilience.testing import no_wait
+
+    state = MemoryState(clock=clock)
+    answer(state, throttled=True)  # 0.7 a second: the first token is 1.43 s off
+    events: list[hr.ResilienceEvent] = []
+    transport = hr.ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        throttle=THROTTLE,
+        state=state,
+        on_event=events.append,
+    )
+    transport._clock = clock
+    with no_wait(), httpx.Client(transport=transport) as client:
+        assert client.get(URL).status_code == 200
+    assert [e.kind for e in events].count("paced") == 1

@@ -56,6 +56,7 @@ from ._report_async import AsyncReporter
 from ._settings import inner_transport, rules_of, settings_of, state_of
 from ._state import CLEAR, State, outcome_of
 from ._streams import Deadline, abuffer_body, aclose_response, aread_prefix, guard_decoding
+from ._throttle import HORIZON
 
 __all__ = ["AsyncDriver"]
 
@@ -146,7 +147,10 @@ class AsyncDriver:
                         admitted = self._clock()
                         patient = patience(call, admitted, queued)
                     first = call.attempt == 1 and not queued
-                    verdict = await store.before(host, rules, first, spent, patient)
+                    # The longer it has waited, the further ahead it may reserve its token:
+                    # callers that came later do not keep overtaking it.
+                    ahead = HORIZON + queued
+                    verdict = await store.before(host, rules, first, spent, patient, ahead)
                     if verdict is CLEAR:
                         break
                     if verdict.change is not None:
@@ -162,20 +166,21 @@ class AsyncDriver:
                     probe = verdict.probe
                     if pace:
                         reason = "throttle" if verdict.throttled else None
-                        await report.event(
-                            "paced", call, call.attempt - 1, delay=pace, reason=reason
-                        )
                         try:
+                            await report.event(
+                                "paced", call, call.attempt - 1, delay=pace, reason=reason
+                            )
                             await self._sleep(pace)
                         except BaseException:
-                            if verdict.throttled and not verdict.again:
+                            if verdict.reserved:
                                 # The token it reserved goes back: the callers queued after
                                 # it must not wait for an attempt never sent.
                                 await _waits.shielded(store.give_back(host, rules))
                             raise
                         if rules.throttle is not None:
                             admitted = self._clock()  # sent now: a cut counts from here
-                    if not (verdict.again and pace):
+                    if not (verdict.again and pace) or self._skips_waits():
+                        # Waits skipped (`no_wait()`): asking again would find the same.
                         break
                     # The throttle's token was further off than it reserves ahead: ask
                     # again, at the rate of the moment.
@@ -298,6 +303,10 @@ class AsyncDriver:
         finally:
             if call.deadline is not None:
                 restore_timeouts(call)
+
+    def _skips_waits(self) -> bool:
+        """Whether this transport's waits are skipped: the default sleep, under `no_wait()`."""
+        return self._sleep is _waits.async_sleep and _waits.waits_skipped()
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -57,6 +57,7 @@ from ._report_sync import Reporter
 from ._settings import inner_transport, rules_of, settings_of, state_of
 from ._state import CLEAR, State, outcome_of
 from ._streams import Deadline, buffer_body, close_response, guard_decoding, read_prefix
+from ._throttle import HORIZON
 
 __all__ = ["SyncDriver"]
 
@@ -147,7 +148,10 @@ class SyncDriver:
                         admitted = self._clock()
                         patient = patience(call, admitted, queued)
                     first = call.attempt == 1 and not queued
-                    verdict = store.before(host, rules, first, spent, patient)
+                    # The longer it has waited, the further ahead it may reserve its token:
+                    # callers that came later do not keep overtaking it.
+                    ahead = HORIZON + queued
+                    verdict = store.before(host, rules, first, spent, patient, ahead)
                     if verdict is CLEAR:
                         break
                     if verdict.change is not None:
@@ -161,18 +165,19 @@ class SyncDriver:
                     probe = verdict.probe
                     if pace:
                         reason = "throttle" if verdict.throttled else None
-                        report.event("paced", call, call.attempt - 1, delay=pace, reason=reason)
                         try:
+                            report.event("paced", call, call.attempt - 1, delay=pace, reason=reason)
                             self._sleep(pace)
                         except BaseException:
-                            if verdict.throttled and not verdict.again:
+                            if verdict.reserved:
                                 # The token it reserved goes back: the callers queued after
                                 # it must not wait for an attempt never sent.
                                 store.give_back(host, rules)
                             raise
                         if rules.throttle is not None:
                             admitted = self._clock()  # sent now: a cut counts from here
-                    if not (verdict.again and pace):
+                    if not (verdict.again and pace) or self._skips_waits():
+                        # Waits skipped (`no_wait()`): asking again would find the same.
                         break
                     # The throttle's token was further off than it reserves ahead: ask
                     # again, at the rate of the moment.
@@ -291,6 +296,10 @@ class SyncDriver:
         finally:
             if call.deadline is not None:
                 restore_timeouts(call)
+
+    def _skips_waits(self) -> bool:
+        """Whether this transport's waits are skipped: the default sleep, under `no_wait()`."""
+        return self._sleep is _waits.sleep and _waits.waits_skipped()
 
     def close(self) -> None:
         self._transport.close()

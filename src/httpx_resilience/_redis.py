@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from ._errors import ConfigurationError
 from ._policies import is_number
 from ._state import CLEAR, MAX_PAUSE, SLOTS, AsyncStore, Rules, Store, Verdict
-from ._throttle import HORIZON, METER_WINDOW
+from ._throttle import METER_WINDOW
 
 if TYPE_CHECKING:
     from redis import Redis, RedisCluster
@@ -66,7 +66,6 @@ _PRELUDE = f"""
 local MAX_PAUSE = {MAX_PAUSE!r}
 local MAX_TTL = {math.ceil(MAX_TTL * 1000)}
 local METER = {METER_WINDOW!r}
-local HORIZON = {HORIZON!r}
 """
 _PRELUDE += """
 local key = KEYS[1]
@@ -315,8 +314,8 @@ end
 # '0' for neither; ARGV[5]: the budget's slot width;
 # ARGV[6]: '1' when pacing; ARGV[7]: the breaker's open_for ('' when there is no breaker);
 # ARGV[8..10]: the throttle's cut_to, growth, min_rate ('' when it is off); ARGV[11]: how long
-# the attempt would wait for its token. Returns {open_for or '', pace, probe '0'/'1', change
-# or '', throttled '0'/'1', again '0'/'1'}.
+# the attempt would wait for its token; ARGV[12]: how far ahead it may reserve one. Returns
+# {open_for or '', pace, probe '0'/'1', change or '', throttled, again, reserved ('0'/'1')}.
 _BEFORE = (
     _PRELUDE
     + """
@@ -324,7 +323,7 @@ local pacing = ARGV[6] == '1'
 local open_for = tonumber(ARGV[7])
 local th = throttle_at(8)
 local stopped = nil
-local pace, probe, change, throttled, again = 0, '0', '', '0', '0'
+local pace, probe, change, throttled, again, reserved = 0, '0', '', '0', '0', '0'
 if pacing then pace = paused_for() end
 if open_for ~= nil then
   local circuit = h['circuit'] or 'closed'
@@ -353,13 +352,14 @@ if stopped == nil and th ~= nil then
       local due = 0
       if lim.tokens < 1 then due = (1 - lim.tokens) / rate end
       if due <= tonumber(ARGV[11]) then
-        if due > HORIZON and probe ~= '1' then
+        if due > tonumber(ARGV[12]) and probe ~= '1' then
           -- Further off than tokens are reserved ahead: nothing taken, ask again after.
           again = '1'
           throttled = '1'
-          pace = math.max(pace, HORIZON)
+          pace = math.max(pace, tonumber(ARGV[12]))
         else
           lim.tokens = lim.tokens - 1
+          reserved = '1'
           if due > pace then
             pace = due
             throttled = '1'
@@ -375,9 +375,9 @@ if probe == '1' then
 end
 local result
 if stopped ~= nil then
-  result = {dur(stopped), dur(pace), '0', '', '0', '0'}
+  result = {dur(stopped), dur(pace), '0', '', '0', '0', '0'}
 else
-  result = {'', dur(pace), probe, change, throttled, again}
+  result = {'', dur(pace), probe, change, throttled, again, reserved}
 end
 -- A request the open circuit stops never reaches the host: it earns the budget nothing, and
 -- a retry it stops gives back what it spent.
@@ -509,7 +509,7 @@ def _text(value: object) -> str:
 
 
 def _verdict(raw: Sequence[object]) -> Verdict:
-    open_for, pace, probe, change, throttled, again = (_text(part) for part in raw)
+    open_for, pace, probe, change, throttled, again, reserved = (_text(part) for part in raw)
     verdict = Verdict(
         open_for=float(open_for) if open_for else None,
         pace=float(pace),
@@ -517,6 +517,7 @@ def _verdict(raw: Sequence[object]) -> Verdict:
         change=change or None,
         throttled=throttled == "1",
         again=again == "1",
+        reserved=reserved == "1",
     )
     return CLEAR if verdict == CLEAR else verdict
 
@@ -638,7 +639,7 @@ class RedisState:
         return [str(SLOTS), str(max(base, 1)), str(math.ceil(round(slack * 1000, 6)))]
 
     def _before_args(
-        self, rules: Rules, first: bool, refund: bool, patience: float
+        self, rules: Rules, first: bool, refund: bool, patience: float, ahead: float
     ) -> list[str] | None:
         budget, breaker, throttle = rules.budget, rules.breaker, rules.throttle
         deposit = first and budget is not None
@@ -654,6 +655,7 @@ class RedisState:
             *_throttle_args(rules),
             # A wait of a day at most: Lua reads no infinity.
             _number(min(max(patience, 0.0), MAX_PAUSE)),
+            _number(min(max(ahead, 0.0), MAX_PAUSE)),
         ]
 
     def _give_back_args(self, rules: Rules) -> list[str] | None:

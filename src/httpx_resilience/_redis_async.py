@@ -20,6 +20,7 @@ from ._redis import (
     _verdict,
 )
 from ._state import CLEAR, Rules, Verdict
+from ._throttle import HORIZON
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
@@ -43,9 +44,15 @@ class AsyncRedisStore:
         self._give_back = client.register_script(_GIVE_BACK)
 
     async def before(
-        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+        self,
+        host: str,
+        rules: Rules,
+        first: bool,
+        refund: bool = False,
+        patience: float = math.inf,
+        ahead: float = HORIZON,
     ) -> Verdict:
-        args = self._state._before_args(rules, first, refund, patience)
+        args = self._state._before_args(rules, first, refund, patience, ahead)
         raw = await self._run(self._before, host, args)
         return CLEAR if raw is _SKIPPED else _verdict(raw)
 

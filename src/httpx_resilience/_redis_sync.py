@@ -21,6 +21,7 @@ from ._redis import (
     _verdict,
 )
 from ._state import CLEAR, Rules, Verdict
+from ._throttle import HORIZON
 
 if TYPE_CHECKING:
     from redis import Redis, RedisCluster
@@ -43,9 +44,15 @@ class SyncRedisStore:
         self._give_back = client.register_script(_GIVE_BACK)
 
     def before(
-        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+        self,
+        host: str,
+        rules: Rules,
+        first: bool,
+        refund: bool = False,
+        patience: float = math.inf,
+        ahead: float = HORIZON,
     ) -> Verdict:
-        args = self._state._before_args(rules, first, refund, patience)
+        args = self._state._before_args(rules, first, refund, patience, ahead)
         raw = self._run(self._before, host, args)
         return CLEAR if raw is _SKIPPED else _verdict(raw)
 

@@ -95,7 +95,8 @@ class Verdict(NamedTuple):
     this attempt reserved is due, whichever is later. `probe`: this attempt is the half-open
     probe. `change`: the breaker state this call moved the circuit to ("half_open"), if any.
     `throttled`: the pace is the throttle's. `again`: the throttle's token is further off than
-    it reserves ahead (`HORIZON`): none was reserved, and the attempt asks again after `pace`.
+    the attempt may reserve ahead (`ahead`): none was reserved, and it asks again after `pace`.
+    `reserved`: the attempt took a throttle token, which it gives back if it is not sent.
     """
 
     open_for: float | None = None
@@ -104,6 +105,7 @@ class Verdict(NamedTuple):
     change: str | None = None
     throttled: bool = False
     again: bool = False
+    reserved: bool = False
 
 
 CLEAR = Verdict()
@@ -117,13 +119,20 @@ class Store(Protocol):
 
     `before`: `first` for a request's first attempt (the budget counts it), `refund` for a
     retry that spent the budget, `patience` the longest this attempt would wait for the
-    throttle's token (it reserves none it would not wait for). `after`: the attempt's outcome
+    throttle's token (it reserves none it would not wait for), `ahead` how far ahead it may
+    reserve one (further off, it is told to ask again). `after`: the attempt's outcome
     as `outcome_of` counts it, whether it was the probe, and `age`, the seconds since the
     attempt was sent (the throttle cuts once for the attempts sent before a cut).
     """
 
     def before(
-        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+        self,
+        host: str,
+        rules: Rules,
+        first: bool,
+        refund: bool = False,
+        patience: float = math.inf,
+        ahead: float = HORIZON,
     ) -> Verdict: ...
 
     def after(
@@ -146,7 +155,13 @@ class AsyncStore(Protocol):
     """The asynchronous face of a state, as the async transport uses it (see `Store`)."""
 
     async def before(
-        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+        self,
+        host: str,
+        rules: Rules,
+        first: bool,
+        refund: bool = False,
+        patience: float = math.inf,
+        ahead: float = HORIZON,
     ) -> Verdict: ...
 
     async def after(
@@ -332,7 +347,13 @@ class MemoryState:
         self._sweep_at = max(2 * len(hosts), SWEEP_FROM)
 
     def before(
-        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+        self,
+        host: str,
+        rules: Rules,
+        first: bool,
+        refund: bool = False,
+        patience: float = math.inf,
+        ahead: float = HORIZON,
     ) -> Verdict:
         budget = rules.budget
         if first and not rules.watches and budget is not None:
@@ -362,7 +383,7 @@ class MemoryState:
                 if rules.throttle is not None:
                     _sending(state, now)
                     if state.limit is not None:
-                        verdict = _reserve(state, now, rules.throttle, patience, verdict)
+                        verdict = _reserve(state, now, rules.throttle, patience, ahead, verdict)
             if first and budget is not None:
                 window = state.budget
                 if window is None:
@@ -455,7 +476,12 @@ class MemoryState:
 
 
 def _reserve(
-    state: _Host, now: float, throttle: AdaptiveThrottle, patience: float, verdict: Verdict
+    state: _Host,
+    now: float,
+    throttle: AdaptiveThrottle,
+    patience: float,
+    ahead: float,
+    verdict: Verdict,
 ) -> Verdict:
     """`verdict` with the wait for the throttle's token, once the host has a limit (under the
     lock): the attempt reserves its token, unless it would not wait that long."""
@@ -466,16 +492,16 @@ def _reserve(
         return verdict
     # The probe reserves however far off its token is: asking again, it would find its own
     # lease out and the circuit closed to it.
-    wait, reserved = limit.reserve(now, throttle, patience, math.inf if verdict.probe else HORIZON)
+    wait, reserved = limit.reserve(now, throttle, patience, math.inf if verdict.probe else ahead)
     if wait is None:
         return verdict
     if not reserved:
         return verdict._replace(pace=max(verdict.pace, wait), throttled=True, again=True)
     if wait <= verdict.pace:
-        return verdict
+        return verdict._replace(reserved=True)
     if verdict.probe:
         state.reopens_at += wait - verdict.pace  # the probe's lease covers its wait too
-    return verdict._replace(pace=wait, throttled=True)
+    return verdict._replace(pace=wait, throttled=True, reserved=True)
 
 
 def _sending(state: _Host, now: float) -> None:
@@ -515,9 +541,15 @@ class _AsyncMemory:
         self._state = state
 
     async def before(
-        self, host: str, rules: Rules, first: bool, refund: bool = False, patience: float = math.inf
+        self,
+        host: str,
+        rules: Rules,
+        first: bool,
+        refund: bool = False,
+        patience: float = math.inf,
+        ahead: float = HORIZON,
     ) -> Verdict:
-        return self._state.before(host, rules, first, refund, patience)
+        return self._state.before(host, rules, first, refund, patience, ahead)
 
     async def after(
         self,
