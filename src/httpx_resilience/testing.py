@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -288,9 +288,6 @@ class FaultCall:
 
     request: httpx.Request
     fault: Fault | None
-    # The request object itself, which an auth flow may send again changed; `request` is a
-    # copy of it as it was.
-    sent: httpx.Request | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         # httpx's own repr of the request shows its URL whole, password and api_key= too.
@@ -578,16 +575,8 @@ class _FaultDriver:
             f"a handler function (request -> response), got {what}{hint}"
         )
 
-    def _noted(self, request: httpx.Request) -> None:
-        """The body of `request`, now read, on its record too."""
-        with self._lock:
-            for call in reversed(self.calls):
-                if call.sent is request:
-                    call.request._content = request.content
-                    return
-
-    def _pick(self, request: httpx.Request) -> Fault | None:
-        """The fault this request gets, recorded with it."""
+    def _pick(self, request: httpx.Request) -> FaultCall:
+        """The fault this request gets, recorded with a copy of the request as it is now."""
         if not isinstance(request, self._backend.request):
             raise ConfigurationError(
                 f"this FaultTransport serves {self._backend.name}, got an "
@@ -604,8 +593,9 @@ class _FaultDriver:
                     fault = next(self._next, None)
                 elif self._random.random() < self._rate:
                     fault = self._random.choice(self._plan)
-            self.calls.append(FaultCall(_snapshot(request), fault, request))
-        return fault
+            record = FaultCall(_snapshot(request), fault)
+            self.calls.append(record)
+        return record
 
     def _in_place(self, fault: Fault, request: httpx.Request) -> httpx.Response:
         """The answer of a fault that replaces the inner transport's."""
@@ -649,10 +639,11 @@ class _FaultDriver:
     # --- sync
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        fault = self._pick(request)
+        record = self._pick(request)
+        fault = record.fault
         if _answers_itself(fault):
-            request.read()  # it was sent: a test may look at its body
-            self._noted(request)
+            request.read()  # it was sent: a test may look at its body, on its record too
+            record.request._content = request.content
         if fault is not None and fault.kind in _IN_PLACE:
             return self._in_place(fault, request)
         if fault is not None and fault.status_code is not None:
@@ -714,10 +705,11 @@ class _FaultDriver:
     # --- async
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        fault = self._pick(request)
+        record = self._pick(request)
+        fault = record.fault
         if _answers_itself(fault):
             await request.aread()
-            self._noted(request)
+            record.request._content = request.content
         if fault is not None and fault.kind in _IN_PLACE:
             return self._in_place(fault, request)
         if fault is not None and fault.status_code is not None:
