@@ -76,21 +76,12 @@ def decode_content(raw: bytes, content_encoding: str | None, limit: int) -> byte
     """
     if limit <= 0:
         return b""
-    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
-    codings = [c for c in codings if c not in ("", "identity")]
-    if not codings:
+    codings = _codings(content_encoding)
+    # The raw bytes go in by pieces, so no step copies them whole.
+    chain = _chain((raw[i : i + _PIECE] for i in range(0, len(raw), _PIECE)), codings)
+    if not codings or chain is None:
         return raw[:limit]
-    if len(codings) > _MAX_CODINGS:
-        return raw[:limit]
-    # Undone last to first; the raw bytes go in by pieces, so no step copies them whole.
-    pieces: Iterator[bytes] = (raw[i : i + _PIECE] for i in range(0, len(raw), _PIECE))
-    stages: list[Generator[bytes, None, None]] = []
-    for coding in reversed(codings):
-        decoder = _decoder(coding)
-        if decoder is None:
-            return raw[:limit]
-        pieces = decoder(pieces)
-        stages.append(pieces)
+    pieces, stages = chain
     out = bytearray()
     try:
         for piece in pieces:
@@ -122,18 +113,11 @@ def decodes(chunks: list[bytes], headers: Any, limit: int) -> bool:
     or this module cannot undo safely here, a zstd window over RFC 9659's bound, and a body that
     decodes to more than `limit` bytes without failing by then.
     """
-    codings = [c.strip().lower() for c in headers.get_list("content-encoding", split_commas=True)]
-    codings = [c for c in codings if c not in ("", "identity")]
-    if len(codings) > _MAX_CODINGS or not _HTTPX_CODINGS.issuperset(codings):
+    codings = _codings(headers.get("content-encoding"))
+    chain = _chain(iter(chunks), codings) if _HTTPX_CODINGS.issuperset(codings) else None
+    if chain is None:
         return True
-    pieces: Iterator[bytes] = iter(chunks)
-    stages: list[Generator[bytes, None, None]] = []
-    for coding in reversed(codings):
-        decoder = _decoder(coding)
-        if decoder is None:
-            return True
-        pieces = decoder(pieces)
-        stages.append(pieces)
+    pieces, stages = chain
     out = 0
     try:
         for piece in pieces:
@@ -147,6 +131,30 @@ def decodes(chunks: list[bytes], headers: Any, limit: int) -> bool:
         for stage in stages:
             stage.close()
     return True
+
+
+def _codings(content_encoding: str | None) -> list[str]:
+    """The codings a `Content-Encoding` value names, in the order they were applied."""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    return [c for c in codings if c not in ("", "identity")]
+
+
+def _chain(
+    pieces: Iterator[bytes], codings: list[str]
+) -> tuple[Iterator[bytes], list[Generator[bytes, None, None]]] | None:
+    """`pieces` with every coding undone, last to first, each step's output bounded, and the
+    steps (to close); None for a chain this module cannot undo safely here: an unknown coding,
+    one whose library is missing, or more than `_MAX_CODINGS`."""
+    if len(codings) > _MAX_CODINGS:
+        return None
+    stages: list[Generator[bytes, None, None]] = []
+    for coding in reversed(codings):
+        decoder = _decoder(coding)
+        if decoder is None:
+            return None
+        pieces = decoder(pieces)
+        stages.append(pieces)
+    return pieces, stages
 
 
 # The longest chain of codings undone: servers send one, proxies rarely add a second; a longer
