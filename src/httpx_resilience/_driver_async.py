@@ -106,7 +106,6 @@ class AsyncDriver:
             asynchronous=True,
             buffer=buffer,
         )
-        self._reporter = AsyncReporter(on_retry, on_event)
         self._store = state_of(state).async_store()
         self._sleep = _waits.async_sleep_of(sleep)
         # The loop's only links to the world besides I/O, replaced by tests.
@@ -119,7 +118,8 @@ class AsyncDriver:
             backend.default_async_transport,
             backend.name,
         )
-        self._reporter.stacked = getattr(self._transport, "_resilient", False) is True
+        stacked = getattr(self._transport, "_resilient", False) is True
+        self._reporter = AsyncReporter(on_retry, on_event, stacked)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = start(request, self._settings, self._clock)

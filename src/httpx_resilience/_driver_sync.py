@@ -107,7 +107,6 @@ class SyncDriver:
             asynchronous=False,
             buffer=buffer,
         )
-        self._reporter = Reporter(on_retry, on_event)
         self._store = state_of(state).sync_store()
         self._sleep = _waits.sleep_of(sleep)
         # The loop's only links to the world besides I/O, replaced by tests.
@@ -120,7 +119,8 @@ class SyncDriver:
             backend.default_transport,
             backend.name,
         )
-        self._reporter.stacked = getattr(self._transport, "_resilient", False) is True
+        stacked = getattr(self._transport, "_resilient", False) is True
+        self._reporter = Reporter(on_retry, on_event, stacked)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = start(request, self._settings, self._clock)
